@@ -1,0 +1,2 @@
+// Package caddymodule is the advcaptcha Caddy HTTP handler.
+package caddymodule

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// MemoryOptions configure the in-memory store.
+type MemoryOptions struct {
+	Options
+	// MaxEntities bounds how many entities are tracked; when full, the
+	// least recently seen of a small random sample is evicted (as Redis's
+	// approximated LRU does). Default 100,000.
+	MaxEntities int
+}
+
+const memoryShards = 64
+
+// Memory is a Store for a single gateway instance. Its memory is bounded by
+// MaxEntities and idle entities expire like Redis keys would.
+type Memory struct {
+	opts   MemoryOptions
+	seed   maphash.Seed
+	shards [memoryShards]memShard
+	stop   chan struct{}
+	done   sync.WaitGroup
+}
+
+type memShard struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]*memEntity
+}
+
+type memEntity struct {
+	lastSeen time.Time
+	windows  []memWindow
+	label    *Label
+}
+
+type memWindow struct {
+	idx       int64
+	cur, prev int64
+}
+
+// NewMemory returns an in-memory store. Close stops its janitor.
+func NewMemory(opts MemoryOptions) (*Memory, error) {
+	if err := opts.normalize(); err != nil {
+		return nil, err
+	}
+	if opts.MaxEntities <= 0 {
+		opts.MaxEntities = 100_000
+	}
+	m := &Memory{opts: opts, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	perShard := (opts.MaxEntities + memoryShards - 1) / memoryShards
+	for i := range m.shards {
+		m.shards[i] = memShard{max: perShard, m: make(map[string]*memEntity)}
+	}
+	m.done.Add(1)
+	go m.janitor()
+	return m, nil
+}
+
+func (m *Memory) shard(key string) *memShard {
+	return &m.shards[maphash.String(m.seed, key)%memoryShards]
+}
+
+// Observe implements Store.
+func (m *Memory) Observe(_ context.Context, now time.Time, hits []Hit) ([]Tally, error) {
+	out := make([]Tally, len(hits))
+	for i, h := range hits {
+		key := h.Entity.Key()
+		sh := m.shard(key)
+		sh.mu.Lock()
+		e := sh.m[key]
+		if e != nil && m.expired(e, now) {
+			delete(sh.m, key)
+			e = nil
+		}
+		if e == nil && h.N > 0 {
+			e = &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
+			sh.insert(key, e, now, m)
+		}
+		out[i].Counts = make([]float64, len(m.opts.Windows))
+		if e != nil {
+			if h.N > 0 {
+				e.lastSeen = now
+			}
+			for j, w := range m.opts.Windows {
+				mw := &e.windows[j]
+				idx := bucketIndex(now, w)
+				switch {
+				case idx == mw.idx+1:
+					mw.prev, mw.cur, mw.idx = mw.cur, 0, idx
+				case idx > mw.idx:
+					mw.prev, mw.cur, mw.idx = 0, 0, idx
+				}
+				// A clock that stepped back lands in the current bucket
+				// rather than losing the hit.
+				mw.cur += h.N
+				out[i].Counts[j] = slidingCount(now, w, mw.cur, mw.prev)
+			}
+			if e.label != nil && now.Before(e.label.Expires) {
+				l := *e.label
+				out[i].Label = &l
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return out, nil
+}
+
+// expired reports whether an entity would be gone in Redis by now: its
+// counters idle past retention and no live label.
+func (m *Memory) expired(e *memEntity, now time.Time) bool {
+	if e.label != nil && now.Before(e.label.Expires) {
+		return false
+	}
+	return now.Sub(e.lastSeen) > m.opts.retention()
+}
+
+// insert adds e, evicting first when the shard is full. Called with sh.mu held.
+func (sh *memShard) insert(key string, e *memEntity, now time.Time, m *Memory) {
+	if len(sh.m) >= sh.max {
+		const sample = 5
+		var victim string
+		var oldest time.Time
+		n := 0
+		for k, c := range sh.m { // map iteration order is random: a free sample
+			if m.expired(c, now) {
+				victim = k
+				break
+			}
+			if n == 0 || c.lastSeen.Before(oldest) {
+				victim, oldest = k, c.lastSeen
+			}
+			if n++; n == sample {
+				break
+			}
+		}
+		delete(sh.m, victim)
+	}
+	e.lastSeen = now
+	sh.m[key] = e
+}
+
+// SetLabel implements Store.
+func (m *Memory) SetLabel(_ context.Context, ent Entity, l Label) error {
+	now := time.Now()
+	if !l.Expires.After(now) {
+		return ErrBadLabel
+	}
+	key := ent.Key()
+	sh := m.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[key]
+	if e == nil {
+		e = &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
+		sh.insert(key, e, now, m)
+	}
+	e.label = &l
+	return nil
+}
+
+// ClearLabel implements Store.
+func (m *Memory) ClearLabel(_ context.Context, ent Entity) error {
+	key := ent.Key()
+	sh := m.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[key]; e != nil {
+		e.label = nil
+	}
+	return nil
+}
+
+// Ping implements Store; memory is always reachable.
+func (m *Memory) Ping(context.Context) error { return nil }
+
+// Close implements Store.
+func (m *Memory) Close() error {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	m.done.Wait()
+	return nil
+}
+
+// Len returns the number of tracked entities.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// janitor drops expired entities so idle memory is returned even when no
+// new entity arrives to trigger eviction.
+func (m *Memory) janitor() {
+	defer m.done.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.sweep(now)
+		}
+	}
+}
+
+func (m *Memory) sweep(now time.Time) {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.m {
+			if m.expired(e, now) {
+				delete(sh.m, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+var _ Store = (*Memory)(nil)

@@ -1,0 +1,172 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/advcaptcha/advcaptcha/internal/redistest"
+	"github.com/advcaptcha/advcaptcha/store"
+	"github.com/advcaptcha/advcaptcha/store/storetest"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestMemoryContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		m, err := store.NewMemory(store.MemoryOptions{Options: store.Options{Windows: storetest.Windows}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	})
+}
+
+func TestRedisContract(t *testing.T) {
+	srv := redistest.Start(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) store.Store {
+		n++
+		r, err := store.NewRedis(store.RedisOptions{
+			Options:   store.Options{Windows: storetest.Windows},
+			Addrs:     []string{srv.Addr},
+			KeyPrefix: fmt.Sprintf("contract%d:", n),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	})
+}
+
+// TestRedisEveryKeyHasTTL checks the rule the memory bound rests on: no
+// key the store writes lives forever.
+func TestRedisEveryKeyHasTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	r, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "ttl:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	now := time.Now()
+	ents := []store.Entity{{Kind: store.KindIP, ID: "192.0.2.9"}, {Kind: store.KindDevice, ID: "d"}, {Kind: store.KindAccount, ID: "{x}"}}
+	for _, e := range ents {
+		if _, err := r.Observe(ctx, now, []store.Hit{{Entity: e, N: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.SetLabel(ctx, e, store.Label{Reason: "t", At: now, Expires: now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer c.Close()
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2*len(ents) {
+		t.Fatalf("keys %v, want %d", keys, 2*len(ents))
+	}
+	for _, k := range keys {
+		ttl, err := c.PTTL(ctx, k).Result()
+		if err != nil || ttl <= 0 {
+			t.Errorf("key %q: ttl %v err %v", k, ttl, err)
+		}
+	}
+}
+
+// TestRedisOldBucketsAreDropped checks that a long-lived entity's hash
+// stays small: only the current and previous bucket of each window remain.
+func TestRedisOldBucketsAreDropped(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	r, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	e := store.Entity{Kind: store.KindIP, ID: "192.0.2.10"}
+	start := time.Now()
+	for i := 0; i < 500; i++ { // 500 seconds of traffic, one hit a second
+		if _, err := r.Observe(ctx, start.Add(time.Duration(i)*time.Second), []store.Hit{{Entity: e, N: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer c.Close()
+	n, err := c.HLen(ctx, "{ip:192.0.2.10}:w").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > 6 { // 3 windows × (current + previous)
+		t.Fatalf("counter hash has %d fields, want ≤ 6", n)
+	}
+}
+
+// TestRedisNoScriptRecovery: after SCRIPT FLUSH (a Redis restart or
+// failover does the same) Observe still works.
+func TestRedisNoScriptRecovery(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	r, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	e := store.Entity{Kind: store.KindIP, ID: "192.0.2.11"}
+	if _, err := r.Observe(ctx, time.Now(), []store.Hit{{Entity: e, N: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	tl, err := r.Observe(ctx, time.Now(), []store.Hit{{Entity: e, N: 1}})
+	if err != nil {
+		t.Fatalf("after SCRIPT FLUSH: %v", err)
+	}
+	if tl[0].Counts[2] != 2 {
+		t.Fatalf("counts %v", tl[0].Counts)
+	}
+}
+
+func TestMemoryIsBounded(t *testing.T) {
+	m, err := store.NewMemory(store.MemoryOptions{MaxEntities: 640})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	now := time.Now()
+	for i := 0; i < 10_000; i++ {
+		e := store.Entity{Kind: store.KindIP, ID: fmt.Sprint(i)}
+		if _, err := m.Observe(context.Background(), now, []store.Hit{{Entity: e, N: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := m.Len(); n > 640 || n < 600 {
+		t.Fatalf("tracked %d entities with MaxEntities 640", n)
+	}
+}
+
+func TestEntityKey(t *testing.T) {
+	long := string(make([]byte, 100))
+	for _, tc := range []struct {
+		e    store.Entity
+		want string
+	}{
+		{store.Entity{Kind: store.KindIP, ID: "2001:db8::/64"}, "ip:2001:db8::/64"},
+		{store.Entity{Kind: store.KindAccount, ID: "alice"}, "acct:alice"},
+	} {
+		if got := tc.e.Key(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.e, got, tc.want)
+		}
+	}
+	for _, id := range []string{"{a}", "a b", long, "é"} {
+		k := store.Entity{Kind: store.KindAccount, ID: id}.Key()
+		if len(k) > 40 || k[:6] != "acct:h" {
+			t.Errorf("id %q: key %q not hashed", id[:min(len(id), 5)], k)
+		}
+	}
+}

@@ -1,0 +1,180 @@
+// Package storetest is the contract every store.Store implementation must
+// pass. Implementations call Run from their own tests.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/advcaptcha/advcaptcha/store"
+)
+
+// Windows are the windows the factory must configure the store with.
+var Windows = []time.Duration{time.Second, time.Minute}
+
+// Run runs the contract against stores made by newStore, each fresh and
+// configured with Windows.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	// A fixed instant at the start of a 1-minute bucket keeps the
+	// sliding-window weights exact; each subtest gets its own entities.
+	base := time.Now().Truncate(time.Minute).Add(time.Minute)
+
+	t.Run("counts accumulate per window", func(t *testing.T) {
+		s := newStore(t)
+		e := store.Entity{Kind: store.KindIP, ID: "192.0.2.1"}
+		for i := 1; i <= 5; i++ {
+			tl := observe(t, s, base, store.Hit{Entity: e, N: 1})
+			if got := tl[0].Counts; got[0] != float64(i) || got[1] != float64(i) {
+				t.Fatalf("after %d hits: counts %v", i, got)
+			}
+		}
+		tl := observe(t, s, base, store.Hit{Entity: e, N: 10})
+		if tl[0].Counts[0] != 15 {
+			t.Fatalf("N=10 hit: counts %v, want 15", tl[0].Counts)
+		}
+	})
+
+	t.Run("entities are independent", func(t *testing.T) {
+		s := newStore(t)
+		a := store.Entity{Kind: store.KindDevice, ID: "a"}
+		b := store.Entity{Kind: store.KindAccount, ID: "a"} // same id, other kind
+		tl := observe(t, s, base, store.Hit{Entity: a, N: 3}, store.Hit{Entity: b, N: 1})
+		if tl[0].Counts[0] != 3 || tl[1].Counts[0] != 1 {
+			t.Fatalf("counts %v %v, want 3 and 1", tl[0].Counts, tl[1].Counts)
+		}
+	})
+
+	t.Run("sliding window decays the previous bucket", func(t *testing.T) {
+		s := newStore(t)
+		e := store.Entity{Kind: store.KindIP, ID: "192.0.2.2"}
+		observe(t, s, base, store.Hit{Entity: e, N: 100})
+		// 250ms into the next 1s bucket: 75% of the previous bucket counts.
+		tl := observe(t, s, base.Add(1250*time.Millisecond), store.Hit{Entity: e})
+		if got := tl[0].Counts[0]; math.Abs(got-75) > 1e-9 {
+			t.Fatalf("1s window 1.25s later: %v, want 75", got)
+		}
+		if got := tl[0].Counts[1]; got != 100 {
+			t.Fatalf("1m window 1.25s later: %v, want 100", got)
+		}
+		// Two buckets later nothing of the 1s window remains.
+		tl = observe(t, s, base.Add(2500*time.Millisecond), store.Hit{Entity: e, N: 1})
+		if got := tl[0].Counts[0]; got != 1 {
+			t.Fatalf("1s window 2.5s later: %v, want 1", got)
+		}
+		if got := tl[0].Counts[1]; got != 101 {
+			t.Fatalf("1m window 2.5s later: %v, want 101", got)
+		}
+	})
+
+	t.Run("read-only observe changes nothing", func(t *testing.T) {
+		s := newStore(t)
+		e := store.Entity{Kind: store.KindIP, ID: "192.0.2.3"}
+		for i := 0; i < 3; i++ {
+			tl := observe(t, s, base, store.Hit{Entity: e})
+			if tl[0].Counts[0] != 0 || tl[0].Label != nil {
+				t.Fatalf("unknown entity: %+v", tl[0])
+			}
+		}
+	})
+
+	t.Run("labels are set, read, expire and clear", func(t *testing.T) {
+		s := newStore(t)
+		e := store.Entity{Kind: store.KindDevice, ID: "labelled"}
+		now := time.Now()
+		l := store.Label{Reason: "freq_strict", Source: "rule", At: now.Truncate(time.Second), Expires: now.Add(time.Hour).Truncate(time.Second)}
+		if err := s.SetLabel(ctx, e, l); err != nil {
+			t.Fatal(err)
+		}
+		tl := observe(t, s, now, store.Hit{Entity: e, N: 1})
+		if tl[0].Label == nil || tl[0].Label.Reason != "freq_strict" || !tl[0].Label.Expires.Equal(l.Expires) {
+			t.Fatalf("label after set: %+v", tl[0].Label)
+		}
+		// Seen from after its expiry, the label is gone.
+		tl = observe(t, s, l.Expires.Add(time.Second), store.Hit{Entity: e})
+		if tl[0].Label != nil {
+			t.Fatalf("label after expiry: %+v", tl[0].Label)
+		}
+		if err := s.ClearLabel(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		tl = observe(t, s, now, store.Hit{Entity: e})
+		if tl[0].Label != nil {
+			t.Fatalf("label after clear: %+v", tl[0].Label)
+		}
+		if err := s.SetLabel(ctx, e, store.Label{Reason: "x", Expires: now.Add(-time.Second)}); err == nil {
+			t.Fatal("expired label accepted")
+		}
+	})
+
+	t.Run("hostile ids are safe", func(t *testing.T) {
+		s := newStore(t)
+		ids := []string{"{tag}", "a}b{c", "\x00\xff", string(make([]byte, 1<<16)), "ünïcode", ""}
+		for _, id := range ids {
+			e := store.Entity{Kind: store.KindAccount, ID: id}
+			tl := observe(t, s, base, store.Hit{Entity: e, N: 2})
+			if tl[0].Counts[0] != 2 {
+				t.Fatalf("id %q: counts %v", id[:min(len(id), 10)], tl[0].Counts)
+			}
+		}
+	})
+
+	t.Run("concurrent hits are all counted", func(t *testing.T) {
+		s := newStore(t)
+		e := store.Entity{Kind: store.KindIP, ID: "192.0.2.4"}
+		const workers, each = 8, 50
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					if _, err := s.Observe(ctx, base, []store.Hit{{Entity: e, N: 1}}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		tl := observe(t, s, base, store.Hit{Entity: e})
+		if tl[0].Counts[0] != workers*each {
+			t.Fatalf("counts %v, want %d", tl[0].Counts, workers*each)
+		}
+	})
+
+	t.Run("many entities in one call", func(t *testing.T) {
+		s := newStore(t)
+		hits := make([]store.Hit, 100)
+		for i := range hits {
+			hits[i] = store.Hit{Entity: store.Entity{Kind: store.KindIP, ID: fmt.Sprintf("198.51.100.%d", i)}, N: int64(i + 1)}
+		}
+		tl := observe(t, s, base, hits...)
+		for i := range hits {
+			if tl[i].Counts[0] != float64(i+1) {
+				t.Fatalf("entity %d: %v", i, tl[i].Counts)
+			}
+		}
+	})
+}
+
+func observe(t *testing.T, s store.Store, now time.Time, hits ...store.Hit) []store.Tally {
+	t.Helper()
+	tl, err := s.Observe(context.Background(), now, hits)
+	if err != nil {
+		t.Fatalf("observe: %v", err)
+	}
+	if len(tl) != len(hits) {
+		t.Fatalf("observe returned %d tallies for %d hits", len(tl), len(hits))
+	}
+	return tl
+}
