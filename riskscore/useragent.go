@@ -207,3 +207,7 @@ func platformOf(ua string) string {
 	}
 	return ""
 }
+
+// Warm builds the uap-go parser now rather than on the first request,
+// which would otherwise wait for it (about 150ms).
+func Warm() { sharedUserAgents.parse("Mozilla/5.0 (warm-up)") }

@@ -1,0 +1,310 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("advcaptcha", parseCaddyfile)
+	// Bot defense runs before authentication and proxying, so no `order`
+	// line is needed.
+	httpcaddyfile.RegisterDirectiveOrder("advcaptcha", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	advcaptcha {
+//		redis <address...> {
+//			master_name <name>
+//			cluster
+//			username <user>
+//			password <password>
+//			sentinel_password <password>
+//			db <n>
+//			tls [<server_name>]
+//			tls_insecure_skip_verify
+//			key_prefix <prefix>
+//			timeout <duration>
+//		}
+//		max_entities <n>
+//		secret <secret...>
+//		clearance_ttl <duration>
+//		account <placeholder>
+//		ipv4_prefix <bits>
+//		ipv6_prefix <bits>
+//		windows <duration...>
+//		limit ip|device|account <per-window limit...>
+//		strict_limit ip|device|account <n>
+//		label_ttl <duration>
+//		weight <signal> <points>
+//		challenge_at <score>
+//		block_at <score>
+//		exempt <path...>
+//		allow <cidr...>
+//		deny <cidr...>
+//		crawlers verify|score
+//		on_store_error open|closed
+//		upstream_headers
+//		device_cookie <name>
+//		clearance_cookie <name>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "redis":
+			if err := h.unmarshalRedis(d); err != nil {
+				return err
+			}
+		case "max_entities":
+			if err := intArg(d, &h.MaxEntities); err != nil {
+				return err
+			}
+		case "secret":
+			h.Secrets = append(h.Secrets, d.RemainingArgs()...)
+			if len(h.Secrets) == 0 {
+				return d.ArgErr()
+			}
+		case "clearance_ttl":
+			if err := durationArg(d, &h.ClearanceTTL); err != nil {
+				return err
+			}
+		case "label_ttl":
+			if err := durationArg(d, &h.LabelTTL); err != nil {
+				return err
+			}
+		case "account":
+			if !d.AllArgs(&h.Account) {
+				return d.ArgErr()
+			}
+		case "ipv4_prefix":
+			if err := intArg(d, &h.IPv4Prefix); err != nil {
+				return err
+			}
+		case "ipv6_prefix":
+			if err := intArg(d, &h.IPv6Prefix); err != nil {
+				return err
+			}
+		case "windows":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range args {
+				dur, err := caddy.ParseDuration(a)
+				if err != nil {
+					return d.Errf("windows: %v", err)
+				}
+				h.Windows = append(h.Windows, caddy.Duration(dur))
+			}
+		case "limit", "strict_limit":
+			if err := h.unmarshalLimit(d, opt == "strict_limit"); err != nil {
+				return err
+			}
+		case "weight":
+			var name, pts string
+			if !d.AllArgs(&name, &pts) {
+				return d.ArgErr()
+			}
+			v, err := strconv.ParseFloat(pts, 64)
+			if err != nil {
+				return d.Errf("weight %s: %v", name, err)
+			}
+			if h.Weights == nil {
+				h.Weights = map[string]float64{}
+			}
+			h.Weights[name] = v
+		case "challenge_at":
+			if err := floatArg(d, &h.ChallengeAt); err != nil {
+				return err
+			}
+		case "block_at":
+			if err := floatArg(d, &h.BlockAt); err != nil {
+				return err
+			}
+		case "exempt":
+			h.Exempt = append(h.Exempt, d.RemainingArgs()...)
+		case "allow":
+			h.Allow = append(h.Allow, d.RemainingArgs()...)
+		case "deny":
+			h.Deny = append(h.Deny, d.RemainingArgs()...)
+		case "crawlers":
+			if !d.AllArgs(&h.Crawlers) {
+				return d.ArgErr()
+			}
+		case "on_store_error":
+			if !d.AllArgs(&h.OnStoreError) {
+				return d.ArgErr()
+			}
+		case "upstream_headers":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.UpstreamHeaders = true
+		case "device_cookie":
+			if !d.AllArgs(&h.DeviceCookie) {
+				return d.ArgErr()
+			}
+		case "clearance_cookie":
+			if !d.AllArgs(&h.ClearanceCookie) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized advcaptcha option '%s'", opt)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
+	r := &RedisConfig{Addresses: d.RemainingArgs()}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "master_name":
+			if !d.AllArgs(&r.MasterName) {
+				return d.ArgErr()
+			}
+		case "cluster":
+			r.Cluster = true
+		case "username":
+			if !d.AllArgs(&r.Username) {
+				return d.ArgErr()
+			}
+		case "password":
+			if !d.AllArgs(&r.Password) {
+				return d.ArgErr()
+			}
+		case "sentinel_password":
+			if !d.AllArgs(&r.SentinelPassword) {
+				return d.ArgErr()
+			}
+		case "db":
+			if err := intArg(d, &r.DB); err != nil {
+				return err
+			}
+		case "tls":
+			if r.TLS == nil {
+				r.TLS = &RedisTLS{}
+			}
+			if d.NextArg() {
+				r.TLS.ServerName = d.Val()
+			}
+		case "tls_insecure_skip_verify":
+			if r.TLS == nil {
+				r.TLS = &RedisTLS{}
+			}
+			r.TLS.InsecureSkipVerify = true
+		case "key_prefix":
+			if !d.AllArgs(&r.KeyPrefix) {
+				return d.ArgErr()
+			}
+		case "timeout":
+			if err := durationArg(d, &r.Timeout); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized redis option '%s'", d.Val())
+		}
+	}
+	if len(r.Addresses) == 0 {
+		return d.Err("redis: at least one address is required")
+	}
+	h.Redis = r
+	return nil
+}
+
+func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser, strict bool) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	kind := d.Val()
+	var nums []float64
+	for _, a := range d.RemainingArgs() {
+		v, err := strconv.ParseFloat(a, 64)
+		if err != nil {
+			return d.Errf("limit %s: %v", kind, err)
+		}
+		nums = append(nums, v)
+	}
+	if len(nums) == 0 || (strict && len(nums) != 1) {
+		return d.ArgErr()
+	}
+	if h.Limits == nil {
+		h.Limits = &Limits{}
+	}
+	var soft *[]float64
+	var hard *float64
+	switch kind {
+	case "ip":
+		soft, hard = &h.Limits.IP, &h.Limits.StrictIP
+	case "device":
+		soft, hard = &h.Limits.Device, &h.Limits.StrictDevice
+	case "account":
+		soft, hard = &h.Limits.Account, &h.Limits.StrictAccount
+	default:
+		return d.Errf("limit: unknown entity %q (want ip, device or account)", kind)
+	}
+	if strict {
+		*hard = nums[0]
+	} else {
+		*soft = nums
+	}
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser, dst *int) error {
+	opt := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return d.ArgErr()
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return d.Errf("%s: %v", opt, err)
+	}
+	*dst = v
+	return nil
+}
+
+func floatArg(d *caddyfile.Dispenser, dst *float64) error {
+	opt := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return d.ArgErr()
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return d.Errf("%s: %v", opt, err)
+	}
+	*dst = v
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	opt := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return d.ArgErr()
+	}
+	v, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", opt, err)
+	}
+	*dst = caddy.Duration(v)
+	return nil
+}

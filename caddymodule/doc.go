@@ -1,2 +1,0 @@
-// Package caddymodule is the advcaptcha Caddy HTTP handler.
-package caddymodule

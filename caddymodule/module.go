@@ -1,0 +1,732 @@
+// Package caddymodule is the advcaptcha Caddy HTTP handler: it scores every
+// request from its environment and frequency, lets ordinary visitors
+// through, challenges suspicious ones and blocks confirmed attackers.
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/advcaptcha/advcaptcha/clearance"
+	"github.com/advcaptcha/advcaptcha/crawler"
+	"github.com/advcaptcha/advcaptcha/riskscore"
+	"github.com/advcaptcha/advcaptcha/store"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the advcaptcha bot-defense middleware. Put it in front of
+// reverse_proxy (or any handler); with no options it keeps its state in
+// memory and applies the defaults documented on each field.
+//
+// Scores run from 0 to 100: the sum of the points of every signal that
+// fired (see weights), capped at 100.
+type Handler struct {
+	// Redis, when set, keeps all state in Redis so several Caddy instances
+	// share it. Without it, state is kept in this process's memory.
+	Redis *RedisConfig `json:"redis,omitempty"`
+
+	// MaxEntities bounds how many clients (IPs, devices, accounts) the
+	// in-memory store tracks; the least recently seen are evicted first.
+	// Default 100000.
+	MaxEntities int `json:"max_entities,omitempty"`
+
+	// Secrets sign the device and clearance cookies. The first signs;
+	// all verify, so a new secret can be put first and the old one removed
+	// once cookies signed with it have expired. At least 32 bytes each;
+	// placeholders such as {env.ADVCAPTCHA_SECRET} are replaced. Without
+	// secrets a random key is made per process: fine for one instance,
+	// wrong for several behind a load balancer.
+	Secrets []string `json:"secrets,omitempty"`
+
+	// ClearanceTTL is how long a passed challenge is honoured. Default 1h.
+	ClearanceTTL caddy.Duration `json:"clearance_ttl,omitempty"`
+
+	// Account is a placeholder whose value names the account a request
+	// acts for, e.g. "{http.request.header.X-Account}" or
+	// "{http.request.cookie.user}". Requests are then also counted and
+	// labelled per account. Empty values are ignored.
+	Account string `json:"account,omitempty"`
+
+	// IPv4Prefix and IPv6Prefix group client addresses: an IPv6 client
+	// usually controls a whole /64. Defaults 32 and 64.
+	IPv4Prefix int `json:"ipv4_prefix,omitempty"`
+	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
+
+	// Windows are the sliding windows requests are counted over, shortest
+	// first. Default 1s, 1m, 1h. The strict limits apply to the first.
+	Windows []caddy.Duration `json:"windows,omitempty"`
+
+	// Limits are the soft and strict request-rate limits per entity kind.
+	Limits *Limits `json:"limits,omitempty"`
+
+	// LabelTTL is how long a confirmed-attacker label lasts. Default 1h.
+	LabelTTL caddy.Duration `json:"label_ttl,omitempty"`
+
+	// Weights override the points of named signals (0 turns one off).
+	// Names: accept_encoding_missing, accept_language_missing,
+	// accept_missing, client_hints_mismatch, client_hints_missing,
+	// crawler_unverified, frequency_account, frequency_device,
+	// frequency_ip, frequency_strict, labelled, no_device_cookie,
+	// platform_mismatch, sec_fetch_missing, ua_automation, ua_incomplete,
+	// ua_malformed, ua_missing, ua_unknown.
+	Weights map[string]float64 `json:"weights,omitempty"`
+
+	// ChallengeAt is the score from which a request is challenged.
+	// Default 40.
+	ChallengeAt float64 `json:"challenge_at,omitempty"`
+
+	// BlockAt is the score from which a request is refused. Default 90;
+	// 101 never blocks on score alone (labels still block).
+	BlockAt float64 `json:"block_at,omitempty"`
+
+	// Exempt paths are never scored or challenged (Caddy path-matcher
+	// syntax). Default /robots.txt, /.well-known/*, /favicon.ico.
+	Exempt []string `json:"exempt,omitempty"`
+
+	// Allow lists CIDRs (or single IPs) that are never challenged.
+	Allow []string `json:"allow,omitempty"`
+
+	// Deny lists CIDRs (or single IPs) that are always refused.
+	Deny []string `json:"deny,omitempty"`
+
+	// Crawlers says what to do with clients claiming to be search-engine
+	// crawlers (Googlebot, Bingbot, Applebot, DuckDuckBot, YandexBot,
+	// Baiduspider): "verify" (default) lets them through when reverse and
+	// forward DNS confirm the claim and scores them as impostors when not;
+	// "score" treats them like anyone else.
+	Crawlers string `json:"crawlers,omitempty"`
+
+	// OnStoreError decides what happens when the store cannot be reached:
+	// "open" (default) scores from the request alone and lets through
+	// what that allows; "closed" answers 503 to everyone without a valid
+	// clearance cookie. Either way nothing panics, an error is logged
+	// when the store goes and again when it comes back, and no restart
+	// is needed.
+	OnStoreError string `json:"on_store_error,omitempty"`
+
+	// UpstreamHeaders adds X-Advcaptcha-Score, X-Advcaptcha-Decision and
+	// X-Advcaptcha-Reasons to the request passed on (after removing any a
+	// client sent).
+	UpstreamHeaders bool `json:"upstream_headers,omitempty"`
+
+	// DeviceCookie and ClearanceCookie name the cookies. Defaults
+	// "advc_device" and "advc_clearance".
+	DeviceCookie    string `json:"device_cookie,omitempty"`
+	ClearanceCookie string `json:"clearance_cookie,omitempty"`
+
+	logger     *zap.Logger
+	storeKey   string
+	store      store.Store
+	keys       *clearance.Keys
+	weights    riskscore.Weights
+	thresholds riskscore.Thresholds
+	windows    []time.Duration
+	freq       [numKinds]riskscore.Frequency
+	exempt     caddyhttp.MatchPath
+	allow      []netip.Prefix
+	deny       []netip.Prefix
+	crawlers   *crawler.Verifier
+	failClosed bool
+	counter    *counter
+	health     *storeHealth
+}
+
+// Limits are request-rate limits per kind of entity. Each soft list has
+// one limit per window (0: none); past a soft limit the entity's frequency
+// signal grows, reaching full weight at twice the limit. Past a strict
+// limit (over the first window) the entity is labelled a confirmed
+// attacker for label_ttl.
+type Limits struct {
+	// IP soft limits per window. Default 50/1s, 600/1m, 6000/1h: an IP
+	// can be a whole office behind NAT.
+	IP []float64 `json:"ip,omitempty"`
+	// Device soft limits per window. Default 30/1s, 400/1m, 4000/1h.
+	Device []float64 `json:"device,omitempty"`
+	// Account soft limits per window. Default 30/1s, 400/1m, 4000/1h.
+	Account []float64 `json:"account,omitempty"`
+	// StrictIP over the first window. Default 300.
+	StrictIP float64 `json:"strict_ip,omitempty"`
+	// StrictDevice over the first window. Default 100 (the paper's example).
+	StrictDevice float64 `json:"strict_device,omitempty"`
+	// StrictAccount over the first window. Default 100.
+	StrictAccount float64 `json:"strict_account,omitempty"`
+}
+
+// Entity kinds, indexing per-kind configuration.
+const (
+	kindIP = iota
+	kindDevice
+	kindAccount
+	numKinds
+)
+
+var (
+	storeKinds  = [numKinds]store.Kind{store.KindIP, store.KindDevice, store.KindAccount}
+	freqSignals = [numKinds]riskscore.Signal{riskscore.FrequencyIP, riskscore.FrequencyDevice, riskscore.FrequencyAccount}
+)
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.advcaptcha",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets up the handler.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	riskscore.Warm()
+	repl := caddy.NewReplacer()
+	h.applyDefaults()
+
+	for _, w := range h.Windows {
+		h.windows = append(h.windows, time.Duration(w))
+	}
+	lim := h.Limits
+	for k, soft := range [numKinds][]float64{lim.IP, lim.Device, lim.Account} {
+		h.freq[k] = riskscore.Frequency{Windows: h.windows, Soft: soft, Strict: [numKinds]float64{lim.StrictIP, lim.StrictDevice, lim.StrictAccount}[k]}
+	}
+
+	var err error
+	if h.weights, err = riskscore.DefaultWeights.WithOverrides(h.Weights); err != nil {
+		return fmt.Errorf("weights: %w", err)
+	}
+	h.thresholds = riskscore.Thresholds{Challenge: h.ChallengeAt, Block: h.BlockAt}
+
+	var secrets [][]byte
+	for i, s := range h.Secrets {
+		v := repl.ReplaceKnown(s, "")
+		if v == "" {
+			return fmt.Errorf("secrets: secret %d is empty after replacing placeholders (is its environment variable set?)", i+1)
+		}
+		secrets = append(secrets, []byte(v))
+	}
+	if len(secrets) == 0 {
+		secrets = [][]byte{processSecret()}
+		if h.Redis != nil {
+			h.logger.Warn("no secret configured: cookies are signed with a per-process key, so instances sharing this Redis will not accept each other's clearances; set `secret`")
+		}
+	}
+	if h.keys, err = clearance.NewKeys(secrets...); err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+
+	h.exempt = caddyhttp.MatchPath(h.Exempt)
+	if err := h.exempt.Provision(ctx); err != nil {
+		return fmt.Errorf("exempt: %w", err)
+	}
+	if h.allow, err = parsePrefixes(h.Allow); err != nil {
+		return fmt.Errorf("allow: %w", err)
+	}
+	if h.deny, err = parsePrefixes(h.Deny); err != nil {
+		return fmt.Errorf("deny: %w", err)
+	}
+	if h.Crawlers == "verify" {
+		h.crawlers = crawler.New(crawler.Options{})
+	}
+	h.failClosed = h.OnStoreError == "closed"
+
+	var redisCfg *RedisConfig
+	if h.Redis != nil {
+		c := *h.Redis
+		c.Addresses = nil
+		for _, a := range h.Redis.Addresses {
+			c.Addresses = append(c.Addresses, repl.ReplaceKnown(a, ""))
+		}
+		c.Username = repl.ReplaceKnown(c.Username, "")
+		c.Password = repl.ReplaceKnown(c.Password, "")
+		c.SentinelPassword = repl.ReplaceKnown(c.SentinelPassword, "")
+		redisCfg = &c
+	}
+	if h.storeKey, h.store, err = openStore(redisCfg, h.MaxEntities, h.windows); err != nil {
+		return err
+	}
+	h.health = &storeHealth{logger: h.logger}
+	h.counter = newCounter(h)
+	return nil
+}
+
+func (h *Handler) applyDefaults() {
+	if h.ClearanceTTL == 0 {
+		h.ClearanceTTL = caddy.Duration(time.Hour)
+	}
+	if h.IPv4Prefix == 0 {
+		h.IPv4Prefix = 32
+	}
+	if h.IPv6Prefix == 0 {
+		h.IPv6Prefix = 64
+	}
+	customWindows := len(h.Windows) > 0
+	if !customWindows {
+		h.Windows = []caddy.Duration{caddy.Duration(time.Second), caddy.Duration(time.Minute), caddy.Duration(time.Hour)}
+	}
+	if h.Limits == nil {
+		h.Limits = &Limits{}
+	}
+	if !customWindows {
+		if h.Limits.IP == nil {
+			h.Limits.IP = []float64{50, 600, 6000}
+		}
+		if h.Limits.Device == nil {
+			h.Limits.Device = []float64{30, 400, 4000}
+		}
+		if h.Limits.Account == nil {
+			h.Limits.Account = []float64{30, 400, 4000}
+		}
+	}
+	if h.Limits.StrictIP == 0 {
+		h.Limits.StrictIP = 300
+	}
+	if h.Limits.StrictDevice == 0 {
+		h.Limits.StrictDevice = 100
+	}
+	if h.Limits.StrictAccount == 0 {
+		h.Limits.StrictAccount = 100
+	}
+	if h.LabelTTL == 0 {
+		h.LabelTTL = caddy.Duration(time.Hour)
+	}
+	if h.ChallengeAt == 0 {
+		h.ChallengeAt = riskscore.DefaultThresholds.Challenge
+	}
+	if h.BlockAt == 0 {
+		h.BlockAt = riskscore.DefaultThresholds.Block
+	}
+	if h.Exempt == nil {
+		h.Exempt = []string{"/robots.txt", "/.well-known/*", "/favicon.ico"}
+	}
+	if h.Crawlers == "" {
+		h.Crawlers = "verify"
+	}
+	if h.OnStoreError == "" {
+		h.OnStoreError = "open"
+	}
+	if h.DeviceCookie == "" {
+		h.DeviceCookie = "advc_device"
+	}
+	if h.ClearanceCookie == "" {
+		h.ClearanceCookie = "advc_clearance"
+	}
+}
+
+// Validate checks the configuration. Each error names the field at fault.
+func (h *Handler) Validate() error {
+	if err := h.thresholds.Validate(); err != nil {
+		return fmt.Errorf("challenge_at/block_at: %w", err)
+	}
+	if h.IPv4Prefix < 8 || h.IPv4Prefix > 32 {
+		return fmt.Errorf("ipv4_prefix: %d is outside 8–32", h.IPv4Prefix)
+	}
+	if h.IPv6Prefix < 16 || h.IPv6Prefix > 128 {
+		return fmt.Errorf("ipv6_prefix: %d is outside 16–128", h.IPv6Prefix)
+	}
+	for i, w := range h.windows {
+		if w < time.Millisecond || (i > 0 && w <= h.windows[i-1]) {
+			return fmt.Errorf("windows: %v: windows must be at least 1ms and increasing", w)
+		}
+	}
+	for k, name := range [numKinds]string{"limits.ip", "limits.device", "limits.account"} {
+		if err := h.freq[k].Validate(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if len(h.Windows) != 3 && (len(h.Limits.IP) == 0 && len(h.Limits.Device) == 0 && len(h.Limits.Account) == 0) {
+		h.logger.Warn("custom windows without soft limits: only the strict limits apply")
+	}
+	if time.Duration(h.ClearanceTTL) < time.Second {
+		return fmt.Errorf("clearance_ttl: %v is shorter than 1s", time.Duration(h.ClearanceTTL))
+	}
+	if time.Duration(h.LabelTTL) < time.Second {
+		return fmt.Errorf("label_ttl: %v is shorter than 1s", time.Duration(h.LabelTTL))
+	}
+	switch h.OnStoreError {
+	case "open", "closed":
+	default:
+		return fmt.Errorf(`on_store_error: %q is neither "open" nor "closed"`, h.OnStoreError)
+	}
+	switch h.Crawlers {
+	case "verify", "score":
+	default:
+		return fmt.Errorf(`crawlers: %q is neither "verify" nor "score"`, h.Crawlers)
+	}
+	if h.Redis != nil && len(h.Redis.Addresses) == 0 {
+		return errors.New("redis: no address")
+	}
+	for _, c := range []string{h.DeviceCookie, h.ClearanceCookie} {
+		if !validCookieName(c) {
+			return fmt.Errorf("device_cookie/clearance_cookie: %q is not a valid cookie name", c)
+		}
+	}
+	return nil
+}
+
+// Cleanup releases the handler's reference to its store and flushes its
+// pending counts.
+func (h *Handler) Cleanup() error {
+	if h.counter != nil {
+		h.counter.stop()
+	}
+	if h.storeKey != "" {
+		_, err := stores.Delete(h.storeKey)
+		return err
+	}
+	return nil
+}
+
+// ServeHTTP scores the request and allows, challenges or blocks it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.exempt.Match(r) {
+		return next.ServeHTTP(w, r)
+	}
+	v := visit{h: h, r: r, now: time.Now()}
+	v.identify()
+	switch {
+	case containsAddr(h.deny, v.addr):
+		v.assessment.Add(&denyWeights, riskscore.Labelled, 1, "deny list")
+		return v.respond(w, next, riskscore.Block)
+	case containsAddr(h.allow, v.addr):
+		return v.respond(w, next, riskscore.Allow)
+	}
+	if v.device == "" {
+		v.newDevice(w)
+	}
+	if v.checkClearance() {
+		ents := v.entities()
+		if !h.counter.revoked(ents) {
+			h.counter.add(ents)
+			return v.respond(w, next, riskscore.Allow)
+		}
+	}
+	d, err := v.score()
+	if err != nil && h.failClosed {
+		v.record(riskscore.Block)
+		return writeUnavailable(w, r)
+	}
+	return v.respond(w, next, d)
+}
+
+// denyWeights makes a deny-list hit a full-weight reason whatever the
+// configured weights are.
+var denyWeights = func() (w riskscore.Weights) {
+	for i := range w {
+		w[i] = 100
+	}
+	return w
+}()
+
+// visit is one request's passage through the handler.
+type visit struct {
+	h          *Handler
+	r          *http.Request
+	now        time.Time
+	addr       netip.Addr
+	ipID       string
+	device     string
+	account    string
+	newDev     bool
+	isCleared  bool
+	assessment riskscore.Assessment
+	reasonBuf  [8]riskscore.Reason
+	storeDown  bool
+}
+
+func (v *visit) identify() {
+	v.assessment.Reasons = v.reasonBuf[:0]
+	v.addr = clientAddr(v.r)
+	v.ipID = prefixID(v.addr, v.h.IPv4Prefix, v.h.IPv6Prefix)
+	if c, err := v.r.Cookie(v.h.DeviceCookie); err == nil {
+		if id, err := v.h.keys.VerifyDevice(c.Value); err == nil {
+			v.device = id
+		}
+	}
+	if v.h.Account != "" {
+		if repl, ok := v.r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			v.account = strings.TrimSpace(repl.ReplaceKnown(v.h.Account, ""))
+		}
+	}
+}
+
+// newDevice gives a cookie-less client a device id and its cookie.
+func (v *visit) newDevice(w http.ResponseWriter) {
+	id, cookie, err := v.h.keys.NewDevice(rand.Reader)
+	if err != nil {
+		return
+	}
+	v.device, v.newDev = id, true
+	http.SetCookie(w, &http.Cookie{
+		Name: v.h.DeviceCookie, Value: cookie, Path: "/",
+		MaxAge: 400 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: v.r.TLS != nil,
+	})
+}
+
+// checkClearance reports whether the request carries a valid clearance.
+func (v *visit) checkClearance() bool {
+	if v.newDev {
+		return false
+	}
+	c, err := v.r.Cookie(v.h.ClearanceCookie)
+	if err != nil {
+		return false
+	}
+	v.isCleared = v.h.keys.VerifyClearance(c.Value, v.device, v.r.UserAgent(), v.now) == nil
+	return v.isCleared
+}
+
+// entities lists what this request is counted against.
+func (v *visit) entities() entitySet {
+	s := entitySet{{Kind: store.KindIP, ID: v.ipID}, {Kind: store.KindDevice, ID: v.device}}
+	n := 2
+	if v.account != "" {
+		s[2] = store.Entity{Kind: store.KindAccount, ID: v.account}
+		n = 3
+	}
+	return s[:n:n]
+}
+
+type entitySet = []store.Entity
+
+// score runs the full assessment: headers, crawler claims, and one store
+// round trip for frequencies and labels.
+func (v *visit) score() (riskscore.Decision, error) {
+	h, a := v.h, &v.assessment
+	ua := riskscore.Environment(a, &h.weights, v.r.Header, secureContext(v.r))
+	if ua.Crawler != "" && h.crawlers != nil {
+		if h.crawlers.Verify(v.r.Context(), ua.Crawler, v.addr) {
+			return riskscore.Allow, nil
+		}
+		a.Add(&h.weights, riskscore.CrawlerUnverified, 1, ua.Crawler)
+	}
+	if v.newDev {
+		a.Add(&h.weights, riskscore.NoDeviceCookie, 1, "")
+	}
+	ents := v.entities()
+	hits := make([]store.Hit, len(ents))
+	for i, e := range ents {
+		hits[i] = store.Hit{Entity: e, N: 1}
+	}
+	tallies, err := h.store.Observe(v.r.Context(), v.now, hits)
+	if err != nil {
+		h.health.failed(err, h.OnStoreError)
+		v.storeDown = true
+		return h.thresholds.Decide(a), err
+	}
+	h.health.ok()
+	for i, t := range tallies {
+		if t.Label != nil {
+			a.Add(&h.weights, riskscore.Labelled, 1, string(storeKinds[i])+": "+t.Label.Reason)
+		}
+		if h.freq[i].Assess(a, &h.weights, freqSignals[i], t.Counts) && t.Label == nil {
+			h.label(v.r.Context(), ents[i], "strict rate limit: "+formatCount(t.Counts[0], h.windows[0]))
+		}
+	}
+	return h.thresholds.Decide(a), nil
+}
+
+// label marks an entity a confirmed attacker.
+func (h *Handler) label(ctx context.Context, e store.Entity, reason string) {
+	now := time.Now()
+	l := store.Label{Reason: reason, Source: "rule", At: now, Expires: now.Add(time.Duration(h.LabelTTL))}
+	if err := h.store.SetLabel(ctx, e, l); err != nil {
+		h.health.failed(err, h.OnStoreError)
+		return
+	}
+	h.logger.Info("labelled attacker", zap.String("entity", e.Key()), zap.String("reason", reason), zap.Time("expires", l.Expires))
+}
+
+func formatCount(c float64, w time.Duration) string {
+	return strconv.FormatFloat(c, 'f', 0, 64) + " in " + w.String()
+}
+
+// record publishes the decision: placeholders, access-log fields, and a
+// log line for every request that is not allowed.
+func (v *visit) record(d riskscore.Decision) (score, reasons string) {
+	h, a := v.h, &v.assessment
+	score = strconv.FormatFloat(a.Score, 'f', -1, 64)
+	reasons = a.ReasonList()
+	if v.isCleared && len(a.Reasons) == 0 {
+		reasons = "cleared"
+	}
+	if repl, ok := v.r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.advcaptcha.score", score)
+		repl.Set("http.advcaptcha.decision", d.String())
+		repl.Set("http.advcaptcha.reasons", reasons)
+	}
+	if extra, ok := v.r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Add(zap.Object("advcaptcha", logFields{score: a.Score, decision: d, reasons: reasons}))
+	}
+	if d != riskscore.Allow {
+		h.logger.Info("decision",
+			zap.String("decision", d.String()),
+			zap.Float64("score", a.Score),
+			zap.String("reasons", reasonDetails(a)),
+			zap.String("ip", v.ipID),
+			zap.String("device", v.device),
+			zap.Bool("store_down", v.storeDown))
+	}
+	return score, reasons
+}
+
+// respond records the decision and carries it out.
+func (v *visit) respond(w http.ResponseWriter, next caddyhttp.Handler, d riskscore.Decision) error {
+	score, reasons := v.record(d)
+	if v.h.UpstreamHeaders {
+		v.r.Header.Del("X-Advcaptcha-Score")
+		v.r.Header.Del("X-Advcaptcha-Decision")
+		v.r.Header.Del("X-Advcaptcha-Reasons")
+	}
+	switch d {
+	case riskscore.Allow:
+		if v.h.UpstreamHeaders {
+			v.r.Header.Set("X-Advcaptcha-Score", score)
+			v.r.Header.Set("X-Advcaptcha-Decision", d.String())
+			v.r.Header.Set("X-Advcaptcha-Reasons", reasons)
+		}
+		return next.ServeHTTP(w, v.r)
+	case riskscore.Challenge:
+		return writeChallenge(w, v.r)
+	default:
+		return writeBlocked(w, v.r)
+	}
+}
+
+// clientAddr is the client's address as Caddy determined it, honouring
+// the server's trusted_proxies; headers from untrusted peers are ignored.
+func clientAddr(r *http.Request) netip.Addr {
+	if s, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap()
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap().WithZone("")
+}
+
+// prefixID names the address block a client is counted under.
+func prefixID(a netip.Addr, v4, v6 int) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	bits := v6
+	if a.Is4() {
+		bits = v4
+	}
+	if bits >= a.BitLen() {
+		return a.WithZone("").String()
+	}
+	p, err := a.WithZone("").Prefix(bits)
+	if err != nil {
+		return "unknown"
+	}
+	return p.String()
+}
+
+// secureContext reports whether browsers would send Sec-Fetch-* and client
+// hints to this origin: over HTTPS, or to loopback.
+func secureContext(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.IsLoopback()
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", s, err)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an IP", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+func containsAddr(list []netip.Prefix, a netip.Addr) bool {
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func validCookieName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// storeHealth logs store failures once when they start (then at most every
+// 30s) and once when the store recovers.
+type storeHealth struct {
+	logger  *zap.Logger
+	down    atomic.Bool
+	lastLog atomic.Int64
+}
+
+func (s *storeHealth) failed(err error, mode string) {
+	now := time.Now().UnixNano()
+	if !s.down.Swap(true) || now-s.lastLog.Load() > int64(30*time.Second) {
+		s.lastLog.Store(now)
+		s.logger.Error("store unavailable; failing "+mode, zap.Error(err))
+	}
+}
+
+func (s *storeHealth) ok() {
+	if s.down.Load() && s.down.Swap(false) {
+		s.logger.Info("store recovered")
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)
