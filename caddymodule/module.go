@@ -445,6 +445,7 @@ type visit struct {
 	isCleared  bool
 	assessment riskscore.Assessment
 	reasonBuf  [8]riskscore.Reason
+	entityBuf  [numKinds]store.Entity
 	storeDown  bool
 }
 
@@ -491,17 +492,15 @@ func (v *visit) checkClearance() bool {
 }
 
 // entities lists what this request is counted against.
-func (v *visit) entities() entitySet {
-	s := entitySet{{Kind: store.KindIP, ID: v.ipID}, {Kind: store.KindDevice, ID: v.device}}
-	n := 2
-	if v.account != "" {
-		s[2] = store.Entity{Kind: store.KindAccount, ID: v.account}
-		n = 3
+func (v *visit) entities() []store.Entity {
+	v.entityBuf[0] = store.Entity{Kind: store.KindIP, ID: v.ipID}
+	v.entityBuf[1] = store.Entity{Kind: store.KindDevice, ID: v.device}
+	if v.account == "" {
+		return v.entityBuf[:2]
 	}
-	return s[:n:n]
+	v.entityBuf[2] = store.Entity{Kind: store.KindAccount, ID: v.account}
+	return v.entityBuf[:3]
 }
-
-type entitySet = []store.Entity
 
 // score runs the full assessment: headers, crawler claims, and one store
 // round trip for frequencies and labels.
