@@ -106,7 +106,7 @@ var client = &http.Client{
 		t.DisableKeepAlives = true
 		return t
 	}(),
-	Timeout:   10 * time.Second,
+	Timeout: 10 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	},

@@ -216,3 +216,25 @@ func BenchmarkEnvironmentCached(b *testing.B) {
 		Environment(a, &w, h, true)
 	}
 }
+
+// BenchmarkScore is the whole scoring of one request: headers, the
+// frequencies of three entities, and the decision.
+func BenchmarkScore(b *testing.B) {
+	h := withHints(browserHeaders(chromeWin), chromeHints, "Windows", "?0")
+	w := DefaultWeights
+	f := Frequency{Windows: []time.Duration{time.Second, time.Minute, time.Hour}, Soft: []float64{30, 400, 4000}, Strict: 100}
+	counts := [][]float64{{3, 40, 500}, {2, 35, 450}, {50, 100, 200}}
+	var a Assessment
+	buf := make([]Reason, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		a = Assessment{Reasons: buf[:0]}
+		Environment(&a, &w, h, true)
+		for i, c := range counts {
+			f.Assess(&a, &w, FrequencyIP+Signal(i), c)
+		}
+		if DefaultThresholds.Decide(&a) == Block {
+			b.Fatal("blocked")
+		}
+	}
+}

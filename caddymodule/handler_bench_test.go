@@ -1,0 +1,116 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/advcaptcha/advcaptcha/store"
+)
+
+const benchUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+func provisioned(b *testing.B) *Handler {
+	b.Helper()
+	// One benchmark loop is a single client at hundreds of thousands of
+	// requests a second; the limits are lifted so that what is measured is
+	// the cost of the path, not the labelling of that client.
+	h := &Handler{
+		Secrets: []string{"bench-secret-0123456789abcdef0123456789"},
+		Limits:  &Limits{IP: []float64{0}, Device: []float64{0}, StrictIP: 1e12, StrictDevice: 1e12, StrictAccount: 1e12},
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Cleanup() })
+	return h
+}
+
+func benchRequest(ip string) *http.Request {
+	r := httptest.NewRequest("GET", "http://localhost/", nil)
+	r.Header.Set("User-Agent", benchUA)
+	r.Header.Set("Accept", "text/html")
+	r.Header.Set("Accept-Language", "en")
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Header.Set("Sec-Fetch-Site", "none")
+	r.Header.Set("Sec-Fetch-Mode", "navigate")
+	r.Header.Set("Sec-Ch-Ua", `"Chromium";v="131", "Google Chrome";v="131"`)
+	r.Header.Set("Sec-Ch-Ua-Platform", `"Windows"`)
+	r.RemoteAddr = ip + ":1234"
+	repl := caddy.NewReplacer()
+	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: ip})
+	return r.WithContext(ctx)
+}
+
+// discard is a ResponseWriter that keeps nothing but headers.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header {
+	if d.h == nil {
+		return http.Header{}
+	}
+	return d.h
+}
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}
+
+var okNext = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil })
+
+// BenchmarkServeHTTPCleared is the handler alone (no network) for a client
+// with a valid clearance cookie: no store round trip.
+func BenchmarkServeHTTPCleared(b *testing.B) {
+	h := provisioned(b)
+	id, dc, _ := h.keys.NewDevice(rand.Reader)
+	cc := h.keys.IssueClearance(id, benchUA, time.Now().Add(time.Hour))
+	r := benchRequest("192.0.2.1")
+	r.Header.Set("Cookie", "advc_device="+dc+"; advc_clearance="+cc)
+	w := discard{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h.ServeHTTP(w, r, okNext); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if h.counter.revoked(h.counterEntitiesFor(r)) {
+		b.Fatal("the benchmark client was labelled; it measured the blocked path")
+	}
+}
+
+// BenchmarkServeHTTPNewClient is the handler alone for a new client each
+// time, scored against the in-memory store.
+func BenchmarkServeHTTPNewClient(b *testing.B) {
+	h := provisioned(b)
+	reqs := make([]*http.Request, 4096)
+	for i := range reqs {
+		reqs[i] = benchRequest("10.1." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256))
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		w := discard{http.Header{}}
+		if err := h.ServeHTTP(w, reqs[i%len(reqs)], okNext); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// counterEntitiesFor lists the entities a request is counted against.
+func (h *Handler) counterEntitiesFor(r *http.Request) []store.Entity {
+	v := visit{h: h, r: r, now: time.Now()}
+	v.identify()
+	return v.entities()
+}

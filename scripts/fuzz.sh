@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Fuzzes each parser for FUZZTIME (default 30s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t=${FUZZTIME:-30s}
+go test ./riskscore -run '^$' -fuzz '^FuzzParseBrands$' -fuzztime "$t"
+go test ./riskscore -run '^$' -fuzz '^FuzzUserAgent$' -fuzztime "$t"
+go test ./clearance -run '^$' -fuzz '^FuzzVerify$' -fuzztime "$t"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test: installs Debian's redis-server when it is missing (the
+# tests start their own on free ports), then `go test -race ./...`.
+# A skipped test fails the run: skips must not pass for passes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+	echo "== installing redis-server (Debian package)"
+	if [ "$(id -u)" -eq 0 ]; then
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+	else
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+	fi
+fi
+# The package starts a system-wide instance on 6379; the tests do not use it.
+
+echo "== go vet"
+go vet ./...
+echo "== go test -race ./..."
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+go test -race -count=1 -v ./... 2>&1 | tee "$out" | grep -E '^(=== RUN|--- (FAIL|SKIP)|ok |FAIL|panic:)' | grep -v '^=== RUN'
+status=${PIPESTATUS[0]}
+set -e
+if grep -q -- '--- SKIP' "$out"; then
+	echo "FAIL: skipped tests (see above); every test must run" >&2
+	exit 1
+fi
+if [ "$status" -ne 0 ]; then
+	grep -E -B2 -A20 -- '--- FAIL' "$out" | head -200 >&2 || true
+	exit "$status"
+fi
+echo "== all tests passed: $(grep -c -- '--- PASS' "$out") passed, 0 skipped"
