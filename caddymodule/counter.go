@@ -24,7 +24,7 @@ type counter struct {
 	h       *Handler
 	mu      sync.Mutex
 	pending map[store.Entity]int64
-	bad     *cache.Bounded[struct{}]
+	bad     *cache.Bounded[store.Entity, struct{}]
 	quit    chan struct{}
 	done    chan struct{}
 }
@@ -33,7 +33,7 @@ func newCounter(h *Handler) *counter {
 	c := &counter{
 		h:       h,
 		pending: make(map[store.Entity]int64),
-		bad:     cache.New[struct{}](10_000, time.Duration(h.LabelTTL)),
+		bad:     cache.New[store.Entity, struct{}](10_000, time.Duration(h.LabelTTL)),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -52,7 +52,7 @@ func (c *counter) add(ents []store.Entity) {
 // revoked reports whether a flush found any of ents labelled.
 func (c *counter) revoked(ents []store.Entity) bool {
 	for _, e := range ents {
-		if _, ok := c.bad.Get(e.Key()); ok {
+		if _, ok := c.bad.Get(e); ok {
 			return true
 		}
 	}
@@ -108,13 +108,13 @@ func (c *counter) flush() {
 	for i, t := range tallies {
 		e := hits[i].Entity
 		if t.Label != nil {
-			c.bad.Put(e.Key(), struct{}{})
+			c.bad.Put(e, struct{}{})
 			continue
 		}
 		k := kindIndex(e.Kind)
 		var a riskscore.Assessment
 		if c.h.freq[k].Assess(&a, &c.h.weights, freqSignals[k], t.Counts) {
-			c.bad.Put(e.Key(), struct{}{})
+			c.bad.Put(e, struct{}{})
 			c.h.label(ctx, e, "strict rate limit while cleared: "+formatCount(t.Counts[0], c.h.windows[0]))
 		}
 	}

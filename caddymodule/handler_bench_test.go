@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,8 +50,14 @@ func benchRequest(ip string) *http.Request {
 	r.Header.Set("Sec-Ch-Ua", `"Chromium";v="131", "Google Chrome";v="131"`)
 	r.Header.Set("Sec-Ch-Ua-Platform", `"Windows"`)
 	r.RemoteAddr = ip + ":1234"
-	repl := caddy.NewReplacer()
-	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+	return withRequestContext(r)
+}
+
+// withRequestContext gives r what Caddy gives every request: its own
+// replacer and vars (with the client IP).
+func withRequestContext(r *http.Request) *http.Request {
+	ip, _, _ := strings.Cut(r.RemoteAddr, ":")
+	ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, caddy.NewReplacer())
 	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: ip})
 	return r.WithContext(ctx)
 }
@@ -80,7 +87,7 @@ func BenchmarkServeHTTPCleared(b *testing.B) {
 	w := discard{}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := h.ServeHTTP(w, r, okNext); err != nil {
+		if err := h.ServeHTTP(w, withRequestContext(r), okNext); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -101,7 +108,7 @@ func BenchmarkServeHTTPNewClient(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		w := discard{http.Header{}}
-		if err := h.ServeHTTP(w, reqs[i%len(reqs)], okNext); err != nil {
+		if err := h.ServeHTTP(w, withRequestContext(reqs[i%len(reqs)]), okNext); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -113,4 +120,13 @@ func (h *Handler) counterEntitiesFor(r *http.Request) []store.Entity {
 	v := visit{h: h, r: r, now: time.Now()}
 	v.identify()
 	return v.entities()
+}
+
+func TestCookieValue(t *testing.T) {
+	h := http.Header{"Cookie": {`a=1; advc_device=dev; x="q"`, "advc_clearance=c1; advc_clearance=c2"}}
+	for name, want := range map[string]string{"a": "1", "advc_device": "dev", "x": "q", "advc_clearance": "c1", "missing": "", "advc": ""} {
+		if got := cookieValue(h, name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
 }

@@ -453,8 +453,8 @@ func (v *visit) identify() {
 	v.assessment.Reasons = v.reasonBuf[:0]
 	v.addr = clientAddr(v.r)
 	v.ipID = prefixID(v.addr, v.h.IPv4Prefix, v.h.IPv6Prefix)
-	if c, err := v.r.Cookie(v.h.DeviceCookie); err == nil {
-		if id, err := v.h.keys.VerifyDevice(c.Value); err == nil {
+	if c := cookieValue(v.r.Header, v.h.DeviceCookie); c != "" {
+		if id, err := v.h.keys.VerifyDevice(c); err == nil {
 			v.device = id
 		}
 	}
@@ -483,11 +483,11 @@ func (v *visit) checkClearance() bool {
 	if v.newDev {
 		return false
 	}
-	c, err := v.r.Cookie(v.h.ClearanceCookie)
-	if err != nil {
+	c := cookieValue(v.r.Header, v.h.ClearanceCookie)
+	if c == "" {
 		return false
 	}
-	v.isCleared = v.h.keys.VerifyClearance(c.Value, v.device, v.r.UserAgent(), v.now) == nil
+	v.isCleared = v.h.keys.VerifyClearance(c, v.device, v.r.UserAgent(), v.now) == nil
 	return v.isCleared
 }
 
@@ -564,9 +564,17 @@ func (v *visit) record(d riskscore.Decision) (score, reasons string) {
 		reasons = "cleared"
 	}
 	if repl, ok := v.r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.advcaptcha.score", score)
-		repl.Set("http.advcaptcha.decision", d.String())
-		repl.Set("http.advcaptcha.reasons", reasons)
+		repl.Map(func(key string) (any, bool) {
+			switch key {
+			case "http.advcaptcha.score":
+				return score, true
+			case "http.advcaptcha.decision":
+				return d.String(), true
+			case "http.advcaptcha.reasons":
+				return reasons, true
+			}
+			return nil, false
+		})
 	}
 	if extra, ok := v.r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Add(zap.Object("advcaptcha", logFields{score: a.Score, decision: d, reasons: reasons}))
@@ -581,6 +589,28 @@ func (v *visit) record(d riskscore.Decision) (score, reasons string) {
 			zap.Bool("store_down", v.storeDown))
 	}
 	return score, reasons
+}
+
+// cookieValue returns the value of the first cookie called name, or "".
+// Unlike http.Request.Cookie it parses nothing else and allocates nothing,
+// which matters on the hot path of every request.
+func cookieValue(h http.Header, name string) string {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimLeft(part, " \t")
+			k, val, ok := strings.Cut(part, "=")
+			if ok && k == name {
+				val = strings.TrimSpace(val)
+				if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
+					val = val[1 : len(val)-1]
+				}
+				return val
+			}
+		}
+	}
+	return ""
 }
 
 // respond records the decision and carries it out.

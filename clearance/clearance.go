@@ -52,7 +52,14 @@ type Keys struct {
 
 type key struct {
 	id   [keyIDLen]byte
-	pool *sync.Pool // of hash.Hash, one HMAC per goroutine at a time
+	pool *sync.Pool // of *macState, one per goroutine at a time
+}
+
+// macState is an HMAC and a scratch buffer, pooled so that signing and
+// verifying allocate nothing.
+type macState struct {
+	h   hash.Hash
+	buf []byte
 }
 
 // NewKeys returns Keys for the given secrets; the first one signs.
@@ -69,7 +76,7 @@ func NewKeys(secrets ...[]byte) (*Keys, error) {
 		sum := sha256.Sum256(append([]byte("advcaptcha key id\x00"), secret...))
 		var kk key
 		copy(kk.id[:], sum[:keyIDLen])
-		kk.pool = &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}
+		kk.pool = &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, secret), buf: make([]byte, 0, 512)} }}
 		k.keys = append(k.keys, kk)
 	}
 	return k, nil
@@ -86,18 +93,21 @@ func (k *Keys) find(id []byte) *key {
 
 // mac computes the truncated MAC of the token header and the bound values.
 func (kk *key) mac(dst []byte, header []byte, bound ...string) []byte {
-	h := kk.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write(header)
+	st := kk.pool.Get().(*macState)
+	buf := append(st.buf[:0], header...)
 	for _, b := range bound {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
-		h.Write(n[:]) // length-prefixed, so ("ab","c") ≠ ("a","bc")
-		io.WriteString(h, b)
+		// length-prefixed, so ("ab","c") ≠ ("a","bc")
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(b)))
+		buf = append(buf, b...)
 	}
+	st.h.Reset()
+	st.h.Write(buf)
 	var sum [sha256.Size]byte
-	out := h.Sum(sum[:0])
-	kk.pool.Put(h)
+	out := st.h.Sum(sum[:0])
+	if cap(buf) <= 4096 { // keep the scratch buffer unless a huge UA grew it
+		st.buf = buf
+	}
+	kk.pool.Put(st)
 	return append(dst, out[:macLen]...)
 }
 
@@ -119,10 +129,11 @@ func (k *Keys) IssueClearance(device, userAgent string, expires time.Time) strin
 // and User-Agent at time now.
 func (k *Keys) VerifyClearance(cookie, device, userAgent string, now time.Time) error {
 	var raw [clearanceLen]byte
-	if b64.DecodedLen(len(cookie)) != clearanceLen {
+	var src [64]byte // the encoded cookie, copied to avoid an allocation
+	if b64.DecodedLen(len(cookie)) != clearanceLen || len(cookie) > len(src) {
 		return ErrMalformed
 	}
-	if n, err := b64.Decode(raw[:], []byte(cookie)); err != nil || n != clearanceLen || raw[0] != kindClearance {
+	if n, err := b64.Decode(raw[:], src[:copy(src[:], cookie)]); err != nil || n != clearanceLen || raw[0] != kindClearance {
 		return ErrMalformed
 	}
 	kk := k.find(raw[1 : 1+keyIDLen])
@@ -159,10 +170,11 @@ func (k *Keys) NewDevice(random io.Reader) (id, cookie string, err error) {
 // signed with an older key is accepted; callers may re-sign it.
 func (k *Keys) VerifyDevice(cookie string) (string, error) {
 	var raw [deviceLen]byte
-	if b64.DecodedLen(len(cookie)) != deviceLen {
+	var src [64]byte
+	if b64.DecodedLen(len(cookie)) != deviceLen || len(cookie) > len(src) {
 		return "", ErrMalformed
 	}
-	if n, err := b64.Decode(raw[:], []byte(cookie)); err != nil || n != deviceLen || raw[0] != kindDevice {
+	if n, err := b64.Decode(raw[:], src[:copy(src[:], cookie)]); err != nil || n != deviceLen || raw[0] != kindDevice {
 		return "", ErrMalformed
 	}
 	kk := k.find(raw[1 : 1+keyIDLen])

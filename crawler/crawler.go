@@ -37,7 +37,7 @@ type Resolver interface {
 type Verifier struct {
 	resolver Resolver
 	timeout  time.Duration
-	verdicts *cache.Bounded[bool]
+	verdicts *cache.Bounded[string, bool]
 
 	mu       sync.Mutex
 	inflight map[string]*lookup
@@ -69,7 +69,7 @@ func New(o Options) *Verifier {
 	if o.CacheSize <= 0 {
 		o.CacheSize = 10_000
 	}
-	return &Verifier{resolver: o.Resolver, timeout: o.Timeout, verdicts: cache.New[bool](o.CacheSize, 0), inflight: map[string]*lookup{}}
+	return &Verifier{resolver: o.Resolver, timeout: o.Timeout, verdicts: cache.New[string, bool](o.CacheSize, 0), inflight: map[string]*lookup{}}
 }
 
 // Positive verdicts are kept a day; negative ones an hour, so a crawler

@@ -73,10 +73,10 @@ var crawlerTokens = []struct{ token, name string }{
 type userAgents struct {
 	once  sync.Once
 	uap   *uaparser.Parser
-	cache *cache.Bounded[*UserAgent]
+	cache *cache.Bounded[string, *UserAgent]
 }
 
-var sharedUserAgents = &userAgents{cache: cache.New[*UserAgent](20_000, 0)}
+var sharedUserAgents = &userAgents{cache: cache.New[string, *UserAgent](20_000, 0)}
 
 // ParseUserAgent analyses a User-Agent header, from the cache when it can.
 func ParseUserAgent(ua string) *UserAgent {

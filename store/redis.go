@@ -45,49 +45,58 @@ type RedisOptions struct {
 type Redis struct {
 	opts   RedisOptions
 	client redis.UniversalClient
-	// windowArgs are the windows in milliseconds, as script arguments.
-	windowArgs []string
+	// cluster: keys of different entities live in different slots, so
+	// each entity gets its own script call.
+	cluster bool
+	// windowArgs and retentionArg are script arguments in milliseconds.
+	windowArgs   []string
+	retentionArg string
 }
 
-// observeScript adds hits to one entity's bucket counters and returns, for
-// each window, the current and previous bucket counts, with the entity's
-// label first.
+// observeScript adds hits to entities' bucket counters and returns, per
+// entity, its label, then the current bucket count of each window, then
+// the previous bucket count of each window. It takes any number of
+// entities: all of a request's on a single node or Sentinel, one at a time
+// on a Cluster (their keys live in different slots). Field names are
+// computed by the caller, so the script formats no strings on its common
+// path; it runs for every scored request, and Lua time is Redis CPU.
 //
-// KEYS[1] counters hash, KEYS[2] label string.
-// ARGV[1] hits, ARGV[2] hash TTL in ms, then per window: its length in ms
-// and the current bucket index (computed by the caller, so Lua never turns
-// big numbers into floats).
+// KEYS: per entity, its counters hash and its label string.
+// ARGV[1] hash TTL in ms, ARGV[2] number of windows n, then the n current
+// bucket fields ("<window ms>:<bucket index>"), the n previous bucket
+// fields, then the hits per entity.
 var observeScript = redis.NewScript(`
-local hits = tonumber(ARGV[1])
-local out = {redis.call('GET', KEYS[2]) or ''}
-local rolled = false
-local current = {}
-for i = 3, #ARGV, 2 do
-  local w, idx = ARGV[i], tonumber(ARGV[i+1])
-  current[w] = idx
-  local f = w .. ':' .. ARGV[i+1]
-  local cur
-  if hits > 0 then
-    cur = redis.call('HINCRBY', KEYS[1], f, hits)
-    if cur == hits then rolled = true end
-  else
-    cur = tonumber(redis.call('HGET', KEYS[1], f) or '0')
-  end
-  out[#out+1] = cur
-  out[#out+1] = tonumber(redis.call('HGET', KEYS[1], w .. ':' .. string.format('%d', idx - 1)) or '0')
-end
-if hits > 0 then
-  if rolled then
-    -- a bucket began: forget buckets older than the previous one
-    for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-      local sep = string.find(f, ':', 1, true)
-      local idx = current[string.sub(f, 1, sep - 1)]
-      if idx == nil or tonumber(string.sub(f, sep + 1)) < idx - 1 then
-        redis.call('HDEL', KEYS[1], f)
-      end
+local ttl, nwin = ARGV[1], tonumber(ARGV[2])
+local out, n = {}, 0
+for e = 1, #KEYS / 2 do
+  local counters = KEYS[2*e - 1]
+  local hits = tonumber(ARGV[2 + 2*nwin + e])
+  n = n + 1
+  out[n] = redis.call('GET', KEYS[2*e]) or ''
+  for i = 1, nwin do
+    n = n + 1
+    if hits > 0 then
+      out[n] = redis.call('HINCRBY', counters, ARGV[2 + i], hits)
+    else
+      out[n] = redis.call('HGET', counters, ARGV[2 + i]) or '0'
     end
   end
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  local prev = redis.call('HMGET', counters, unpack(ARGV, 3 + nwin, 2 + 2*nwin))
+  for i = 1, nwin do
+    n = n + 1
+    out[n] = prev[i] or '0'
+  end
+  if hits > 0 then
+    if redis.call('HLEN', counters) > 2 * nwin then
+      -- buckets older than the previous one are left: forget them
+      local keep = {}
+      for i = 3, 2 + 2*nwin do keep[ARGV[i]] = true end
+      for _, f in ipairs(redis.call('HKEYS', counters)) do
+        if not keep[f] then redis.call('HDEL', counters, f) end
+      end
+    end
+    redis.call('PEXPIRE', counters, ttl)
+  end
 end
 return out
 `)
@@ -123,7 +132,9 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		// gateway's fail-open/closed rule decides instead.
 		MaxRetries: 1,
 	})
-	r := &Redis{opts: opts, client: client}
+	_, isCluster := client.(*redis.ClusterClient)
+	r := &Redis{opts: opts, client: client, cluster: isCluster,
+		retentionArg: strconv.FormatInt(opts.retention().Milliseconds(), 10)}
 	for _, w := range opts.Windows {
 		r.windowArgs = append(r.windowArgs, strconv.FormatInt(w.Milliseconds(), 10))
 	}
@@ -135,63 +146,108 @@ func (r *Redis) keys(e Entity) (counters, label string) {
 	return tag + ":w", tag + ":l"
 }
 
-// Observe implements Store: one EVALSHA per entity, all in one pipeline.
+// Observe implements Store in one round trip: one script call for all
+// entities, or on a Cluster one per entity in a single pipeline.
 func (r *Redis) Observe(ctx context.Context, now time.Time, hits []Hit) ([]Tally, error) {
 	if len(hits) == 0 {
 		return nil, nil
 	}
-	ttl := strconv.FormatInt(r.opts.retention().Milliseconds(), 10)
-	args := make([][]any, len(hits))
-	keys := make([][]string, len(hits))
-	for i, h := range hits {
-		a := make([]any, 0, 2+2*len(r.opts.Windows))
-		a = append(a, h.N, ttl)
-		for j, w := range r.opts.Windows {
-			a = append(a, r.windowArgs[j], bucketIndex(now, w))
-		}
-		c, l := r.keys(h.Entity)
-		args[i], keys[i] = a, []string{c, l}
+	nwin := len(r.opts.Windows)
+	common := make([]any, 0, 2+2*nwin+len(hits))
+	common = append(common, r.retentionArg, nwin)
+	for i, w := range r.opts.Windows {
+		common = append(common, r.windowArgs[i]+":"+strconv.FormatInt(bucketIndex(now, w), 10))
 	}
-	cmds, err := r.runObserve(ctx, keys, args, false)
+	for i, w := range r.opts.Windows {
+		common = append(common, r.windowArgs[i]+":"+strconv.FormatInt(bucketIndex(now, w)-1, 10))
+	}
+	var calls []scriptCall
+	if r.cluster {
+		calls = make([]scriptCall, len(hits))
+		for i, h := range hits {
+			c, l := r.keys(h.Entity)
+			calls[i] = scriptCall{keys: []string{c, l}, args: append(common[:len(common):len(common)], h.N)}
+		}
+	} else {
+		call := scriptCall{keys: make([]string, 0, 2*len(hits)), args: common}
+		for _, h := range hits {
+			c, l := r.keys(h.Entity)
+			call.keys = append(call.keys, c, l)
+			call.args = append(call.args, h.N)
+		}
+		calls = []scriptCall{call}
+	}
+	cmds, err := r.runObserve(ctx, calls, false)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmds, err = r.runObserve(ctx, keys, args, true)
+		cmds, err = r.runObserve(ctx, calls, true)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redis observe: %w", err)
 	}
-	out := make([]Tally, len(hits))
-	for i, cmd := range cmds {
-		vals, err := cmd.Slice()
+	per := 1 + 2*nwin
+	var vals []any
+	for _, cmd := range cmds {
+		v, err := cmd.Slice()
 		if err != nil {
-			return nil, fmt.Errorf("redis observe %s: %w", hits[i].Entity, err)
+			return nil, fmt.Errorf("redis observe: %w", err)
 		}
-		if len(vals) != 1+2*len(r.opts.Windows) {
-			return nil, fmt.Errorf("redis observe %s: script returned %d values", hits[i].Entity, len(vals))
-		}
-		if s, _ := vals[0].(string); s != "" {
+		vals = append(vals, v...)
+	}
+	if len(vals) != per*len(hits) {
+		return nil, fmt.Errorf("redis observe: script returned %d values for %d entities", len(vals), len(hits))
+	}
+	out := make([]Tally, len(hits))
+	for i := range hits {
+		v := vals[i*per : (i+1)*per]
+		if s, _ := v[0].(string); s != "" {
 			var l Label
 			if err := json.Unmarshal([]byte(s), &l); err == nil && now.Before(l.Expires) {
 				out[i].Label = &l
 			}
 		}
-		out[i].Counts = make([]float64, len(r.opts.Windows))
+		out[i].Counts = make([]float64, nwin)
 		for j, w := range r.opts.Windows {
-			cur, _ := vals[1+2*j].(int64)
-			prev, _ := vals[2+2*j].(int64)
-			out[i].Counts[j] = slidingCount(now, w, cur, prev)
+			out[i].Counts[j] = slidingCount(now, w, replyInt(v[1+j]), replyInt(v[1+nwin+j]))
 		}
 	}
 	return out, nil
 }
 
-func (r *Redis) runObserve(ctx context.Context, keys [][]string, args [][]any, withSource bool) ([]*redis.Cmd, error) {
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(keys))
-	for i := range keys {
+// replyInt reads a count the script returned as an integer or a string.
+func replyInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	}
+	return 0
+}
+
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+func (r *Redis) runObserve(ctx context.Context, calls []scriptCall, withSource bool) ([]*redis.Cmd, error) {
+	if len(calls) == 1 {
+		c := calls[0]
+		var cmd *redis.Cmd
 		if withSource {
-			cmds[i] = observeScript.Eval(ctx, pipe, keys[i], args[i]...)
+			cmd = observeScript.Eval(ctx, r.client, c.keys, c.args...)
 		} else {
-			cmds[i] = observeScript.EvalSha(ctx, pipe, keys[i], args[i]...)
+			cmd = observeScript.EvalSha(ctx, r.client, c.keys, c.args...)
+		}
+		return []*redis.Cmd{cmd}, cmd.Err()
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		if withSource {
+			cmds[i] = observeScript.Eval(ctx, pipe, c.keys, c.args...)
+		} else {
+			cmds[i] = observeScript.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
 	}
 	_, err := pipe.Exec(ctx)

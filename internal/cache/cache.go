@@ -14,16 +14,16 @@ import (
 const shards = 32
 
 // Bounded caches up to a fixed number of entries.
-type Bounded[V any] struct {
+type Bounded[K comparable, V any] struct {
 	seed   maphash.Seed
 	ttl    time.Duration
-	shards [shards]shard[V]
+	shards [shards]shard[K, V]
 }
 
-type shard[V any] struct {
+type shard[K comparable, V any] struct {
 	mu  sync.RWMutex
 	max int
-	m   map[string]entry[V]
+	m   map[K]entry[V]
 }
 
 type entry[V any] struct {
@@ -33,21 +33,21 @@ type entry[V any] struct {
 
 // New returns a cache of at most size entries, each kept for ttl (0: until
 // evicted).
-func New[V any](size int, ttl time.Duration) *Bounded[V] {
-	c := &Bounded[V]{seed: maphash.MakeSeed(), ttl: ttl}
+func New[K comparable, V any](size int, ttl time.Duration) *Bounded[K, V] {
+	c := &Bounded[K, V]{seed: maphash.MakeSeed(), ttl: ttl}
 	per := max(1, (size+shards-1)/shards)
 	for i := range c.shards {
-		c.shards[i] = shard[V]{max: per, m: make(map[string]entry[V], per)}
+		c.shards[i] = shard[K, V]{max: per, m: make(map[K]entry[V], per)}
 	}
 	return c
 }
 
-func (c *Bounded[V]) shard(k string) *shard[V] {
-	return &c.shards[maphash.String(c.seed, k)%shards]
+func (c *Bounded[K, V]) shard(k K) *shard[K, V] {
+	return &c.shards[maphash.Comparable(c.seed, k)%shards]
 }
 
 // Get returns the value for k, if present and fresh.
-func (c *Bounded[V]) Get(k string) (V, bool) {
+func (c *Bounded[K, V]) Get(k K) (V, bool) {
 	s := c.shard(k)
 	s.mu.RLock()
 	e, ok := s.m[k]
@@ -60,10 +60,10 @@ func (c *Bounded[V]) Get(k string) (V, bool) {
 }
 
 // Put stores v for k with the cache's TTL.
-func (c *Bounded[V]) Put(k string, v V) { c.PutTTL(k, v, c.ttl) }
+func (c *Bounded[K, V]) Put(k K, v V) { c.PutTTL(k, v, c.ttl) }
 
 // PutTTL stores v for k with its own TTL (0: until evicted).
-func (c *Bounded[V]) PutTTL(k string, v V, ttl time.Duration) {
+func (c *Bounded[K, V]) PutTTL(k K, v V, ttl time.Duration) {
 	e := entry[V]{v: v}
 	if ttl > 0 {
 		e.expires = time.Now().Add(ttl)
@@ -81,7 +81,7 @@ func (c *Bounded[V]) PutTTL(k string, v V, ttl time.Duration) {
 }
 
 // Len returns the number of entries, fresh or not.
-func (c *Bounded[V]) Len() int {
+func (c *Bounded[K, V]) Len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]

@@ -7,7 +7,7 @@ import (
 )
 
 func TestBoundedEvictsAndExpires(t *testing.T) {
-	c := New[int](320, 0)
+	c := New[string, int](320, 0)
 	for i := 0; i < 10_000; i++ {
 		c.Put(fmt.Sprint(i), i)
 	}
