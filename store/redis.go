@@ -177,10 +177,7 @@ func (r *Redis) Observe(ctx context.Context, now time.Time, hits []Hit) ([]Tally
 		}
 		calls = []scriptCall{call}
 	}
-	cmds, err := r.runObserve(ctx, calls, false)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmds, err = r.runObserve(ctx, calls, true)
-	}
+	cmds, err := r.runObserve(ctx, calls)
 	if err != nil {
 		return nil, fmt.Errorf("redis observe: %w", err)
 	}
@@ -230,28 +227,56 @@ type scriptCall struct {
 	args []any
 }
 
-func (r *Redis) runObserve(ctx context.Context, calls []scriptCall, withSource bool) ([]*redis.Cmd, error) {
-	if len(calls) == 1 {
-		c := calls[0]
-		var cmd *redis.Cmd
-		if withSource {
-			cmd = observeScript.Eval(ctx, r.client, c.keys, c.args...)
-		} else {
-			cmd = observeScript.EvalSha(ctx, r.client, c.keys, c.args...)
+// runObserve sends the calls by script hash, in one pipeline when there
+// are several. Calls refused with NOSCRIPT (a node that restarted, failed
+// over or never saw the script) are sent again with the script's source;
+// only those, because on a Cluster the others have already run.
+func (r *Redis) runObserve(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := r.sendObserve(ctx, calls, nil, false)
+	var again []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
 		}
-		return []*redis.Cmd{cmd}, cmd.Err()
+	}
+	if len(again) > 0 {
+		retried := r.sendObserve(ctx, calls, again, true)
+		for j, i := range again {
+			cmds[i] = retried[j]
+		}
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return cmds, nil
+}
+
+// sendObserve sends calls (those at the indexes only, when given).
+func (r *Redis) sendObserve(ctx context.Context, calls []scriptCall, only []int, withSource bool) []*redis.Cmd {
+	if only == nil {
+		only = make([]int, len(calls))
+		for i := range only {
+			only[i] = i
+		}
+	}
+	run := func(c redis.Scripter, call scriptCall) *redis.Cmd {
+		if withSource {
+			return observeScript.Eval(ctx, c, call.keys, call.args...)
+		}
+		return observeScript.EvalSha(ctx, c, call.keys, call.args...)
+	}
+	if len(only) == 1 {
+		return []*redis.Cmd{run(r.client, calls[only[0]])}
 	}
 	pipe := r.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(calls))
-	for i, c := range calls {
-		if withSource {
-			cmds[i] = observeScript.Eval(ctx, pipe, c.keys, c.args...)
-		} else {
-			cmds[i] = observeScript.EvalSha(ctx, pipe, c.keys, c.args...)
-		}
+	cmds := make([]*redis.Cmd, len(only))
+	for j, i := range only {
+		cmds[j] = run(pipe, calls[i])
 	}
-	_, err := pipe.Exec(ctx)
-	return cmds, err
+	_, _ = pipe.Exec(ctx) // errors are on the commands
+	return cmds
 }
 
 // SetLabel implements Store.

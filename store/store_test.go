@@ -170,3 +170,24 @@ func TestEntityKey(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisClusterContract runs the contract against a real three-master
+// Redis Cluster: each entity's keys share a hash tag, and a request's
+// entities, spread over slots, still go in one pipeline.
+func TestRedisClusterContract(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) store.Store {
+		n++
+		r, err := store.NewRedis(store.RedisOptions{
+			Options:   store.Options{Windows: storetest.Windows},
+			Addrs:     cl.Addrs,
+			KeyPrefix: fmt.Sprintf("cluster%d:", n),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	})
+}

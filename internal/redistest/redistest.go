@@ -21,7 +21,9 @@ type Server struct {
 	t    testing.TB
 	port int
 	dir  string
-	mu   sync.Mutex
+	// extra are further redis-server arguments (cluster mode).
+	extra []string
+	mu    sync.Mutex
 	cmd  *exec.Cmd
 }
 
@@ -41,10 +43,11 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) start() {
 	s.t.Helper()
-	cmd := exec.Command("redis-server",
+	args := append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
-		"--daemonize", "no", "--loglevel", "warning")
+		"--daemonize", "no", "--loglevel", "warning"}, s.extra...)
+	cmd := exec.Command("redis-server", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		s.t.Fatal(err)
@@ -110,4 +113,54 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Cluster is a Redis Cluster of three masters (no replicas) on loopback.
+type Cluster struct {
+	Addrs []string
+	nodes []*Server
+}
+
+// StartCluster starts three cluster-enabled redis-server processes and
+// joins them with `redis-cli --cluster create`, waiting until the cluster
+// reports itself healthy. They stop when the test ends.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Fatalf("redis-cli not found on PATH (Debian's redis-tools, installed with redis-server): %v", err)
+	}
+	c := &Cluster{}
+	for i := 0; i < 3; i++ {
+		s := &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: []string{
+			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+		}}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+		s.start()
+		t.Cleanup(s.Kill)
+		c.nodes = append(c.nodes, s)
+		c.Addrs = append(c.Addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		for _, s := range c.nodes {
+			_, port, _ := net.SplitHostPort(s.Addr)
+			out, err := exec.Command("redis-cli", "-p", port, "cluster", "info").Output()
+			if err != nil || !strings.Contains(string(out), "cluster_state:ok") {
+				ok = false
+			}
+		}
+		if ok {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Redis Cluster did not reach cluster_state:ok within 20s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
