@@ -24,7 +24,7 @@ type Server struct {
 	// extra are further redis-server arguments (cluster mode).
 	extra []string
 	mu    sync.Mutex
-	cmd  *exec.Cmd
+	cmd   *exec.Cmd
 }
 
 // Start launches redis-server on a free port and stops it when the test
