@@ -6,3 +6,4 @@ t=${FUZZTIME:-30s}
 go test ./riskscore -run '^$' -fuzz '^FuzzParseBrands$' -fuzztime "$t"
 go test ./riskscore -run '^$' -fuzz '^FuzzUserAgent$' -fuzztime "$t"
 go test ./clearance -run '^$' -fuzz '^FuzzVerify$' -fuzztime "$t"
+go test ./caddymodule -run '^$' -fuzz '^FuzzServeHTTP$' -fuzztime "$t"

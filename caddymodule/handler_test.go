@@ -130,3 +130,35 @@ func TestCookieValue(t *testing.T) {
 		}
 	}
 }
+
+// FuzzServeHTTP throws arbitrary headers at the handler: whatever arrives,
+// it decides, and never panics or fails.
+func FuzzServeHTTP(f *testing.F) {
+	f.Add(benchUA, "advc_device=x; advc_clearance=y", "192.0.2.1", `"Chromium";v="131"`, "en")
+	f.Add("curl/8", "", "2001:db8::1", "", "")
+	f.Add("\xff\xfe", "advc_device=\"\"; ;;=", "::ffff:1.2.3.4", `"a";v=`, "\x00")
+	h := &Handler{Secrets: []string{"fuzz-secret-0123456789abcdef0123456789ab"}, Account: "{http.request.header.X-Account}"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		f.Fatal(err)
+	}
+	defer h.Cleanup()
+	f.Fuzz(func(t *testing.T, ua, cookie, ip, hints, account string) {
+		r := httptest.NewRequest("GET", "http://localhost/", nil)
+		r.Header["User-Agent"] = []string{ua}
+		r.Header["Cookie"] = []string{cookie}
+		r.Header["Sec-Ch-Ua"] = []string{hints}
+		r.Header["X-Account"] = []string{account}
+		r.RemoteAddr = "192.0.2.9:1"
+		ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, caddy.NewReplacer())
+		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: ip})
+		rec := httptest.NewRecorder()
+		if err := h.ServeHTTP(rec, r.WithContext(ctx), okNext); err != nil {
+			t.Fatalf("error: %v", err)
+		}
+		if rec.Code >= 500 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	})
+}
