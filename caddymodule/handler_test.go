@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/advcaptcha/advcaptcha/internal/redistest"
 	"github.com/advcaptcha/advcaptcha/store"
 )
 
@@ -161,4 +162,34 @@ func FuzzServeHTTP(f *testing.F) {
 			t.Fatalf("status %d", rec.Code)
 		}
 	})
+}
+
+// BenchmarkServeHTTPNewClientRedis is BenchmarkServeHTTPNewClient against
+// a real redis-server: the client side of the store round trip.
+func BenchmarkServeHTTPNewClientRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	h := &Handler{
+		Secrets: []string{"bench-secret-0123456789abcdef0123456789"},
+		Redis:   &RedisConfig{Addresses: []string{srv.Addr}},
+		Limits:  &Limits{IP: []float64{0}, Device: []float64{0}, StrictIP: 1e12, StrictDevice: 1e12, StrictAccount: 1e12},
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Cleanup() })
+	reqs := make([]*http.Request, 4096)
+	for i := range reqs {
+		reqs[i] = benchRequest("10.2." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256))
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		w := discard{http.Header{}}
+		if err := h.ServeHTTP(w, withRequestContext(reqs[i%len(reqs)]), okNext); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }
