@@ -18,6 +18,7 @@ import (
 	"image/png"
 	"math/rand/v2"
 	"strings"
+	"sync"
 )
 
 // DefaultCharset is digits and lowercase letters without 0, o, 1, l, i.
@@ -169,12 +170,26 @@ func (s *Style) Generate(seed uint64) (*Captcha, error) {
 	return &Captcha{Text: text, Seed: seed, Image: img}, nil
 }
 
+// pngEncoder reuses zlib writers between encodings: setting one up costs
+// more than compressing a captcha.
+var pngEncoder = png.Encoder{CompressionLevel: png.DefaultCompression, BufferPool: &pngBuffers{}}
+
+type pngBuffers struct{ p sync.Pool }
+
+func (b *pngBuffers) Get() *png.EncoderBuffer {
+	if e, ok := b.p.Get().(*png.EncoderBuffer); ok {
+		return e
+	}
+	return nil
+}
+func (b *pngBuffers) Put(e *png.EncoderBuffer) { b.p.Put(e) }
+
 // EncodePNG encodes a captcha image losslessly; the same image always
 // gives the same bytes.
 func EncodePNG(img *image.Gray) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestCompression}
-	if err := enc.Encode(&buf, img); err != nil {
+	buf.Grow(4096)
+	if err := pngEncoder.Encode(&buf, img); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -9,7 +9,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	// advcaptcha.
-	_ "github.com/advcaptcha/advcaptcha/caddymodule"
+	_ "github.com/advcaptcha/advcaptcha"
 )
 
 func main() {

@@ -1,0 +1,143 @@
+// Package caddycommand adds the `caddy advcaptcha …` subcommands: offline
+// tools for the captcha datasets that training and evaluation use.
+package caddycommand
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "advcaptcha",
+		Usage: "<dataset|gallery> [flags]",
+		Short: "advcaptcha tools: captcha datasets and galleries",
+		Long: `Tools for advcaptcha that run without a server.
+
+  dataset  writes captchas as PNG files plus labels.csv (header file,text),
+           the interchange format for training and evaluating solvers
+  gallery  writes a contact sheet of captchas with their texts`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(datasetCommand(), galleryCommand())
+		},
+	})
+}
+
+func datasetCommand() *cobra.Command {
+	var count int
+	var out string
+	var seed uint64
+	c := &cobra.Command{
+		Use:   "dataset --count N --out DIR [--seed S]",
+		Short: "Write N captchas and DIR/labels.csv",
+		Long: `Writes N captchas of the default style as DIR/NNNNNN.png and their texts to
+DIR/labels.csv with the header "file,text" (file relative to DIR). Captcha i
+is generated from seed S+i, so the same --seed always writes the same
+files, byte for byte.`,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if count < 1 {
+				return errors.New("--count must be at least 1")
+			}
+			if out == "" {
+				return errors.New("--out is required")
+			}
+			return WriteDataset(out, count, seed, captcha.DefaultStyle())
+		},
+	}
+	c.Flags().IntVar(&count, "count", 0, "number of captchas")
+	c.Flags().StringVar(&out, "out", "", "output directory (created if missing)")
+	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the first captcha")
+	return c
+}
+
+// WriteDataset writes count captchas from seeds seed, seed+1, … to dir.
+func WriteDataset(dir string, count int, seed uint64, style captcha.Style) error {
+	if err := style.Validate(); err != nil {
+		return fmt.Errorf("style: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "labels.csv"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := csv.NewWriter(f)
+	if err := w.Write([]string{"file", "text"}); err != nil {
+		return err
+	}
+	width := max(6, len(strconv.Itoa(count-1)))
+	for i := 0; i < count; i++ {
+		c, err := style.Generate(seed + uint64(i))
+		if err != nil {
+			return err
+		}
+		b, err := captcha.EncodePNG(c.Image)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("%0*d.png", width, i)
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+		if err := w.Write([]string{name, c.Text}); err != nil {
+			return err
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func galleryCommand() *cobra.Command {
+	var count, cols, zoom int
+	var out string
+	var seed uint64
+	c := &cobra.Command{
+		Use:   "gallery --out FILE.png [--count N] [--seed S]",
+		Short: "Write a contact sheet of captchas with their texts",
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out is required")
+			}
+			if count < 1 || count > 10_000 || cols < 1 || zoom < 1 || zoom > 16 {
+				return errors.New("need 1 ≤ --count ≤ 10000, --cols ≥ 1, 1 ≤ --zoom ≤ 16")
+			}
+			style := captcha.DefaultStyle()
+			if err := style.Validate(); err != nil {
+				return err
+			}
+			caps := make([]*captcha.Captcha, count)
+			for i := range caps {
+				c, err := style.Generate(seed + uint64(i))
+				if err != nil {
+					return err
+				}
+				caps[i] = c
+			}
+			b, err := captcha.EncodePNG(captcha.Gallery(caps, cols, zoom))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(out, b, 0o644)
+		},
+	}
+	c.Flags().IntVar(&count, "count", 24, "number of captchas")
+	c.Flags().IntVar(&cols, "cols", 4, "columns")
+	c.Flags().IntVar(&zoom, "zoom", 3, "scale factor (nearest neighbour)")
+	c.Flags().StringVar(&out, "out", "", "output PNG file")
+	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the first captcha")
+	return c
+}
