@@ -32,6 +32,14 @@ type memShard struct {
 	mu  sync.Mutex
 	max int
 	m   map[string]*memEntity
+	// kv holds PutOnce values and Incr counters, bounded like m.
+	kv map[string]memValue
+}
+
+type memValue struct {
+	value   []byte
+	n       int64
+	expires time.Time
 }
 
 type memEntity struct {
@@ -56,7 +64,7 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	m := &Memory{opts: opts, seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	perShard := (opts.MaxEntities + memoryShards - 1) / memoryShards
 	for i := range m.shards {
-		m.shards[i] = memShard{max: perShard, m: make(map[string]*memEntity)}
+		m.shards[i] = memShard{max: perShard, m: make(map[string]*memEntity), kv: make(map[string]memValue)}
 	}
 	m.done.Add(1)
 	go m.janitor()
@@ -177,6 +185,68 @@ func (m *Memory) ClearLabel(_ context.Context, ent Entity) error {
 	return nil
 }
 
+// putValue stores v, evicting an expired or random value when the shard
+// is full. Called with sh.mu held.
+func (sh *memShard) putValue(key string, v memValue, now time.Time) {
+	if _, exists := sh.kv[key]; !exists && len(sh.kv) >= sh.max {
+		var victim string
+		for k, old := range sh.kv { // random order: a free sample
+			victim = k
+			if now.After(old.expires) {
+				break
+			}
+		}
+		delete(sh.kv, victim)
+	}
+	sh.kv[key] = v
+}
+
+// PutOnce implements Store.
+func (m *Memory) PutOnce(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	now := time.Now()
+	sh := m.shard("v:" + key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.putValue(key, memValue{value: append([]byte(nil), value...), expires: now.Add(ttl)}, now)
+	return nil
+}
+
+func (m *Memory) get(key string, take bool) ([]byte, error) {
+	now := time.Now()
+	sh := m.shard("v:" + key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	v, ok := sh.kv[key]
+	if !ok || now.After(v.expires) || v.value == nil {
+		return nil, ErrNotFound
+	}
+	if take {
+		delete(sh.kv, key)
+	}
+	return append([]byte(nil), v.value...), nil
+}
+
+// Peek implements Store.
+func (m *Memory) Peek(_ context.Context, key string) ([]byte, error) { return m.get(key, false) }
+
+// Take implements Store.
+func (m *Memory) Take(_ context.Context, key string) ([]byte, error) { return m.get(key, true) }
+
+// Incr implements Store.
+func (m *Memory) Incr(_ context.Context, key string, ttl time.Duration) (int64, error) {
+	now := time.Now()
+	sh := m.shard("v:" + key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	v, ok := sh.kv[key]
+	if !ok || now.After(v.expires) {
+		v = memValue{expires: now.Add(ttl)}
+	}
+	v.n++
+	sh.putValue(key, v, now)
+	return v.n, nil
+}
+
 // Ping implements Store; memory is always reachable.
 func (m *Memory) Ping(context.Context) error { return nil }
 
@@ -226,6 +296,11 @@ func (m *Memory) sweep(now time.Time) {
 		for k, e := range sh.m {
 			if m.expired(e, now) {
 				delete(sh.m, k)
+			}
+		}
+		for k, v := range sh.kv {
+			if now.After(v.expires) {
+				delete(sh.kv, k)
 			}
 		}
 		sh.mu.Unlock()

@@ -305,6 +305,54 @@ func (r *Redis) ClearLabel(ctx context.Context, e Entity) error {
 	return nil
 }
 
+// PutOnce implements Store.
+func (r *Redis) PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := r.client.Set(ctx, r.opts.KeyPrefix+key, value, ttl).Err(); err != nil {
+		return fmt.Errorf("redis put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Peek implements Store.
+func (r *Redis) Peek(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.client.Get(ctx, r.opts.KeyPrefix+key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis peek %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// Take implements Store with GETDEL (Redis ≥ 6.2), which is atomic.
+func (r *Redis) Take(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.client.GetDel(ctx, r.opts.KeyPrefix+key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis take %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// incrScript increments a counter and gives it a TTL when it has none.
+var incrScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+`)
+
+// Incr implements Store.
+func (r *Redis) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	n, err := incrScript.Run(ctx, r.client, []string{r.opts.KeyPrefix + key}, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redis incr %s: %w", key, err)
+	}
+	return n, nil
+}
+
 // Ping implements Store.
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.client.Ping(ctx).Err(); err != nil {

@@ -94,6 +94,17 @@ type Store interface {
 	SetLabel(ctx context.Context, e Entity, l Label) error
 	// ClearLabel removes an entity's label.
 	ClearLabel(ctx context.Context, e Entity) error
+	// PutOnce stores value under key until ttl passes.
+	PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Peek returns the value under key without consuming it, or ErrNotFound.
+	Peek(ctx context.Context, key string) ([]byte, error)
+	// Take returns the value under key and deletes it, atomically: of
+	// concurrent Takes of one key exactly one gets the value, the others
+	// ErrNotFound. This is what makes challenges single-use.
+	Take(ctx context.Context, key string) ([]byte, error)
+	// Incr adds one to the counter under key, creating it with the given
+	// TTL (which later increments do not extend), and returns the new value.
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
@@ -128,6 +139,9 @@ func (o *Options) normalize() error {
 // retention is how long an idle entity's counters are kept: long enough to
 // still hold the previous bucket of the longest window.
 func (o *Options) retention() time.Duration { return 2 * o.Windows[len(o.Windows)-1] }
+
+// ErrNotFound is returned for a key that does not exist or has expired.
+var ErrNotFound = errors.New("not found")
 
 // ErrBadLabel is returned for a label that has already expired.
 var ErrBadLabel = errors.New("label expiry must be in the future")

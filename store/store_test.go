@@ -61,14 +61,20 @@ func TestRedisEveryKeyHasTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := r.PutOnce(ctx, "ch:1", []byte("x"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Incr(ctx, "att:1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer c.Close()
 	keys, err := c.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 2*len(ents) {
-		t.Fatalf("keys %v, want %d", keys, 2*len(ents))
+	if len(keys) != 2*len(ents)+2 {
+		t.Fatalf("keys %v, want %d", keys, 2*len(ents)+2)
 	}
 	for _, k := range keys {
 		ttl, err := c.PTTL(ctx, k).Result()

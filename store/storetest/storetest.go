@@ -152,6 +152,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	RunValues(t, newStore)
+
 	t.Run("many entities in one call", func(t *testing.T) {
 		s := newStore(t)
 		hits := make([]store.Hit, 100)
@@ -177,4 +179,75 @@ func observe(t *testing.T, s store.Store, now time.Time, hits ...store.Hit) []st
 		t.Fatalf("observe returned %d tallies for %d hits", len(tl), len(hits))
 	}
 	return tl
+}
+
+// RunValues is the contract of PutOnce, Peek, Take and Incr; Run calls it.
+func RunValues(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	t.Run("put, peek, take once", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.PutOnce(ctx, "ch:a", []byte("truth"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if b, err := s.Peek(ctx, "ch:a"); err != nil || string(b) != "truth" {
+				t.Fatalf("peek %d: %q %v", i, b, err)
+			}
+		}
+		if b, err := s.Take(ctx, "ch:a"); err != nil || string(b) != "truth" {
+			t.Fatalf("take: %q %v", b, err)
+		}
+		if _, err := s.Take(ctx, "ch:a"); err != store.ErrNotFound {
+			t.Fatalf("second take: %v", err)
+		}
+		if _, err := s.Peek(ctx, "ch:a"); err != store.ErrNotFound {
+			t.Fatalf("peek after take: %v", err)
+		}
+	})
+	t.Run("values expire", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.PutOnce(ctx, "ch:short", []byte("x"), 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(120 * time.Millisecond)
+		if _, err := s.Take(ctx, "ch:short"); err != store.ErrNotFound {
+			t.Fatalf("take after expiry: %v", err)
+		}
+	})
+	t.Run("racing takes: exactly one wins", func(t *testing.T) {
+		s := newStore(t)
+		for round := 0; round < 20; round++ {
+			key := fmt.Sprintf("ch:race%d", round)
+			if err := s.PutOnce(ctx, key, []byte("v"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			var wins, wg = make(chan struct{}, 8), sync.WaitGroup{}
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := s.Take(ctx, key); err == nil {
+						wins <- struct{}{}
+					}
+				}()
+			}
+			wg.Wait()
+			close(wins)
+			if n := len(wins); n != 1 {
+				t.Fatalf("round %d: %d takes won", round, n)
+			}
+		}
+	})
+	t.Run("incr counts and expires", func(t *testing.T) {
+		s := newStore(t)
+		for i := int64(1); i <= 3; i++ {
+			if n, err := s.Incr(ctx, "att:x", 80*time.Millisecond); err != nil || n != i {
+				t.Fatalf("incr %d: %d %v", i, n, err)
+			}
+		}
+		time.Sleep(150 * time.Millisecond)
+		if n, err := s.Incr(ctx, "att:x", time.Minute); err != nil || n != 1 {
+			t.Fatalf("incr after expiry: %d %v", n, err)
+		}
+	})
 }
