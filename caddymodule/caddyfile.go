@@ -56,6 +56,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		crawlers verify|score
 //		on_store_error open|closed
 //		upstream_headers
+//		challenge_ttl <duration>
+//		max_failures device|ip <n>
 //		device_cookie <name>
 //		clearance_cookie <name>
 //	}
@@ -156,6 +158,27 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.UpstreamHeaders = true
+		case "challenge_ttl":
+			if err := durationArg(d, &h.ChallengeTTL); err != nil {
+				return err
+			}
+		case "max_failures":
+			var kind, n string
+			if !d.AllArgs(&kind, &n) {
+				return d.ArgErr()
+			}
+			v, err := strconv.Atoi(n)
+			if err != nil {
+				return d.Errf("max_failures %s: %v", kind, err)
+			}
+			switch kind {
+			case "device":
+				h.MaxFailuresDevice = v
+			case "ip":
+				h.MaxFailuresIP = v
+			default:
+				return d.Errf("max_failures: unknown entity %q (want device or ip)", kind)
+			}
 		case "device_cookie":
 			if !d.AllArgs(&h.DeviceCookie) {
 				return d.ArgErr()

@@ -511,13 +511,17 @@ func TestRedisFailOpen(t *testing.T) {
 	}
 	mark := len(readLog(t))
 	srv.Kill()
-	// Fail open: a browser still passes, curl is still stopped by its
-	// headers alone, nothing panics or answers 500.
+	// Fail open: a browser still passes; what its headers alone block is
+	// blocked; what would be challenged gets a 503 (a challenge needs the
+	// store); nothing panics or answers 500.
 	if r := get(t, "/", browser("198.51.100.61")); r.status != 200 {
 		t.Fatalf("browser with Redis down, fail open: %d", r.status)
 	}
-	if r := get(t, "/", curl("198.51.100.61")); r.status != 403 {
-		t.Fatalf("curl with Redis down, fail open: %d", r.status)
+	if r := get(t, "/", with(curl("198.51.100.61"), "Accept-Encoding", "identity")); r.status != 403 {
+		t.Fatalf("curl (block) with Redis down, fail open: %d %s", r.status, r.body)
+	}
+	if r := get(t, "/", curl("198.51.100.61")); r.status != 503 {
+		t.Fatalf("curl with gzip (challenge) with Redis down, fail open: %d %s", r.status, r.body)
 	}
 	waitLog(t, mark, "store unavailable; failing open")
 

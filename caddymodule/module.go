@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/clearance"
 	"github.com/advcaptcha/advcaptcha/crawler"
 	"github.com/advcaptcha/advcaptcha/riskscore"
@@ -126,6 +127,15 @@ type Handler struct {
 	// client sent).
 	UpstreamHeaders bool `json:"upstream_headers,omitempty"`
 
+	// ChallengeTTL is how long a captcha can be answered. Default 2m.
+	ChallengeTTL caddy.Duration `json:"challenge_ttl,omitempty"`
+
+	// MaxFailuresDevice and MaxFailuresIP are how many wrong captcha
+	// answers a device or an IP may give in an hour before it is labelled
+	// (and so blocked). Defaults 10 and 50.
+	MaxFailuresDevice int `json:"max_failures_device,omitempty"`
+	MaxFailuresIP     int `json:"max_failures_ip,omitempty"`
+
 	// DeviceCookie and ClearanceCookie name the cookies. Defaults
 	// "advc_device" and "advc_clearance".
 	DeviceCookie    string `json:"device_cookie,omitempty"`
@@ -146,6 +156,7 @@ type Handler struct {
 	failClosed bool
 	counter    *counter
 	health     *storeHealth
+	style      captcha.Style
 }
 
 // Limits are request-rate limits per kind of entity. Each soft list has
@@ -260,6 +271,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.health = &storeHealth{logger: h.logger}
+	h.style = captcha.DefaultStyle()
+	if err := h.style.Validate(); err != nil {
+		return fmt.Errorf("captcha style: %w", err)
+	}
 	h.counter = newCounter(h)
 	return nil
 }
@@ -325,6 +340,18 @@ func (h *Handler) applyDefaults() {
 	if h.ClearanceCookie == "" {
 		h.ClearanceCookie = "advc_clearance"
 	}
+	if h.Redis != nil && h.Redis.KeyPrefix == "" {
+		h.Redis.KeyPrefix = "advc:"
+	}
+	if h.ChallengeTTL == 0 {
+		h.ChallengeTTL = caddy.Duration(2 * time.Minute)
+	}
+	if h.MaxFailuresDevice == 0 {
+		h.MaxFailuresDevice = 10
+	}
+	if h.MaxFailuresIP == 0 {
+		h.MaxFailuresIP = 50
+	}
 }
 
 // Validate checks the configuration. Each error names the field at fault.
@@ -353,6 +380,12 @@ func (h *Handler) Validate() error {
 	}
 	if time.Duration(h.ClearanceTTL) < time.Second {
 		return fmt.Errorf("clearance_ttl: %v is shorter than 1s", time.Duration(h.ClearanceTTL))
+	}
+	if d := time.Duration(h.ChallengeTTL); d < 10*time.Second || d > time.Hour {
+		return fmt.Errorf("challenge_ttl: %v is outside 10s–1h", d)
+	}
+	if h.MaxFailuresDevice < 1 || h.MaxFailuresIP < 1 {
+		return fmt.Errorf("max_failures: limits must be at least 1 (device %d, ip %d)", h.MaxFailuresDevice, h.MaxFailuresIP)
 	}
 	if time.Duration(h.LabelTTL) < time.Second {
 		return fmt.Errorf("label_ttl: %v is shorter than 1s", time.Duration(h.LabelTTL))
@@ -407,6 +440,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if v.device == "" {
 		v.newDevice(w)
+	}
+	if strings.HasPrefix(r.URL.Path, routePrefix) {
+		return v.serveOwnRoute(w)
 	}
 	if v.checkClearance() {
 		ents := v.entities()
@@ -630,7 +666,11 @@ func (v *visit) respond(w http.ResponseWriter, next caddyhttp.Handler, d risksco
 		}
 		return next.ServeHTTP(w, v.r)
 	case riskscore.Challenge:
-		return writeChallenge(w, v.r)
+		returnTo := "/"
+		if v.r.Method == http.MethodGet || v.r.Method == http.MethodHead {
+			returnTo = safeReturn(v.r.URL.RequestURI())
+		}
+		return v.serveNewChallenge(w, returnTo, "", false)
 	default:
 		return writeBlocked(w, v.r)
 	}

@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"encoding/json"
+	"html/template"
 	"net/http"
 	"strings"
 
@@ -41,11 +43,6 @@ func page(title, body string) string {
 }
 
 var (
-	challengeHTML = page("Checking that you are not a robot",
-		`<p>This site is protected against automated traffic, and something about this request looked automated.</p>
-<p>The interactive check (a slide bar, then a short text) is not available in this version of advcaptcha yet, so this page cannot clear you by itself. If you are a person, try again from a regular, up-to-date browser with cookies enabled, or contact the site's owner.</p>`)
-	challengeJSON = `{"decision":"challenge","error":"this request looks automated and must pass a challenge","challenge":{"available":false,"reason":"the interactive challenge is not implemented in this version"}}` + "\n"
-
 	blockedHTML = page("Access denied",
 		`<p>This request was refused because it matched the site's rules for automated or abusive traffic.</p>
 <p>If you are a person and think this is a mistake, contact the site's owner.</p>`)
@@ -56,8 +53,51 @@ var (
 	unavailableJSON = `{"decision":"block","error":"bot protection is temporarily unavailable; try again later"}` + "\n"
 )
 
-func writeChallenge(w http.ResponseWriter, r *http.Request) error {
-	return writePage(w, r, http.StatusForbidden, challengeJSON, challengeHTML)
+// captchaPage is the challenge for browsers. The image is shown at three
+// times its size with nearest-neighbour scaling (image-rendering:
+// pixelated): what a person sees is then exactly the pixels that were
+// generated — and, with adversarial captchas, attacked — only larger; a
+// smoother upscaling or a larger rendering would be a different image.
+var captchaPage = template.Must(template.New("captcha").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">
+<title>Checking that you are not a robot</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;margin:8vh auto;padding:0 1em;color:#222}h1{font-size:1.4em}
+#advc-captcha-img{width:300px;max-width:100%;height:auto;image-rendering:pixelated;border:1px solid #ccc;display:block;margin:1em 0}
+#advc-answer{font-size:1.2em;padding:.3em;width:10em;letter-spacing:.1em}#advc-submit{font-size:1.1em;padding:.35em 1em}
+.advc-error{color:#a00}</style></head><body><main>
+<h1>Checking that you are not a robot</h1>
+<p>Something about this visit looked automated. Please type the characters in the image (letters are not case-sensitive).</p>
+{{if .Error}}<p class="advc-error" role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Answer}}">
+<img id="advc-captcha-img" src="{{.Image}}" width="300" height="90" alt="A distorted text to read and type below">
+<input type="hidden" name="id" value="{{.ID}}"><input type="hidden" name="return" value="{{.Return}}">
+<label for="advc-answer">Characters in the image</label><br>
+<input id="advc-answer" name="answer" autocomplete="off" autocapitalize="none" autocorrect="off" spellcheck="false" maxlength="32" required autofocus>
+<button id="advc-submit" type="submit">Continue</button>
+</form>
+<p><a href="{{.Refresh}}">Show another image</a> · It expires in {{.ExpiresIn}} seconds.</p>
+</main></body></html>
+`))
+
+// writeCaptchaPage serves a challenge: the HTML page, or for JSON clients
+// {"decision":"challenge","challenge":{id,image,answer,refresh,expires_in}}.
+func writeCaptchaPage(w http.ResponseWriter, r *http.Request, status int, ch *challengeView) error {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if wantsJSON(r) || isJSONBody(r) {
+		hdr.Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		body := map[string]any{"decision": "challenge", "challenge": ch}
+		if ch.Error != "" {
+			body["error"] = ch.Error
+		}
+		return json.NewEncoder(w).Encode(body)
+	}
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	return captchaPage.Execute(w, ch)
 }
 
 func writeBlocked(w http.ResponseWriter, r *http.Request) error {

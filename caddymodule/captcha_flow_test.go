@@ -1,0 +1,288 @@
+package caddymodule_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/advcaptcha/advcaptcha/internal/redistest"
+)
+
+// The captcha stage runs on real Redis here, because the test must read
+// the truth of a captcha it cannot read from the image: it looks the
+// challenge record up in Redis, as only the gateway can.
+
+// suspicious is a client that scores in the challenge range: a scripting
+// library UA with otherwise browser-like headers.
+func suspicious(ip string) http.Header {
+	return with(browser(ip), "User-Agent", "python-requests/2.32.3")
+}
+
+type captchaFlow struct {
+	t      *testing.T
+	rdb    *redis.Client
+	header http.Header
+}
+
+func newCaptchaFlow(t *testing.T, extra string) (*captchaFlow, *upstream) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	load(t, fmt.Sprintf("redis %s\nsecret %s\n%s", srv.Addr, testSecret, extra), up)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	return &captchaFlow{t: t, rdb: rdb}, up
+}
+
+var idPattern = regexp.MustCompile(`name="id" value="([A-Za-z0-9_-]{22})"`)
+
+// challenge requests path as h and returns the challenge id it was given,
+// keeping the device cookie for the next requests.
+func (f *captchaFlow) challenge(h http.Header, path string) string {
+	f.t.Helper()
+	r := get(f.t, path, h)
+	if r.status != http.StatusForbidden {
+		f.t.Fatalf("GET %s: status %d, want the challenge (403)", path, r.status)
+	}
+	m := idPattern.FindStringSubmatch(r.body)
+	if m == nil {
+		f.t.Fatalf("no captcha form in %q", r.body)
+	}
+	if h.Get("Cookie") == "" {
+		h.Set("Cookie", "advc_device="+deviceCookie(f.t, r))
+	}
+	if !strings.Contains(r.body, `id="advc-captcha-img"`) || !strings.Contains(r.body, `id="advc-answer"`) || !strings.Contains(r.body, `id="advc-submit"`) {
+		f.t.Fatalf("page lacks the stable element ids: %s", r.body)
+	}
+	return m[1]
+}
+
+// truth reads the captcha's text from the store.
+func (f *captchaFlow) truth(id string) string {
+	f.t.Helper()
+	b, err := f.rdb.Get(context.Background(), "advc:ch:"+id).Bytes()
+	if err != nil {
+		f.t.Fatalf("challenge %s not in Redis: %v", id, err)
+	}
+	var rec struct{ Text string }
+	if err := json.Unmarshal(b, &rec); err != nil {
+		f.t.Fatal(err)
+	}
+	return rec.Text
+}
+
+func post(t *testing.T, path string, h http.Header, body string) reply {
+	t.Helper()
+	req, err := http.NewRequest("POST", siteURL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	if req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := res.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return reply{res.StatusCode, b.String(), res.Header}
+}
+
+func answerForm(id, answer, ret string) string {
+	return url.Values{"id": {id}, "answer": {answer}, "return": {ret}}.Encode()
+}
+
+func TestCaptchaStageClearsAPerson(t *testing.T) {
+	f, up := newCaptchaFlow(t, "")
+	h := suspicious("198.51.100.80")
+	id := f.challenge(h, "/account?tab=2")
+
+	img := get(t, "/.advcaptcha/captcha/"+id+".png", h)
+	if img.status != 200 || img.header.Get("Content-Type") != "image/png" || !strings.HasPrefix(img.body, "\x89PNG") {
+		t.Fatalf("image: %d %s", img.status, img.header.Get("Content-Type"))
+	}
+	// Another browser cannot fetch it.
+	if r := get(t, "/.advcaptcha/captcha/"+id+".png", suspicious("198.51.100.81")); r.status != 404 {
+		t.Fatalf("image from another device: %d", r.status)
+	}
+
+	truth := f.truth(id)
+	r := post(t, "/.advcaptcha/answer", h, answerForm(id, " "+strings.ToUpper(truth)+" ", "/ignored"))
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/account?tab=2" {
+		t.Fatalf("correct answer: %d to %q", r.status, r.header.Get("Location"))
+	}
+	var clearanceCookie string
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == "advc_clearance" {
+			clearanceCookie = c.Value
+		}
+	}
+	if clearanceCookie == "" {
+		t.Fatal("no clearance cookie")
+	}
+	h.Set("Cookie", h.Get("Cookie")+"; advc_clearance="+clearanceCookie)
+	before := up.hits.Load()
+	if r := get(t, "/account?tab=2", h); r.status != 200 || up.hits.Load() != before+1 {
+		t.Fatalf("cleared client: %d", r.status)
+	}
+	// The captcha was single-use.
+	if r := post(t, "/.advcaptcha/answer", h, answerForm(id, truth, "/")); r.status != 403 || !strings.Contains(r.body, "expired or was already used") {
+		t.Fatalf("reused captcha: %d %q", r.status, r.body)
+	}
+}
+
+func TestCaptchaWrongAnswerBurnsIt(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "")
+	h := suspicious("198.51.100.82")
+	id := f.challenge(h, "/")
+	truth := f.truth(id)
+	r := post(t, "/.advcaptcha/answer", h, answerForm(id, truth+"x", "/"))
+	if r.status != 403 || !strings.Contains(r.body, "not right") {
+		t.Fatalf("wrong answer: %d %q", r.status, r.body)
+	}
+	next := idPattern.FindStringSubmatch(r.body)
+	if next == nil || next[1] == id {
+		t.Fatal("no new captcha after a wrong answer")
+	}
+	if r := post(t, "/.advcaptcha/answer", h, answerForm(id, truth, "/")); r.status == http.StatusSeeOther {
+		t.Fatal("a burnt captcha was accepted")
+	}
+}
+
+func TestCaptchaRacingAnswersOneJudged(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "")
+	h := suspicious("198.51.100.83")
+	id := f.challenge(h, "/")
+	truth := f.truth(id)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	passed := 0
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := post(t, "/.advcaptcha/answer", h, answerForm(id, truth, "/")); r.status == http.StatusSeeOther {
+				mu.Lock()
+				passed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if passed != 1 {
+		t.Fatalf("%d of 8 racing correct answers passed, want exactly 1", passed)
+	}
+}
+
+func TestCaptchaRejectsBadAnswers(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "")
+	h := suspicious("198.51.100.84")
+	id := f.challenge(h, "/")
+	for name, body := range map[string]string{
+		"empty":         answerForm(id, "   ", "/"),
+		"overlong":      answerForm(id, strings.Repeat("a", 33), "/"),
+		"non-ascii":     answerForm(id, "abcé", "/"),
+		"control chars": answerForm(id, "ab\x00\x07", "/"),
+		"bad id":        answerForm("not-an-id", "abcd", "/"),
+		"huge body":     "id=" + id + "&answer=" + strings.Repeat("a", 10_000),
+		"bad form":      "%%%",
+	} {
+		if r := post(t, "/.advcaptcha/answer", h, body); r.status != 400 {
+			t.Errorf("%s: status %d, want 400 (%q)", name, r.status, r.body)
+		}
+	}
+	jh := with(h, "Content-Type", "application/json", "Accept", "application/json")
+	for name, body := range map[string]string{
+		"malformed json": `{"id": `,
+		"unknown field":  `{"id":"` + id + `","answer":"abcd","x":1}`,
+		"trailing":       `{"id":"` + id + `","answer":"abcd"} {}`,
+		"NaN-ish":        `{"id":"` + id + `","answer":NaN}`,
+	} {
+		if r := post(t, "/.advcaptcha/answer", jh, body); r.status != 400 || !strings.Contains(r.body, `"error"`) {
+			t.Errorf("%s: status %d %q", name, r.status, r.body)
+		}
+	}
+	// None of that consumed the captcha.
+	if r := post(t, "/.advcaptcha/answer", h, answerForm(id, f.truth(id), "/")); r.status != http.StatusSeeOther {
+		t.Fatalf("the captcha after rejected answers: %d", r.status)
+	}
+}
+
+func TestCaptchaJSONAPI(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "")
+	h := with(suspicious("198.51.100.85"), "Accept", "application/json")
+	r := get(t, "/api/items", h)
+	var body struct {
+		Decision  string
+		Challenge struct{ ID, Image, Answer, Refresh string }
+	}
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil || r.status != 403 || body.Decision != "challenge" || body.Challenge.ID == "" {
+		t.Fatalf("JSON challenge: %d %q", r.status, r.body)
+	}
+	h.Set("Cookie", "advc_device="+deviceCookie(t, r))
+	if img := get(t, body.Challenge.Image, h); img.status != 200 {
+		t.Fatalf("image: %d", img.status)
+	}
+	ans, _ := json.Marshal(map[string]string{"id": body.Challenge.ID, "answer": f.truth(body.Challenge.ID)})
+	res := post(t, body.Challenge.Answer, with(h, "Content-Type", "application/json"), string(ans))
+	if res.status != 200 || !strings.Contains(res.body, `"ok":true`) {
+		t.Fatalf("JSON answer: %d %q", res.status, res.body)
+	}
+	if !strings.Contains(res.header.Get("Set-Cookie"), "advc_clearance=") {
+		t.Fatal("no clearance cookie")
+	}
+}
+
+func TestCaptchaReturnIsSameOrigin(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "")
+	for _, evil := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "/.advcaptcha/answer"} {
+		h := suspicious("198.51.100.86")
+		r := get(t, "/.advcaptcha/challenge?return="+url.QueryEscape(evil), h)
+		m := idPattern.FindStringSubmatch(r.body)
+		if m == nil {
+			t.Fatalf("no challenge: %d %q", r.status, r.body)
+		}
+		h.Set("Cookie", "advc_device="+deviceCookie(t, r))
+		res := post(t, "/.advcaptcha/answer", h, answerForm(m[1], f.truth(m[1]), evil))
+		if loc := res.header.Get("Location"); res.status != http.StatusSeeOther || loc != "/" {
+			t.Errorf("return %q: %d to %q, want /", evil, res.status, loc)
+		}
+	}
+}
+
+func TestCaptchaFailureLimitLabelsDevice(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "max_failures device 3")
+	h := suspicious("198.51.100.87")
+	id := f.challenge(h, "/")
+	for i := 0; i < 3; i++ {
+		r := post(t, "/.advcaptcha/answer", h, answerForm(id, "wrong", "/"))
+		if m := idPattern.FindStringSubmatch(r.body); m != nil {
+			id = m[1]
+		}
+	}
+	if r := get(t, "/", h); r.status != 403 || !strings.Contains(r.body, "Access denied") {
+		t.Fatalf("after 3 wrong answers: %d %q", r.status, r.body)
+	}
+	if r := get(t, "/.advcaptcha/challenge", h); r.status != 403 || strings.Contains(r.body, "advc-captcha-img") {
+		t.Fatalf("a labelled device got a new captcha: %d", r.status)
+	}
+}

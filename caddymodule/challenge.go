@@ -1,0 +1,344 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/riskscore"
+	"github.com/advcaptcha/advcaptcha/store"
+)
+
+// routePrefix is where advcaptcha serves its own endpoints.
+const routePrefix = "/.advcaptcha/"
+
+const (
+	maxAnswerBody = 4 << 10 // an answer form is well under 1 KiB
+	maxAnswerLen  = 32
+	idLen         = 22 // 128 random bits, base64url
+)
+
+// challengeRecord is what the store keeps of an issued captcha until it
+// is answered or expires. It holds the exact image served, so that the
+// image a client sees, the one judged and the one recorded for training
+// are the same bytes.
+type challengeRecord struct {
+	Text     string    `json:"text"`
+	PNG      []byte    `json:"png"`
+	Seed     uint64    `json:"seed"`
+	Method   string    `json:"method"` // "none": clean; adversarial methods come with the perturb package
+	Model    string    `json:"model,omitempty"`
+	Device   string    `json:"device"`
+	IP       string    `json:"ip"`
+	Return   string    `json:"return"`
+	Issued   time.Time `json:"issued"`
+	Score    float64   `json:"score"`
+	Labelled bool      `json:"labelled"`
+}
+
+// challengeView is what a client is told of a challenge.
+type challengeView struct {
+	ID        string `json:"id"`
+	Image     string `json:"image"`
+	Answer    string `json:"answer"`
+	Refresh   string `json:"refresh"`
+	ExpiresIn int    `json:"expires_in"`
+	Return    string `json:"-"`
+	Error     string `json:"-"`
+}
+
+func newChallengeID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func validChallengeID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(id)
+	return err == nil
+}
+
+// issueChallenge renders a captcha and stores it for the client.
+func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
+	var seedBytes [8]byte
+	_, _ = rand.Read(seedBytes[:])
+	seed := binary.LittleEndian.Uint64(seedBytes[:])
+	c, err := v.h.style.Generate(seed)
+	if err != nil {
+		return nil, err
+	}
+	png, err := captcha.EncodePNG(c.Image)
+	if err != nil {
+		return nil, err
+	}
+	rec := challengeRecord{
+		Text: c.Text, PNG: png, Seed: seed, Method: "none",
+		Device: v.device, IP: v.ipID, Return: returnTo, Issued: v.now,
+		Score: v.assessment.Score, Labelled: v.assessment.Has(riskscore.Labelled),
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	id := newChallengeID()
+	ttl := time.Duration(v.h.ChallengeTTL)
+	if err := v.h.store.PutOnce(v.r.Context(), "ch:"+id, b, ttl); err != nil {
+		return nil, err
+	}
+	v.h.logger.Debug("captcha issued", zap.String("id", id), zap.String("ip", v.ipID), zap.String("device", v.device))
+	return &challengeView{
+		ID: id, Image: routePrefix + "captcha/" + id + ".png", Answer: routePrefix + "answer",
+		Refresh: routePrefix + "challenge?return=" + url.QueryEscape(returnTo), ExpiresIn: int(ttl / time.Second),
+		Return: returnTo,
+	}, nil
+}
+
+// serveOwnRoute handles /.advcaptcha/… requests.
+func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
+	path := strings.TrimPrefix(v.r.URL.Path, routePrefix)
+	switch {
+	case strings.HasPrefix(path, "captcha/") && strings.HasSuffix(path, ".png") && (v.r.Method == http.MethodGet || v.r.Method == http.MethodHead):
+		return v.serveImage(w, strings.TrimSuffix(strings.TrimPrefix(path, "captcha/"), ".png"))
+	case path == "answer" && v.r.Method == http.MethodPost:
+		return v.serveAnswer(w)
+	case path == "challenge" && (v.r.Method == http.MethodGet || v.r.Method == http.MethodPost):
+		return v.serveNewChallenge(w, safeReturn(v.r.URL.Query().Get("return")), "", true)
+	}
+	return writeError(w, v.r, http.StatusNotFound, "no such advcaptcha endpoint")
+}
+
+func (v *visit) serveImage(w http.ResponseWriter, id string) error {
+	if !validChallengeID(id) {
+		return writeError(w, v.r, http.StatusNotFound, "unknown captcha")
+	}
+	b, err := v.h.store.Peek(v.r.Context(), "ch:"+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return writeError(w, v.r, http.StatusNotFound, "this captcha has expired or was already answered")
+	}
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	var rec challengeRecord
+	if err := json.Unmarshal(b, &rec); err != nil || rec.Device != v.device {
+		return writeError(w, v.r, http.StatusNotFound, "unknown captcha")
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "image/png")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	_, err = w.Write(rec.PNG)
+	return err
+}
+
+// serveNewChallenge answers with a fresh captcha: HTML page or JSON.
+// checkLabels reads the client's labels first (own routes skip scoring).
+func (v *visit) serveNewChallenge(w http.ResponseWriter, returnTo, problem string, checkLabels bool) error {
+	if checkLabels && v.tooManyFailures() {
+		return writeBlocked(w, v.r)
+	}
+	ch, err := v.issueChallenge(returnTo)
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	ch.Error = problem
+	return writeCaptchaPage(w, v.r, http.StatusForbidden, ch)
+}
+
+type answerRequest struct {
+	ID     string `json:"id"`
+	Answer string `json:"answer"`
+	Return string `json:"return"`
+}
+
+func (v *visit) serveAnswer(w http.ResponseWriter) error {
+	req, err := readAnswer(w, v.r)
+	if err != nil {
+		return writeError(w, v.r, http.StatusBadRequest, err.Error())
+	}
+	answer, err := normalizeAnswer(req.Answer)
+	if err != nil {
+		return writeError(w, v.r, http.StatusBadRequest, err.Error())
+	}
+	if !validChallengeID(req.ID) {
+		return writeError(w, v.r, http.StatusBadRequest, "malformed captcha id")
+	}
+	b, err := v.h.store.Take(v.r.Context(), "ch:"+req.ID)
+	returnTo := safeReturn(req.Return)
+	if errors.Is(err, store.ErrNotFound) {
+		return v.serveNewChallenge(w, returnTo, "That image had expired or was already used. Here is a new one.", true)
+	}
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	var rec challengeRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		v.h.logger.Error("corrupt challenge record dropped", zap.String("id", req.ID), zap.Error(err))
+		return v.serveNewChallenge(w, returnTo, "Something went wrong with that image. Here is a new one.", true)
+	}
+	if rec.Return != "" {
+		returnTo = rec.Return
+	}
+	if rec.Device != v.device {
+		// Answers count only from the browser the captcha was shown to.
+		return v.serveNewChallenge(w, returnTo, "That image was issued to another browser. Here is a new one.", true)
+	}
+	correct := subtle.ConstantTimeCompare([]byte(answer), []byte(rec.Text)) == 1
+	v.h.logger.Info("captcha answered",
+		zap.String("id", req.ID), zap.Bool("correct", correct), zap.String("method", rec.Method),
+		zap.Duration("latency", v.now.Sub(rec.Issued)), zap.Bool("labelled", rec.Labelled),
+		zap.Float64("score", rec.Score), zap.String("ip", v.ipID), zap.String("device", v.device))
+	if !correct {
+		v.recordFailure()
+		return v.serveNewChallenge(w, returnTo, "That was not right. Please try this one.", true)
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: v.h.ClearanceCookie, Value: v.h.keys.IssueClearance(v.device, v.r.UserAgent(), v.now.Add(time.Duration(v.h.ClearanceTTL))),
+		Path: "/", MaxAge: int(time.Duration(v.h.ClearanceTTL) / time.Second), HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: v.r.TLS != nil,
+	})
+	if wantsJSON(v.r) || isJSONBody(v.r) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		return json.NewEncoder(w).Encode(map[string]any{"ok": true, "return": returnTo})
+	}
+	http.Redirect(w, v.r, returnTo, http.StatusSeeOther)
+	return nil
+}
+
+// readAnswer reads a form or JSON answer from a bounded body.
+func readAnswer(w http.ResponseWriter, r *http.Request) (answerRequest, error) {
+	var req answerRequest
+	r.Body = http.MaxBytesReader(w, r.Body, maxAnswerBody)
+	if isJSONBody(r) {
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return req, errors.New("malformed JSON answer (want {\"id\": \"…\", \"answer\": \"…\"})")
+		}
+		if dec.More() {
+			return req, errors.New("trailing data after the JSON answer")
+		}
+		return req, nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return req, errors.New("malformed or oversized form")
+	}
+	req.ID, req.Answer, req.Return = r.PostForm.Get("id"), r.PostForm.Get("answer"), r.PostForm.Get("return")
+	return req, nil
+}
+
+func isJSONBody(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/json"
+}
+
+// normalizeAnswer trims and lower-cases an answer (comparison is
+// case-insensitive) and refuses what no person types for a captcha.
+func normalizeAnswer(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", errors.New("the answer is empty")
+	case len(s) > maxAnswerLen:
+		return "", errors.New("the answer is too long")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c > '~' {
+			return "", errors.New("the answer may only hold letters and digits")
+		}
+	}
+	return strings.ToLower(s), nil
+}
+
+// safeReturn keeps only same-origin absolute paths, so a challenge can
+// never redirect a visitor to another site.
+func safeReturn(s string) string {
+	if s == "" || s[0] != '/' || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") || strings.HasPrefix(s, routePrefix) {
+		return "/"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.IsAbs() || u.Host != "" {
+		return "/"
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return "/"
+		}
+	}
+	return s
+}
+
+// failureLimits pairs the entities wrong answers are counted against with
+// their hourly limits.
+func (v *visit) failureLimits() [2]struct {
+	e     store.Entity
+	limit int
+} {
+	return [2]struct {
+		e     store.Entity
+		limit int
+	}{
+		{store.Entity{Kind: store.KindDevice, ID: v.device}, v.h.MaxFailuresDevice},
+		{store.Entity{Kind: store.KindIP, ID: v.ipID}, v.h.MaxFailuresIP},
+	}
+}
+
+// recordFailure counts a wrong answer; a device or IP that reaches its
+// limit within the hour is labelled, which blocks it.
+func (v *visit) recordFailure() {
+	for _, fl := range v.failureLimits() {
+		n, err := v.h.store.Incr(v.r.Context(), "fail:"+fl.e.Key(), time.Hour)
+		if err != nil {
+			v.h.health.failed(err, v.h.OnStoreError)
+			return
+		}
+		if n >= int64(fl.limit) {
+			v.h.label(v.r.Context(), fl.e, "too many wrong captcha answers")
+		}
+	}
+}
+
+// tooManyFailures reports whether the client's device or IP is labelled
+// (by its wrong answers or anything else): such clients get no captchas.
+func (v *visit) tooManyFailures() bool {
+	hits := []store.Hit{{Entity: store.Entity{Kind: store.KindDevice, ID: v.device}}, {Entity: store.Entity{Kind: store.KindIP, ID: v.ipID}}}
+	tallies, err := v.h.store.Observe(v.r.Context(), v.now, hits)
+	if err != nil {
+		return false // the store's failure rule applies when the captcha is stored
+	}
+	for _, t := range tallies {
+		if t.Label != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) error {
+	if wantsJSON(r) || isJSONBody(r) {
+		hdr := w.Header()
+		hdr.Set("Content-Type", "application/json")
+		hdr.Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		return json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": msg})
+	}
+	return writePage(w, r, status, "", page(http.StatusText(status), "<p>"+template.HTMLEscapeString(msg)+"</p>"))
+}
