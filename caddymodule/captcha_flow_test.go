@@ -78,7 +78,7 @@ func (f *captchaFlow) truth(id string) string {
 	return rec.Text
 }
 
-func post(t *testing.T, path string, h http.Header, body string) reply {
+func post(t testing.TB, path string, h http.Header, body string) reply {
 	t.Helper()
 	req, err := http.NewRequest("POST", siteURL+path, strings.NewReader(body))
 	if err != nil {
@@ -90,21 +90,7 @@ func post(t *testing.T, path string, h http.Header, body string) reply {
 	if req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer res.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := res.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return reply{res.StatusCode, b.String(), res.Header}
+	return do(t, req)
 }
 
 func answerForm(id, answer, ret string) string {

@@ -118,7 +118,7 @@ type reply struct {
 	header http.Header
 }
 
-func get(t *testing.T, path string, h http.Header) reply {
+func get(t testing.TB, path string, h http.Header) reply {
 	t.Helper()
 	req, err := http.NewRequest("GET", siteURL+path, nil)
 	if err != nil {
@@ -127,9 +127,14 @@ func get(t *testing.T, path string, h http.Header) reply {
 	for k, v := range h {
 		req.Header[k] = v
 	}
+	return do(t, req)
+}
+
+func do(t testing.TB, req *http.Request) reply {
+	t.Helper()
 	res, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
