@@ -2,6 +2,8 @@ package caddymodule_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/internal/redistest"
 )
 
@@ -270,5 +273,68 @@ func TestCaptchaFailureLimitLabelsDevice(t *testing.T) {
 	}
 	if r := get(t, "/.advcaptcha/challenge", h); r.status != 403 || strings.Contains(r.body, "advc-captcha-img") {
 		t.Fatalf("a labelled device got a new captcha: %d", r.status)
+	}
+}
+
+// TestCaptchaRecords: every served captcha and every answer is in the
+// captcha log, with what the learning loop needs; the served record's
+// recipe reproduces the exact image the client downloaded.
+func TestCaptchaRecords(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "")
+	h := suspicious("198.51.100.88")
+	id := f.challenge(h, "/")
+	img := get(t, "/.advcaptcha/captcha/"+id+".png", h)
+	truth := f.truth(id)
+	post(t, "/.advcaptcha/answer", h, answerForm(id, "zzzz", "/"))
+
+	msgs, err := f.rdb.XRange(context.Background(), "advc:log:captchas", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl, _ := f.rdb.PTTL(context.Background(), "advc:log:captchas").Result()
+	if ttl <= 0 {
+		t.Fatalf("captcha log has no TTL: %v", ttl)
+	}
+	var served, answered map[string]any
+	for _, m := range msgs {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(m.Values["v"].(string)), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev["id"] != id {
+			continue
+		}
+		switch ev["kind"] {
+		case "served":
+			served = ev
+		case "answer":
+			answered = ev
+		}
+	}
+	if served == nil || answered == nil {
+		t.Fatalf("records for %s: served %v, answer %v", id, served, answered)
+	}
+	if served["truth"] != truth || served["method"] != "none" || served["renderer"] != captcha.RendererVersion {
+		t.Fatalf("served record: %v", served)
+	}
+	if answered["answer"] != "zzzz" || answered["correct"] != false || answered["latency_ms"] == nil {
+		t.Fatalf("answer record: %v", answered)
+	}
+	// The recipe reproduces the downloaded bytes.
+	style := captcha.DefaultStyle()
+	if err := style.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var seed struct{ Seed uint64 }
+	raw, _ := json.Marshal(served)
+	_ = json.Unmarshal(raw, &seed)
+	c, err := style.Generate(seed.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	png, _ := captcha.EncodePNG(c.Image)
+	sum := sha256.Sum256([]byte(img.body))
+	if c.Text != truth || string(png) != img.body || hex.EncodeToString(sum[:]) != served["png_sha256"] {
+		t.Fatal("the recipe does not reproduce the served image")
 	}
 }

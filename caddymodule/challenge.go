@@ -1,10 +1,13 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -48,6 +51,44 @@ type challengeRecord struct {
 	Labelled bool      `json:"labelled"`
 }
 
+// captchaLog is the store log of served captchas and their answers: the
+// data the learning loop trains on. A served record carries the recipe
+// that reproduces the image (renderer version and seed) and the image's
+// hash to check the reproduction; an answer record carries the text given,
+// whether it was right, how long it took and the client's label then.
+const captchaLog = "captchas"
+
+type captchaEvent struct {
+	Kind      string    `json:"kind"` // "served" or "answer"
+	ID        string    `json:"id"`
+	At        time.Time `json:"at"`
+	Truth     string    `json:"truth,omitempty"`
+	Seed      uint64    `json:"seed,omitempty"`
+	Renderer  string    `json:"renderer,omitempty"`
+	PNGSHA256 string    `json:"png_sha256,omitempty"`
+	Answer    string    `json:"answer,omitempty"`
+	Correct   *bool     `json:"correct,omitempty"`
+	LatencyMS int64     `json:"latency_ms,omitempty"`
+	Method    string    `json:"method"`
+	Model     string    `json:"model,omitempty"`
+	IP        string    `json:"ip"`
+	Device    string    `json:"device"`
+	Score     float64   `json:"score"`
+	Labelled  bool      `json:"labelled"`
+}
+
+// appendRecord writes an event to the captcha log. A failure is logged,
+// not passed on: the visitor's challenge must not fail because of it.
+func (h *Handler) appendRecord(ctx context.Context, ev captchaEvent) {
+	b, err := json.Marshal(ev)
+	if err == nil {
+		err = h.store.Append(ctx, captchaLog, b)
+	}
+	if err != nil {
+		h.logger.Error("captcha record lost", zap.String("kind", ev.Kind), zap.String("id", ev.ID), zap.Error(err))
+	}
+}
+
 // challengeView is what a client is told of a challenge.
 type challengeView struct {
 	ID        string `json:"id"`
@@ -77,7 +118,10 @@ func validChallengeID(id string) bool {
 func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
 	var seedBytes [8]byte
 	_, _ = rand.Read(seedBytes[:])
-	seed := binary.LittleEndian.Uint64(seedBytes[:])
+	// 53 bits: the seed must survive JSON readers that hold numbers as
+	// doubles (JavaScript, Python's json with floats), and is still
+	// unguessable enough for a captcha that lives two minutes.
+	seed := binary.LittleEndian.Uint64(seedBytes[:]) & (1<<53 - 1)
 	c, err := v.h.style.Generate(seed)
 	if err != nil {
 		return nil, err
@@ -100,6 +144,12 @@ func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
 	if err := v.h.store.PutOnce(v.r.Context(), "ch:"+id, b, ttl); err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(png)
+	v.h.appendRecord(v.r.Context(), captchaEvent{
+		Kind: "served", ID: id, At: v.now, Truth: c.Text, Seed: seed, Renderer: captcha.RendererVersion,
+		PNGSHA256: hex.EncodeToString(sum[:]), Method: rec.Method, Model: rec.Model,
+		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: rec.Labelled,
+	})
 	v.h.logger.Debug("captcha issued", zap.String("id", id), zap.String("ip", v.ipID), zap.String("device", v.device))
 	return &challengeView{
 		ID: id, Image: routePrefix + "captcha/" + id + ".png", Answer: routePrefix + "answer",
@@ -201,6 +251,12 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		return v.serveNewChallenge(w, returnTo, "That image was issued to another browser. Here is a new one.", true)
 	}
 	correct := subtle.ConstantTimeCompare([]byte(answer), []byte(rec.Text)) == 1
+	labelled := v.tooManyFailures() // the client's label now, not when the captcha was issued
+	v.h.appendRecord(v.r.Context(), captchaEvent{
+		Kind: "answer", ID: req.ID, At: v.now, Answer: answer, Correct: &correct,
+		LatencyMS: v.now.Sub(rec.Issued).Milliseconds(), Method: rec.Method, Model: rec.Model,
+		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: labelled,
+	})
 	v.h.logger.Info("captcha answered",
 		zap.String("id", req.ID), zap.Bool("correct", correct), zap.String("method", rec.Method),
 		zap.Duration("latency", v.now.Sub(rec.Issued)), zap.Bool("labelled", rec.Labelled),

@@ -21,6 +21,11 @@ import (
 	"sync"
 )
 
+// RendererVersion names the renderer's output: a (style, seed) recipe
+// reproduces an image bit for bit only with the same renderer version.
+// Change it whenever a change to this package changes pixels.
+const RendererVersion = "captcha/1"
+
 // DefaultCharset is digits and lowercase letters without 0, o, 1, l, i.
 const DefaultCharset = "23456789abcdefghjkmnpqrstuvwxyz"
 

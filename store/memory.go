@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -26,6 +27,9 @@ type Memory struct {
 	shards [memoryShards]memShard
 	stop   chan struct{}
 	done   sync.WaitGroup
+
+	logMu sync.Mutex
+	logs  map[string]*memLog
 }
 
 type memShard struct {
@@ -61,7 +65,7 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	if opts.MaxEntities <= 0 {
 		opts.MaxEntities = 100_000
 	}
-	m := &Memory{opts: opts, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	m := &Memory{opts: opts, seed: maphash.MakeSeed(), stop: make(chan struct{}), logs: map[string]*memLog{}}
 	perShard := (opts.MaxEntities + memoryShards - 1) / memoryShards
 	for i := range m.shards {
 		m.shards[i] = memShard{max: perShard, m: make(map[string]*memEntity), kv: make(map[string]memValue)}
@@ -245,6 +249,49 @@ func (m *Memory) Incr(_ context.Context, key string, ttl time.Duration) (int64, 
 	v.n++
 	sh.putValue(key, v, now)
 	return v.n, nil
+}
+
+// memLog is a bounded in-memory log; ids are sequence numbers.
+type memLog struct {
+	next    uint64
+	records []Record
+	touched time.Time
+}
+
+// Append implements Store. Memory logs hold at most MaxLogLen/100
+// records: a single instance is for development and small sites.
+func (m *Memory) Append(_ context.Context, log string, record []byte) error {
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	l := m.logs[log]
+	if l == nil {
+		l = &memLog{}
+		m.logs[log] = l
+	}
+	l.next++
+	l.records = append(l.records, Record{ID: fmt.Sprintf("%020d", l.next), Value: append([]byte(nil), record...)})
+	if limit := MaxLogLen / 100; len(l.records) > limit {
+		l.records = append(l.records[:0:0], l.records[len(l.records)-limit:]...)
+	}
+	l.touched = time.Now()
+	return nil
+}
+
+// Range implements Store.
+func (m *Memory) Range(_ context.Context, log, after string, max int) ([]Record, error) {
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	l := m.logs[log]
+	if l == nil || time.Since(l.touched) > LogTTL {
+		return nil, nil
+	}
+	var out []Record
+	for _, r := range l.records {
+		if r.ID > after && len(out) < max {
+			out = append(out, Record{ID: r.ID, Value: append([]byte(nil), r.Value...)})
+		}
+	}
+	return out, nil
 }
 
 // Ping implements Store; memory is always reachable.

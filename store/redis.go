@@ -353,6 +353,37 @@ func (r *Redis) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	return n, nil
 }
 
+// Append implements Store with a Redis stream, trimmed approximately to
+// MaxLogLen and given LogTTL, in one pipeline.
+func (r *Redis) Append(ctx context.Context, log string, record []byte) error {
+	key := r.opts.KeyPrefix + "log:" + log
+	pipe := r.client.Pipeline()
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: MaxLogLen, Approx: true, Values: []any{"v", record}})
+	pipe.PExpire(ctx, key, LogTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redis append %s: %w", log, err)
+	}
+	return nil
+}
+
+// Range implements Store.
+func (r *Redis) Range(ctx context.Context, log, after string, max int) ([]Record, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	msgs, err := r.client.XRangeN(ctx, r.opts.KeyPrefix+"log:"+log, start, "+", int64(max)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis range %s: %w", log, err)
+	}
+	out := make([]Record, 0, len(msgs))
+	for _, m := range msgs {
+		v, _ := m.Values["v"].(string)
+		out = append(out, Record{ID: m.ID, Value: []byte(v)})
+	}
+	return out, nil
+}
+
 // Ping implements Store.
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.client.Ping(ctx).Err(); err != nil {

@@ -105,6 +105,12 @@ type Store interface {
 	// Incr adds one to the counter under key, creating it with the given
 	// TTL (which later increments do not extend), and returns the new value.
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// Append adds a record to the end of a log, which keeps at most its
+	// newest MaxLogLen records and expires LogTTL after its last append.
+	Append(ctx context.Context, log string, record []byte) error
+	// Range returns up to max records of a log after the record id
+	// (after "" for the oldest), oldest first.
+	Range(ctx context.Context, log, after string, max int) ([]Record, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
@@ -139,6 +145,19 @@ func (o *Options) normalize() error {
 // retention is how long an idle entity's counters are kept: long enough to
 // still hold the previous bucket of the longest window.
 func (o *Options) retention() time.Duration { return 2 * o.Windows[len(o.Windows)-1] }
+
+// Record is one log entry. IDs increase along a log.
+type Record struct {
+	ID    string
+	Value []byte
+}
+
+// Bounds of every log: the newest MaxLogLen records are kept, and a log
+// nobody appends to expires after LogTTL.
+const (
+	MaxLogLen = 1_000_000
+	LogTTL    = 30 * 24 * time.Hour
+)
 
 // ErrNotFound is returned for a key that does not exist or has expired.
 var ErrNotFound = errors.New("not found")

@@ -238,6 +238,35 @@ func RunValues(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}
 	})
+	t.Run("logs append and range in order", func(t *testing.T) {
+		s := newStore(t)
+		for i := 0; i < 25; i++ {
+			if err := s.Append(ctx, "records", []byte(fmt.Sprintf("r%02d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		after := ""
+		for {
+			recs, err := s.Range(ctx, "records", after, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				got = append(got, string(r.Value))
+			}
+			after = recs[len(recs)-1].ID
+		}
+		if len(got) != 25 || got[0] != "r00" || got[24] != "r24" {
+			t.Fatalf("read back %d records: %v", len(got), got)
+		}
+		if recs, err := s.Range(ctx, "nothing-here", "", 10); err != nil || len(recs) != 0 {
+			t.Fatalf("empty log: %v %v", recs, err)
+		}
+	})
 	t.Run("incr counts and expires", func(t *testing.T) {
 		s := newStore(t)
 		for i := int64(1); i <= 3; i++ {
