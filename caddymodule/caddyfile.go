@@ -58,6 +58,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		upstream_headers
 //		challenge_ttl <duration>
 //		max_failures device|ip <n>
+//		max_audio <n>
 //		device_cookie <name>
 //		clearance_cookie <name>
 //	}
@@ -178,6 +179,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.MaxFailuresIP = v
 			default:
 				return d.Errf("max_failures: unknown entity %q (want device or ip)", kind)
+			}
+		case "max_audio":
+			if err := intArg(d, &h.MaxAudioDevice); err != nil {
+				return err
 			}
 		case "device_cookie":
 			if !d.AllArgs(&h.DeviceCookie) {

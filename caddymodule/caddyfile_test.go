@@ -52,6 +52,10 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		crawlers score
 		on_store_error closed
 		upstream_headers
+		challenge_ttl 90s
+		max_failures device 7
+		max_failures ip 40
+		max_audio 4
 		device_cookie dev
 		clearance_cookie clr
 	}`)
@@ -77,6 +81,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		"exempt": ["/robots.txt", "/healthz"],
 		"allow": ["10.0.0.0/8"], "deny": ["192.0.2.1"],
 		"crawlers": "score", "on_store_error": "closed", "upstream_headers": true,
+		"challenge_ttl": "90s", "max_failures_device": 7, "max_failures_ip": 40, "max_audio_device": 4,
 		"device_cookie": "dev", "clearance_cookie": "clr"
 	}`
 	var fromJSON Handler

@@ -338,3 +338,34 @@ func TestCaptchaRecords(t *testing.T) {
 		t.Fatal("the recipe does not reproduce the served image")
 	}
 }
+
+func TestAudioAlternative(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "max_audio 3")
+	h := suspicious("198.51.100.89")
+	id := f.challenge(h, "/")
+	for i := 1; i <= 4; i++ {
+		r := get(t, "/.advcaptcha/audio/"+id+".wav", h)
+		switch {
+		case i <= 3 && (r.status != 200 || r.header.Get("Content-Type") != "audio/wav" || !strings.HasPrefix(r.body, "RIFF")):
+			t.Fatalf("audio %d: %d %s", i, r.status, r.header.Get("Content-Type"))
+		case i == 4 && r.status != http.StatusTooManyRequests:
+			t.Fatalf("audio over the limit: %d", r.status)
+		}
+	}
+	if r := get(t, "/.advcaptcha/audio/"+id+".wav", suspicious("198.51.100.90")); r.status != 404 {
+		t.Fatalf("audio from another device: %d", r.status)
+	}
+	r := post(t, "/.advcaptcha/answer", h, answerForm(id, f.truth(id), "/"))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("answer after audio: %d", r.status)
+	}
+	var maxAge int
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == "advc_clearance" {
+			maxAge = c.MaxAge
+		}
+	}
+	if maxAge != 900 { // a quarter of the default hour
+		t.Fatalf("clearance after audio lasts %ds, want 900", maxAge)
+	}
+}

@@ -68,6 +68,7 @@ type captchaEvent struct {
 	PNGSHA256 string    `json:"png_sha256,omitempty"`
 	Answer    string    `json:"answer,omitempty"`
 	Correct   *bool     `json:"correct,omitempty"`
+	Audio     bool      `json:"audio,omitempty"` // the answer came after listening to the audio
 	LatencyMS int64     `json:"latency_ms,omitempty"`
 	Method    string    `json:"method"`
 	Model     string    `json:"model,omitempty"`
@@ -93,6 +94,7 @@ func (h *Handler) appendRecord(ctx context.Context, ev captchaEvent) {
 type challengeView struct {
 	ID        string `json:"id"`
 	Image     string `json:"image"`
+	Audio     string `json:"audio"`
 	Answer    string `json:"answer"`
 	Refresh   string `json:"refresh"`
 	ExpiresIn int    `json:"expires_in"`
@@ -152,7 +154,8 @@ func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
 	})
 	v.h.logger.Debug("captcha issued", zap.String("id", id), zap.String("ip", v.ipID), zap.String("device", v.device))
 	return &challengeView{
-		ID: id, Image: routePrefix + "captcha/" + id + ".png", Answer: routePrefix + "answer",
+		ID: id, Image: routePrefix + "captcha/" + id + ".png", Audio: routePrefix + "audio/" + id + ".wav",
+		Answer:  routePrefix + "answer",
 		Refresh: routePrefix + "challenge?return=" + url.QueryEscape(returnTo), ExpiresIn: int(ttl / time.Second),
 		Return: returnTo,
 	}, nil
@@ -164,6 +167,8 @@ func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
 	switch {
 	case strings.HasPrefix(path, "captcha/") && strings.HasSuffix(path, ".png") && (v.r.Method == http.MethodGet || v.r.Method == http.MethodHead):
 		return v.serveImage(w, strings.TrimSuffix(strings.TrimPrefix(path, "captcha/"), ".png"))
+	case strings.HasPrefix(path, "audio/") && strings.HasSuffix(path, ".wav") && (v.r.Method == http.MethodGet || v.r.Method == http.MethodHead):
+		return v.serveAudio(w, strings.TrimSuffix(strings.TrimPrefix(path, "audio/"), ".wav"))
 	case path == "answer" && v.r.Method == http.MethodPost:
 		return v.serveAnswer(w)
 	case path == "challenge" && (v.r.Method == http.MethodGet || v.r.Method == http.MethodPost):
@@ -172,27 +177,73 @@ func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
 	return writeError(w, v.r, http.StatusNotFound, "no such advcaptcha endpoint")
 }
 
-func (v *visit) serveImage(w http.ResponseWriter, id string) error {
+// peekChallenge reads a live challenge of this client's device; when it
+// cannot, it has answered the request and returns nil.
+func (v *visit) peekChallenge(w http.ResponseWriter, id string) (*challengeRecord, error) {
 	if !validChallengeID(id) {
-		return writeError(w, v.r, http.StatusNotFound, "unknown captcha")
+		return nil, writeError(w, v.r, http.StatusNotFound, "unknown captcha")
 	}
 	b, err := v.h.store.Peek(v.r.Context(), "ch:"+id)
 	if errors.Is(err, store.ErrNotFound) {
-		return writeError(w, v.r, http.StatusNotFound, "this captcha has expired or was already answered")
+		return nil, writeError(w, v.r, http.StatusNotFound, "this captcha has expired or was already answered")
 	}
 	if err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)
-		return writeUnavailable(w, v.r)
+		return nil, writeUnavailable(w, v.r)
 	}
 	var rec challengeRecord
 	if err := json.Unmarshal(b, &rec); err != nil || rec.Device != v.device {
-		return writeError(w, v.r, http.StatusNotFound, "unknown captcha")
+		return nil, writeError(w, v.r, http.StatusNotFound, "unknown captcha")
+	}
+	return &rec, nil
+}
+
+func (v *visit) serveImage(w http.ResponseWriter, id string) error {
+	rec, err := v.peekChallenge(w, id)
+	if rec == nil {
+		return err
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "image/png")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	_, err = w.Write(rec.PNG)
+	return err
+}
+
+// serveAudio reads the captcha's text out, for people who cannot see the
+// image. Audio is easier for machines than the image, so it is limited per
+// device, recorded, and an answer given after listening counts for more:
+// a wrong one twice, a right one earns a clearance of a quarter the time.
+func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
+	rec, err := v.peekChallenge(w, id)
+	if rec == nil {
+		return err
+	}
+	dev := store.Entity{Kind: store.KindDevice, ID: v.device}
+	n, err := v.h.store.Incr(v.r.Context(), "audio:"+dev.Key(), time.Hour)
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	if n > int64(v.h.MaxAudioDevice) {
+		return writeError(w, v.r, http.StatusTooManyRequests, "too many audio captchas from this browser; please try again in an hour")
+	}
+	if err := v.h.store.PutOnce(v.r.Context(), "audio-used:"+id, []byte{1}, time.Duration(v.h.ChallengeTTL)); err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	wav, err := captcha.RenderAudio(rec.Text, rec.Seed)
+	if err != nil {
+		return writeError(w, v.r, http.StatusInternalServerError, "audio is not available for this captcha")
+	}
+	v.h.appendRecord(v.r.Context(), captchaEvent{Kind: "audio_served", ID: id, At: v.now, Method: rec.Method,
+		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: rec.Labelled})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "audio/wav")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	_, err = w.Write(wav)
 	return err
 }
 
@@ -252,8 +303,10 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	}
 	correct := subtle.ConstantTimeCompare([]byte(answer), []byte(rec.Text)) == 1
 	labelled := v.tooManyFailures() // the client's label now, not when the captcha was issued
+	_, audioErr := v.h.store.Take(v.r.Context(), "audio-used:"+req.ID)
+	audio := audioErr == nil
 	v.h.appendRecord(v.r.Context(), captchaEvent{
-		Kind: "answer", ID: req.ID, At: v.now, Answer: answer, Correct: &correct,
+		Kind: "answer", ID: req.ID, At: v.now, Answer: answer, Correct: &correct, Audio: audio,
 		LatencyMS: v.now.Sub(rec.Issued).Milliseconds(), Method: rec.Method, Model: rec.Model,
 		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: labelled,
 	})
@@ -263,11 +316,18 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		zap.Float64("score", rec.Score), zap.String("ip", v.ipID), zap.String("device", v.device))
 	if !correct {
 		v.recordFailure()
+		if audio {
+			v.recordFailure()
+		}
 		return v.serveNewChallenge(w, returnTo, "That was not right. Please try this one.", true)
 	}
+	ttl := time.Duration(v.h.ClearanceTTL)
+	if audio {
+		ttl /= 4
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: v.h.ClearanceCookie, Value: v.h.keys.IssueClearance(v.device, v.r.UserAgent(), v.now.Add(time.Duration(v.h.ClearanceTTL))),
-		Path: "/", MaxAge: int(time.Duration(v.h.ClearanceTTL) / time.Second), HttpOnly: true,
+		Name: v.h.ClearanceCookie, Value: v.h.keys.IssueClearance(v.device, v.r.UserAgent(), v.now.Add(ttl)),
+		Path: "/", MaxAge: int(ttl / time.Second), HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: v.r.TLS != nil,
 	})
 	if wantsJSON(v.r) || isJSONBody(v.r) {

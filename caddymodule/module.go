@@ -136,6 +136,11 @@ type Handler struct {
 	MaxFailuresDevice int `json:"max_failures_device,omitempty"`
 	MaxFailuresIP     int `json:"max_failures_ip,omitempty"`
 
+	// MaxAudioDevice is how many audio captchas a device may play in an
+	// hour. Audio is the accessible alternative to the image, and easier
+	// for machines. Default 5.
+	MaxAudioDevice int `json:"max_audio_device,omitempty"`
+
 	// DeviceCookie and ClearanceCookie name the cookies. Defaults
 	// "advc_device" and "advc_clearance".
 	DeviceCookie    string `json:"device_cookie,omitempty"`
@@ -352,6 +357,9 @@ func (h *Handler) applyDefaults() {
 	if h.MaxFailuresIP == 0 {
 		h.MaxFailuresIP = 50
 	}
+	if h.MaxAudioDevice == 0 {
+		h.MaxAudioDevice = 5
+	}
 }
 
 // Validate checks the configuration. Each error names the field at fault.
@@ -383,6 +391,9 @@ func (h *Handler) Validate() error {
 	}
 	if d := time.Duration(h.ChallengeTTL); d < 10*time.Second || d > time.Hour {
 		return fmt.Errorf("challenge_ttl: %v is outside 10s–1h", d)
+	}
+	if h.MaxAudioDevice < 1 {
+		return fmt.Errorf("max_audio_device: %d must be at least 1", h.MaxAudioDevice)
 	}
 	if h.MaxFailuresDevice < 1 || h.MaxFailuresIP < 1 {
 		return fmt.Errorf("max_failures: limits must be at least 1 (device %d, ip %d)", h.MaxFailuresDevice, h.MaxFailuresIP)

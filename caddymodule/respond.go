@@ -75,6 +75,8 @@ var captchaPage = template.Must(template.New("captcha").Parse(`<!doctype html><h
 <input id="advc-answer" name="answer" autocomplete="off" autocapitalize="none" autocorrect="off" spellcheck="false" maxlength="32" required autofocus>
 <button id="advc-submit" type="submit">Continue</button>
 </form>
+<p><label for="advc-audio">Cannot see the image? Listen to the characters instead:</label><br>
+<audio id="advc-audio" controls preload="none" src="{{.Audio}}"></audio></p>
 <p><a href="{{.Refresh}}">Show another image</a> · It expires in {{.ExpiresIn}} seconds.</p>
 </main></body></html>
 `))
@@ -95,7 +97,7 @@ func writeCaptchaPage(w http.ResponseWriter, r *http.Request, status int, ch *ch
 		return json.NewEncoder(w).Encode(body)
 	}
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	return captchaPage.Execute(w, ch)
 }
