@@ -368,4 +368,14 @@ func TestAudioAlternative(t *testing.T) {
 	if maxAge != 900 { // a quarter of the default hour
 		t.Fatalf("clearance after audio lasts %ds, want 900", maxAge)
 	}
+	// The plays count in the device's score: three plays, the full 15.
+	up := newUpstream(t)
+	loadProxy(t, fmt.Sprintf("redis %s\nsecret %s\nupstream_headers", f.rdb.Options().Addr, testSecret), up, "")
+	bh := with(browser("198.51.100.91"), "Cookie", h.Get("Cookie"))
+	if r := get(t, "/", bh); r.status != 200 {
+		t.Fatalf("browser with the audio device: %d", r.status)
+	}
+	if got := up.lastHeader("X-Advcaptcha-Reasons"); !strings.Contains(got, "audio_captcha=15") {
+		t.Fatalf("reasons %q, want audio_captcha=15", got)
+	}
 }

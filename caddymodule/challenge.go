@@ -213,8 +213,9 @@ func (v *visit) serveImage(w http.ResponseWriter, id string) error {
 
 // serveAudio reads the captcha's text out, for people who cannot see the
 // image. Audio is easier for machines than the image, so it is limited per
-// device, recorded, and an answer given after listening counts for more:
-// a wrong one twice, a right one earns a clearance of a quarter the time.
+// device, recorded, adds to the device's risk score (audio_captcha), and
+// an answer given after listening counts for more: a wrong one twice, a
+// right one earns a clearance of a quarter the time.
 func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 	rec, err := v.peekChallenge(w, id)
 	if rec == nil {
@@ -228,6 +229,9 @@ func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 	}
 	if n > int64(v.h.MaxAudioDevice) {
 		return writeError(w, v.r, http.StatusTooManyRequests, "too many audio captchas from this browser; please try again in an hour")
+	}
+	if err := v.h.store.CountAudio(v.r.Context(), dev); err != nil { // raises the device's risk score
+		v.h.health.failed(err, v.h.OnStoreError)
 	}
 	if err := v.h.store.PutOnce(v.r.Context(), "audio-used:"+id, []byte{1}, time.Duration(v.h.ChallengeTTL)); err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)

@@ -86,7 +86,7 @@ type Handler struct {
 	// crawler_unverified, frequency_account, frequency_device,
 	// frequency_ip, frequency_strict, labelled, no_device_cookie,
 	// platform_mismatch, sec_fetch_missing, ua_automation, ua_incomplete,
-	// ua_malformed, ua_missing, ua_unknown.
+	// ua_malformed, ua_missing, ua_unknown, audio_captcha.
 	Weights map[string]float64 `json:"weights,omitempty"`
 
 	// ChallengeAt is the score from which a request is challenged.
@@ -578,6 +578,10 @@ func (v *visit) score() (riskscore.Decision, error) {
 	for i, t := range tallies {
 		if t.Label != nil {
 			a.Add(&h.weights, riskscore.Labelled, 1, string(storeKinds[i])+": "+t.Label.Reason)
+		}
+		if t.Audio > 0 && i == kindDevice {
+			// Each audio play adds a third of the signal's weight.
+			a.Add(&h.weights, riskscore.AudioCaptcha, float64(t.Audio)/3, strconv.FormatInt(t.Audio, 10)+" plays")
 		}
 		if h.freq[i].Assess(a, &h.weights, freqSignals[i], t.Counts) && t.Label == nil {
 			h.label(v.r.Context(), ents[i], "strict rate limit: "+formatCount(t.Counts[0], h.windows[0]))

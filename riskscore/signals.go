@@ -38,6 +38,7 @@ const (
 	FrequencyAccount                    // over a soft request limit, per account
 	FrequencyStrict                     // over the strict limit: labels the entity an attacker
 	Labelled                            // the IP, device or account is labelled a confirmed attacker
+	AudioCaptcha                        // the device played audio captchas (easier for machines than images)
 	numSignals
 )
 
@@ -61,6 +62,7 @@ var signalNames = [numSignals]string{
 	FrequencyAccount:      "frequency_account",
 	FrequencyStrict:       "frequency_strict",
 	Labelled:              "labelled",
+	AudioCaptcha:          "audio_captcha",
 }
 
 // DefaultWeights are calibrated so that, with the default thresholds
@@ -89,6 +91,7 @@ var DefaultWeights = Weights{
 	FrequencyAccount:      40,
 	FrequencyStrict:       100,
 	Labelled:              100,
+	AudioCaptcha:          15,
 }
 
 // Weights holds one weight per signal.

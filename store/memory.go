@@ -50,6 +50,7 @@ type memEntity struct {
 	lastSeen time.Time
 	windows  []memWindow
 	label    *Label
+	audio    int64
 }
 
 type memWindow struct {
@@ -118,6 +119,7 @@ func (m *Memory) Observe(_ context.Context, now time.Time, hits []Hit) ([]Tally,
 				l := *e.label
 				out[i].Label = &l
 			}
+			out[i].Audio = e.audio
 		}
 		sh.mu.Unlock()
 	}
@@ -174,6 +176,23 @@ func (m *Memory) SetLabel(_ context.Context, ent Entity, l Label) error {
 		sh.insert(key, e, now, m)
 	}
 	e.label = &l
+	return nil
+}
+
+// CountAudio implements Store.
+func (m *Memory) CountAudio(_ context.Context, ent Entity) error {
+	now := time.Now()
+	key := ent.Key()
+	sh := m.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[key]
+	if e == nil || m.expired(e, now) {
+		e = &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
+		sh.insert(key, e, now, m)
+	}
+	e.audio++
+	e.lastSeen = now
 	return nil
 }
 

@@ -55,7 +55,7 @@ type Redis struct {
 
 // observeScript adds hits to entities' bucket counters and returns, per
 // entity, its label, then the current bucket count of each window, then
-// the previous bucket count of each window. It takes any number of
+// its audio-captcha count, then the previous bucket count of each window. It takes any number of
 // entities: all of a request's on a single node or Sentinel, one at a time
 // on a Cluster (their keys live in different slots). Field names are
 // computed by the caller, so the script formats no strings on its common
@@ -81,15 +81,15 @@ for e = 1, #KEYS / 2 do
       out[n] = redis.call('HGET', counters, ARGV[2 + i]) or '0'
     end
   end
-  local prev = redis.call('HMGET', counters, unpack(ARGV, 3 + nwin, 2 + 2*nwin))
-  for i = 1, nwin do
+  local prev = redis.call('HMGET', counters, 'audio', unpack(ARGV, 3 + nwin, 2 + 2*nwin))
+  for i = 1, nwin + 1 do
     n = n + 1
     out[n] = prev[i] or '0'
   end
   if hits > 0 then
     if redis.call('HLEN', counters) > 2 * nwin then
       -- buckets older than the previous one are left: forget them
-      local keep = {}
+      local keep = {audio = true}
       for i = 3, 2 + 2*nwin do keep[ARGV[i]] = true end
       for _, f in ipairs(redis.call('HKEYS', counters)) do
         if not keep[f] then redis.call('HDEL', counters, f) end
@@ -181,7 +181,7 @@ func (r *Redis) Observe(ctx context.Context, now time.Time, hits []Hit) ([]Tally
 	if err != nil {
 		return nil, fmt.Errorf("redis observe: %w", err)
 	}
-	per := 1 + 2*nwin
+	per := 2 + 2*nwin
 	var vals []any
 	for _, cmd := range cmds {
 		v, err := cmd.Slice()
@@ -204,8 +204,9 @@ func (r *Redis) Observe(ctx context.Context, now time.Time, hits []Hit) ([]Tally
 		}
 		out[i].Counts = make([]float64, nwin)
 		for j, w := range r.opts.Windows {
-			out[i].Counts[j] = slidingCount(now, w, replyInt(v[1+j]), replyInt(v[1+nwin+j]))
+			out[i].Counts[j] = slidingCount(now, w, replyInt(v[1+j]), replyInt(v[2+nwin+j]))
 		}
+		out[i].Audio = replyInt(v[1+nwin])
 	}
 	return out, nil
 }
@@ -382,6 +383,19 @@ func (r *Redis) Range(ctx context.Context, log, after string, max int) ([]Record
 		out = append(out, Record{ID: m.ID, Value: []byte(v)})
 	}
 	return out, nil
+}
+
+// CountAudio implements Store: the count lives in the entity's counters
+// hash, so it lasts as long as the entity is active.
+func (r *Redis) CountAudio(ctx context.Context, e Entity) error {
+	counters, _ := r.keys(e)
+	pipe := r.client.Pipeline()
+	pipe.HIncrBy(ctx, counters, "audio", 1)
+	pipe.PExpire(ctx, counters, r.opts.retention())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redis count audio %s: %w", e, err)
+	}
+	return nil
 }
 
 // Ping implements Store.

@@ -73,6 +73,9 @@ type Tally struct {
 	Counts []float64
 	// Label is set when the entity is labelled; nil otherwise.
 	Label *Label
+	// Audio is how many audio captchas the entity played while it has
+	// been active (its counters' retention).
+	Audio int64
 }
 
 // Label marks an entity as a confirmed attacker (or, later, as cleared by
@@ -94,6 +97,8 @@ type Store interface {
 	SetLabel(ctx context.Context, e Entity, l Label) error
 	// ClearLabel removes an entity's label.
 	ClearLabel(ctx context.Context, e Entity) error
+	// CountAudio counts an audio captcha played by the entity.
+	CountAudio(ctx context.Context, e Entity) error
 	// PutOnce stores value under key until ttl passes.
 	PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Peek returns the value under key without consuming it, or ErrNotFound.

@@ -111,6 +111,20 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("audio plays are counted", func(t *testing.T) {
+		s := newStore(t)
+		e := store.Entity{Kind: store.KindDevice, ID: "listener"}
+		for i := 0; i < 3; i++ {
+			if err := s.CountAudio(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tl := observe(t, s, time.Now(), store.Hit{Entity: e, N: 1})
+		if tl[0].Audio != 3 || tl[0].Counts[0] != 1 {
+			t.Fatalf("tally %+v, want audio 3 and one hit", tl[0])
+		}
+	})
+
 	t.Run("hostile ids are safe", func(t *testing.T) {
 		s := newStore(t)
 		ids := []string{"{tag}", "a}b{c", "\x00\xff", string(make([]byte, 1<<16)), "ünïcode", ""}
