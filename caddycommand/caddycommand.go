@@ -19,15 +19,17 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "advcaptcha",
-		Usage: "<dataset|gallery> [flags]",
-		Short: "advcaptcha tools: captcha datasets and galleries",
+		Usage: "<dataset|gallery|trajectories> [flags]",
+		Short: "advcaptcha tools: captcha datasets, galleries, slide scoring",
 		Long: `Tools for advcaptcha that run without a server.
 
   dataset  writes captchas as PNG files plus labels.csv (header file,text),
            the interchange format for training and evaluating solvers
-  gallery  writes a contact sheet of captchas with their texts`,
+  gallery  writes a contact sheet of captchas with their texts
+  trajectories FILE.jsonl
+           scores slide-bar drags as single slides of fresh devices`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(datasetCommand(), galleryCommand())
+			cmd.AddCommand(datasetCommand(), galleryCommand(), trajectoriesCommand())
 		},
 	})
 }

@@ -1,0 +1,160 @@
+package trajectory
+
+import "math"
+
+// Features describe a drag.
+type Features struct {
+	Points   int
+	Duration float64 // ms, press to release
+	Path     float64 // px travelled
+	NetX     float64 // px, signed
+	// Straightness is net displacement over path length: 1 is a ruler line.
+	Straightness float64
+	YRange       float64 // px between the highest and lowest point
+	// SpeedCV is the coefficient of variation of the speed between
+	// samples: a hand accelerates and decelerates, a script often does not.
+	SpeedCV float64
+	// IntervalCV is the coefficient of variation of the sampling intervals
+	// (0 when fewer than 8): scripts often sample at a perfectly even rate.
+	IntervalCV float64
+	Intervals  int
+	// PeakAt is where the peak speed falls, as a fraction of the duration.
+	PeakAt float64
+	// RoughnessY is the energy of the second difference of y over that of
+	// the first, after resampling to 16 ms: about 3 for white noise (a
+	// jittered line), well under 1 for a hand's smooth path.
+	RoughnessY float64
+	// BackMoves is the fraction of steps against the drag's direction.
+	BackMoves float64
+	// Overshoot is how far (px) the drag went past where it ended.
+	Overshoot float64
+	// Pauses counts stops of 100 ms or more inside the drag.
+	Pauses int
+}
+
+// Extract computes the features of a validated trajectory.
+func Extract(t Trajectory) Features {
+	f := Features{Points: len(t)}
+	if len(t) < 2 {
+		return f
+	}
+	first, last := t[0], t[len(t)-1]
+	f.Duration = last.T - first.T
+	f.NetX = last.X - first.X
+	dir := 1.0
+	if f.NetX < 0 {
+		dir = -1
+	}
+	minY, maxY := first.Y, first.Y
+	maxAlong := 0.0
+	var speeds, dts []float64
+	peak, peakT := -1.0, 0.0
+	back := 0
+	for i := 1; i < len(t); i++ {
+		p, q := t[i-1], t[i]
+		d := math.Hypot(q.X-p.X, q.Y-p.Y)
+		f.Path += d
+		minY, maxY = math.Min(minY, q.Y), math.Max(maxY, q.Y)
+		maxAlong = math.Max(maxAlong, dir*(q.X-first.X))
+		if dir*(q.X-p.X) < 0 {
+			back++
+		}
+		dt := q.T - p.T
+		if dt > 0 {
+			dts = append(dts, dt)
+			s := d / dt
+			speeds = append(speeds, s)
+			if s > peak {
+				peak, peakT = s, (p.T+q.T)/2-first.T
+			}
+			if dt >= 100 && d < 2 {
+				f.Pauses++
+			}
+		}
+	}
+	f.YRange = maxY - minY
+	if f.Path > 0 {
+		f.Straightness = math.Hypot(f.NetX, last.Y-first.Y) / f.Path
+	} else {
+		f.Straightness = 1
+	}
+	f.BackMoves = float64(back) / float64(len(t)-1)
+	f.Overshoot = math.Max(0, maxAlong-dir*f.NetX)
+	f.SpeedCV = cv(speeds)
+	f.Intervals = len(dts)
+	if len(dts) >= 8 {
+		f.IntervalCV = cv(dts)
+	} else {
+		f.IntervalCV = math.NaN()
+	}
+	if f.Duration > 0 {
+		f.PeakAt = peakT / f.Duration
+	}
+	f.RoughnessY = roughness(resampleY(t, 16))
+	return f
+}
+
+func cv(v []float64) float64 {
+	if len(v) < 2 {
+		return math.NaN()
+	}
+	mean := 0.0
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	if mean == 0 {
+		return 0
+	}
+	ss := 0.0
+	for _, x := range v {
+		ss += (x - mean) * (x - mean)
+	}
+	return math.Sqrt(ss/float64(len(v))) / mean
+}
+
+// resampleY interpolates y at even steps of time, so that roughness does
+// not depend on how a browser happened to sample.
+func resampleY(t Trajectory, step float64) []float64 {
+	var out []float64
+	j := 0
+	for at := t[0].T; at <= t[len(t)-1].T; at += step {
+		for j+1 < len(t) && t[j+1].T < at {
+			j++
+		}
+		if j+1 >= len(t) {
+			out = append(out, t[len(t)-1].Y)
+			break
+		}
+		a, b := t[j], t[j+1]
+		frac := 0.0
+		if b.T > a.T {
+			frac = (at - a.T) / (b.T - a.T)
+		}
+		out = append(out, a.Y+frac*(b.Y-a.Y))
+		if len(out) > 4*MaxPoints {
+			break
+		}
+	}
+	return out
+}
+
+// roughness is Σ(Δ²y)² / Σ(Δy)² (0 when y never moves).
+func roughness(y []float64) float64 {
+	if len(y) < 8 {
+		return 0
+	}
+	var e1, e2 float64
+	for i := 1; i < len(y); i++ {
+		d := y[i] - y[i-1]
+		e1 += d * d
+		if i >= 2 {
+			d2 := d - (y[i-1] - y[i-2])
+			e2 += d2 * d2
+		}
+	}
+	if e1 == 0 {
+		return 0
+	}
+	return e2 / e1
+}
