@@ -1,6 +1,9 @@
 package trajectory
 
-import "math"
+import (
+	"math"
+	"sort"
+)
 
 // Features describe a drag.
 type Features struct {
@@ -14,10 +17,11 @@ type Features struct {
 	// SpeedCV is the coefficient of variation of the speed between
 	// samples: a hand accelerates and decelerates, a script often does not.
 	SpeedCV float64
-	// IntervalCV is the coefficient of variation of the sampling intervals
-	// (0 when fewer than 8): scripts often sample at a perfectly even rate.
-	IntervalCV float64
-	Intervals  int
+	// EvenIntervals is the share of sampling intervals within 1% of the
+	// median interval (NaN with fewer than 8): scripts often sample at a
+	// perfectly even rate, perhaps but for a shorter last step.
+	EvenIntervals float64
+	Intervals     int
 	// PeakAt is where the peak speed falls, as a fraction of the duration.
 	PeakAt float64
 	// RoughnessY is the energy of the second difference of y over that of
@@ -82,16 +86,28 @@ func Extract(t Trajectory) Features {
 	f.Overshoot = math.Max(0, maxAlong-dir*f.NetX)
 	f.SpeedCV = cv(speeds)
 	f.Intervals = len(dts)
-	if len(dts) >= 8 {
-		f.IntervalCV = cv(dts)
-	} else {
-		f.IntervalCV = math.NaN()
-	}
+	f.EvenIntervals = evenShare(dts)
 	if f.Duration > 0 {
 		f.PeakAt = peakT / f.Duration
 	}
 	f.RoughnessY = roughness(resampleY(t, 16))
 	return f
+}
+
+func evenShare(dts []float64) float64 {
+	if len(dts) < 8 {
+		return math.NaN()
+	}
+	sorted := append([]float64(nil), dts...)
+	sort.Float64s(sorted)
+	med := sorted[len(sorted)/2]
+	n := 0
+	for _, d := range dts {
+		if math.Abs(d-med) <= 0.01*med {
+			n++
+		}
+	}
+	return float64(n) / float64(len(dts))
 }
 
 func cv(v []float64) float64 {

@@ -59,9 +59,9 @@ func (r *Result) ReasonList() string {
 const (
 	fastMS          = 100 // paper: slides under 0.1 s are machines
 	minPoints       = 5
-	constSpeedCV    = 0.2  // people: ≥ 0.33 in the development data (p1)
-	evenIntervalCV  = 0.02 // people: ≥ 0.11 (p1) with 8+ intervals
-	roughnessJagged = 1.7  // people: ≤ 1.6 (p99); a jittered line ≥ 1.8
+	constSpeedCV    = 0.2 // people: ≥ 0.33 in the development data (p1)
+	evenSampling    = 0.9 // share of intervals within 1% of the median
+	roughnessJagged = 1.7 // people: ≤ 1.6 (p99); a jittered line ≥ 1.8
 )
 
 // Score judges a trajectory.
@@ -84,8 +84,8 @@ func Score(t Trajectory) Result {
 	if f.Points >= 6 && f.SpeedCV < constSpeedCV {
 		add("constant_speed", 45, false, fmt.Sprintf("cv %.3f", f.SpeedCV))
 	}
-	if !math.IsNaN(f.IntervalCV) && f.IntervalCV < evenIntervalCV {
-		add("even_sampling", 45, false, fmt.Sprintf("cv %.4f", f.IntervalCV))
+	if f.EvenIntervals >= evenSampling { // false for NaN
+		add("even_sampling", 45, false, fmt.Sprintf("%.0f%% of intervals alike", 100*f.EvenIntervals))
 	}
 	if f.RoughnessY > roughnessJagged {
 		add("jagged", 60, false, fmt.Sprintf("%.2f", f.RoughnessY))
