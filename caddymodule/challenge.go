@@ -254,7 +254,7 @@ func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 // serveNewChallenge answers with a fresh captcha: HTML page or JSON.
 // checkLabels reads the client's labels first (own routes skip scoring).
 func (v *visit) serveNewChallenge(w http.ResponseWriter, returnTo, problem string, checkLabels bool) error {
-	if checkLabels && v.tooManyFailures() {
+	if checkLabels && v.labelledNow() {
 		return writeBlocked(w, v.r)
 	}
 	ch, err := v.issueChallenge(returnTo)
@@ -306,7 +306,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		return v.serveNewChallenge(w, returnTo, "That image was issued to another browser. Here is a new one.", true)
 	}
 	correct := subtle.ConstantTimeCompare([]byte(answer), []byte(rec.Text)) == 1
-	labelled := v.tooManyFailures() // the client's label now, not when the captcha was issued
+	labelled := v.labelledNow() // the client's label now, not when the captcha was issued
 	_, audioErr := v.h.store.Take(v.r.Context(), "audio-used:"+req.ID)
 	audio := audioErr == nil
 	v.h.appendRecord(v.r.Context(), captchaEvent{
@@ -436,9 +436,9 @@ func (v *visit) recordFailure() {
 	}
 }
 
-// tooManyFailures reports whether the client's device or IP is labelled
+// labelledNow reports whether the client's device or IP is labelled
 // (by its wrong answers or anything else): such clients get no captchas.
-func (v *visit) tooManyFailures() bool {
+func (v *visit) labelledNow() bool {
 	hits := []store.Hit{{Entity: store.Entity{Kind: store.KindDevice, ID: v.device}}, {Entity: store.Entity{Kind: store.KindIP, ID: v.ipID}}}
 	tallies, err := v.h.store.Observe(v.r.Context(), v.now, hits)
 	if err != nil {

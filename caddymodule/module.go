@@ -217,6 +217,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.windows = append(h.windows, time.Duration(w))
 	}
 	lim := h.Limits
+	if len(lim.IP)+len(lim.Device)+len(lim.Account) == 0 {
+		h.logger.Warn("custom windows without soft limits: only the strict limits apply")
+	}
 	for k, soft := range [numKinds][]float64{lim.IP, lim.Device, lim.Account} {
 		h.freq[k] = riskscore.Frequency{Windows: h.windows, Soft: soft, Strict: [numKinds]float64{lim.StrictIP, lim.StrictDevice, lim.StrictAccount}[k]}
 	}
@@ -382,9 +385,6 @@ func (h *Handler) Validate() error {
 		if err := h.freq[k].Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-	}
-	if len(h.Windows) != 3 && (len(h.Limits.IP) == 0 && len(h.Limits.Device) == 0 && len(h.Limits.Account) == 0) {
-		h.logger.Warn("custom windows without soft limits: only the strict limits apply")
 	}
 	if time.Duration(h.ClearanceTTL) < time.Second {
 		return fmt.Errorf("clearance_ttl: %v is shorter than 1s", time.Duration(h.ClearanceTTL))
