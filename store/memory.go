@@ -43,6 +43,7 @@ type memShard struct {
 type memValue struct {
 	value   []byte
 	n       int64
+	list    [][]byte
 	expires time.Time
 }
 
@@ -309,6 +310,29 @@ func (m *Memory) Range(_ context.Context, log, after string, max int) ([]Record,
 		if r.ID > after && len(out) < max {
 			out = append(out, Record{ID: r.ID, Value: append([]byte(nil), r.Value...)})
 		}
+	}
+	return out, nil
+}
+
+// PushList implements Store.
+func (m *Memory) PushList(_ context.Context, key string, value []byte, keep int, ttl time.Duration) ([][]byte, error) {
+	now := time.Now()
+	sh := m.shard("v:" + key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	v, ok := sh.kv[key]
+	if !ok || now.After(v.expires) {
+		v = memValue{}
+	}
+	list := append([][]byte{append([]byte(nil), value...)}, v.list...)
+	if len(list) > keep {
+		list = list[:keep]
+	}
+	v.list, v.expires = list, now.Add(ttl)
+	sh.putValue(key, v, now)
+	out := make([][]byte, len(list))
+	for i, b := range list {
+		out[i] = append([]byte(nil), b...)
 	}
 	return out, nil
 }

@@ -354,6 +354,24 @@ func (r *Redis) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	return n, nil
 }
 
+// PushList implements Store in one pipeline.
+func (r *Redis) PushList(ctx context.Context, key string, value []byte, keep int, ttl time.Duration) ([][]byte, error) {
+	k := r.opts.KeyPrefix + key
+	pipe := r.client.Pipeline()
+	pipe.LPush(ctx, k, value)
+	pipe.LTrim(ctx, k, 0, int64(keep-1))
+	pipe.PExpire(ctx, k, ttl)
+	list := pipe.LRange(ctx, k, 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("redis push %s: %w", key, err)
+	}
+	out := make([][]byte, len(list.Val()))
+	for i, v := range list.Val() {
+		out[i] = []byte(v)
+	}
+	return out, nil
+}
+
 // Append implements Store with a Redis stream, trimmed approximately to
 // MaxLogLen and given LogTTL, in one pipeline.
 func (r *Redis) Append(ctx context.Context, log string, record []byte) error {

@@ -110,6 +110,10 @@ type Store interface {
 	// Incr adds one to the counter under key, creating it with the given
 	// TTL (which later increments do not extend), and returns the new value.
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// PushList puts value at the front of the list under key, keeps its
+	// newest keep values, sets its TTL, and returns the list, newest first
+	// — one round trip. Per-device histories (slide durations) use it.
+	PushList(ctx context.Context, key string, value []byte, keep int, ttl time.Duration) ([][]byte, error)
 	// Append adds a record to the end of a log, which keeps at most its
 	// newest MaxLogLen records and expires LogTTL after its last append.
 	Append(ctx context.Context, log string, record []byte) error

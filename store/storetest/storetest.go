@@ -281,6 +281,26 @@ func RunValues(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("empty log: %v %v", recs, err)
 		}
 	})
+	t.Run("lists keep the newest values", func(t *testing.T) {
+		s := newStore(t)
+		var got [][]byte
+		for i := 0; i < 7; i++ {
+			var err error
+			if got, err = s.PushList(ctx, "hist:dev1", []byte(fmt.Sprint(i)), 5, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(got) != 5 || string(got[0]) != "6" || string(got[4]) != "2" {
+			t.Fatalf("list %q, want 6..2", got)
+		}
+		if _, err := s.PushList(ctx, "hist:short", []byte("a"), 5, 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(120 * time.Millisecond)
+		if got, _ := s.PushList(ctx, "hist:short", []byte("b"), 5, time.Minute); len(got) != 1 {
+			t.Fatalf("expired list kept: %q", got)
+		}
+	})
 	t.Run("incr counts and expires", func(t *testing.T) {
 		s := newStore(t)
 		for i := int64(1); i <= 3; i++ {
