@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			sentinel_password <password>
 //			db <n>
 //			tls [<server_name>]
+//			tls_ca_file <pem file>
 //			tls_insecure_skip_verify
 //			key_prefix <prefix>
 //			timeout <duration>
@@ -231,6 +232,13 @@ func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
 			}
 			if d.NextArg() {
 				r.TLS.ServerName = d.Val()
+			}
+		case "tls_ca_file":
+			if r.TLS == nil {
+				r.TLS = &RedisTLS{}
+			}
+			if !d.AllArgs(&r.TLS.CAFile) {
+				return d.ArgErr()
 			}
 		case "tls_insecure_skip_verify":
 			if r.TLS == nil {

@@ -25,6 +25,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 			sentinel_password sp
 			db 2
 			tls redis.internal
+			tls_ca_file /etc/redis/ca.pem
 			key_prefix site1:
 			timeout 150ms
 		}
@@ -65,7 +66,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 	}
 	const fromJSONText = `{
 		"redis": {"addresses": ["10.0.0.1:6379", "10.0.0.2:6379"], "master_name": "mymaster", "username": "u",
-			"password": "{env.REDIS_PASSWORD}", "sentinel_password": "sp", "db": 2, "tls": {"server_name": "redis.internal"},
+			"password": "{env.REDIS_PASSWORD}", "sentinel_password": "sp", "db": 2, "tls": {"server_name": "redis.internal", "ca_file": "/etc/redis/ca.pem"},
 			"key_prefix": "site1:", "timeout": "150ms"},
 		"max_entities": 5000,
 		"secrets": ["s1-0123456789abcdef0123456789abcdef", "s2-0123456789abcdef0123456789abcdef"],

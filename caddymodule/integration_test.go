@@ -574,3 +574,28 @@ func TestRedisFailClosed(t *testing.T) {
 		t.Fatalf("after Redis returned: %d", last.status)
 	}
 }
+
+// TestRedisOverTLS: the gateway talks to a TLS-only redis-server whose
+// certificate is signed by a private CA given with tls_ca_file.
+func TestRedisOverTLS(t *testing.T) {
+	srv, caFile := redistest.StartTLS(t)
+	up := newUpstream(t)
+	load(t, fmt.Sprintf("redis %s {\n tls 127.0.0.1\n tls_ca_file %s\n key_prefix tls:\n}\non_store_error closed", srv.Addr, caFile), up)
+	// With on_store_error closed, a 200 proves the store answered over TLS.
+	if r := get(t, "/", browser("198.51.100.95")); r.status != 200 {
+		t.Fatalf("browser via Redis over TLS: %d %q", r.status, r.body)
+	}
+	if r := get(t, "/", with(curl("198.51.100.95"), "Accept-Encoding", "identity")); r.status != 403 {
+		t.Fatalf("curl via Redis over TLS: %d", r.status)
+	}
+	// Without the CA the certificate is refused, so the store is down.
+	load(t, fmt.Sprintf("redis %s {
+ tls 127.0.0.1
+ key_prefix tls2:
+ timeout 200ms
+}
+on_store_error closed", srv.Addr), up)
+	if r := get(t, "/", browser("198.51.100.96")); r.status != 503 {
+		t.Fatalf("untrusted Redis certificate: %d, want 503", r.status)
+	}
+}

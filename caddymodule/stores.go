@@ -3,8 +3,10 @@ package caddymodule
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -46,6 +48,9 @@ type RedisConfig struct {
 type RedisTLS struct {
 	// ServerName to verify; default the address's host.
 	ServerName string `json:"server_name,omitempty"`
+	// CAFile is a PEM file of the CA certificates to trust for Redis
+	// (default: the system's).
+	CAFile string `json:"ca_file,omitempty"`
 	// InsecureSkipVerify disables certificate verification. Testing only.
 	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
 }
@@ -99,6 +104,16 @@ func openStore(redisCfg *RedisConfig, maxEntities int, windows []time.Duration) 
 				MinVersion:         tls.VersionTLS12,
 				ServerName:         redisCfg.TLS.ServerName,
 				InsecureSkipVerify: redisCfg.TLS.InsecureSkipVerify, //nolint:gosec // operator's explicit choice, documented as testing only
+			}
+			if f := redisCfg.TLS.CAFile; f != "" {
+				pem, err := os.ReadFile(f)
+				if err != nil {
+					return nil, fmt.Errorf("redis tls ca_file: %w", err)
+				}
+				ro.TLS.RootCAs = x509.NewCertPool()
+				if !ro.TLS.RootCAs.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("redis tls ca_file %s: no PEM certificate in it", f)
+				}
 			}
 		}
 		r, err := store.NewRedis(ro)

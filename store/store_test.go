@@ -197,3 +197,23 @@ func TestRedisClusterContract(t *testing.T) {
 		return r
 	})
 }
+
+// TestRedisSentinelContract runs the contract through a real Sentinel.
+func TestRedisSentinelContract(t *testing.T) {
+	sn := redistest.StartSentinel(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) store.Store {
+		n++
+		r, err := store.NewRedis(store.RedisOptions{
+			Options:    store.Options{Windows: storetest.Windows},
+			Addrs:      []string{sn.Addr},
+			MasterName: sn.MasterName,
+			KeyPrefix:  fmt.Sprintf("sentinel%d:", n),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	})
+}

@@ -4,6 +4,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -21,8 +22,10 @@ type Server struct {
 	t    testing.TB
 	port int
 	dir  string
-	// extra are further redis-server arguments (cluster mode).
+	// extra are further redis-server arguments (cluster mode, TLS).
 	extra []string
+	// tls, when set, is how start's readiness check connects.
+	tls *tls.Config
 	mu    sync.Mutex
 	cmd   *exec.Cmd
 }
@@ -43,10 +46,14 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) start() {
 	s.t.Helper()
-	args := append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil {
+		port = nil // extra holds --port 0 --tls-port N
+	}
+	args := append(append(port,
+		"--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
-		"--daemonize", "no", "--loglevel", "warning"}, s.extra...)
+		"--daemonize", "no", "--loglevel", "warning"), s.extra...)
 	cmd := exec.Command("redis-server", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -70,6 +77,15 @@ func (s *Server) start() {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond)
+		if err == nil && s.tls != nil {
+			tc := tls.Client(c, s.tls)
+			_ = tc.SetDeadline(time.Now().Add(time.Second))
+			if err = tc.Handshake(); err != nil {
+				c.Close()
+			} else {
+				c = tc
+			}
+		}
 		if err == nil {
 			_, _ = c.Write([]byte("PING\r\n"))
 			buf := make([]byte, 7)
@@ -162,5 +178,46 @@ func StartCluster(t testing.TB) *Cluster {
 			t.Fatal("Redis Cluster did not reach cluster_state:ok within 20s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Sentinel is a Redis master watched by one Sentinel.
+type Sentinel struct {
+	Master *Server
+	// Addr is the Sentinel's address; MasterName the name it knows the
+	// master by.
+	Addr       string
+	MasterName string
+}
+
+// StartSentinel starts a master and a Sentinel monitoring it, and waits
+// until the Sentinel reports the master.
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	master := Start(t)
+	port := freePort(t)
+	dir := t.TempDir()
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor advc 127.0.0.1 %d 1\nsentinel down-after-milliseconds advc 1000\n",
+		port, dir, master.port)
+	path := dir + "/sentinel.conf"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("redis-server", path, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server --sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	s := &Sentinel{Master: master, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), MasterName: "advc"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "sentinel", "get-master-addr-by-name", "advc").Output()
+		if err == nil && strings.Contains(string(out), strconv.Itoa(master.port)) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Sentinel did not report the master within 10s: %v %s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
