@@ -589,12 +589,7 @@ func TestRedisOverTLS(t *testing.T) {
 		t.Fatalf("curl via Redis over TLS: %d", r.status)
 	}
 	// Without the CA the certificate is refused, so the store is down.
-	load(t, fmt.Sprintf("redis %s {
- tls 127.0.0.1
- key_prefix tls2:
- timeout 200ms
-}
-on_store_error closed", srv.Addr), up)
+	load(t, fmt.Sprintf("redis %s {\n tls 127.0.0.1\n key_prefix tls2:\n timeout 200ms\n}\non_store_error closed", srv.Addr), up)
 	if r := get(t, "/", browser("198.51.100.96")); r.status != 503 {
 		t.Fatalf("untrusted Redis certificate: %d, want 503", r.status)
 	}
