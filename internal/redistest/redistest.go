@@ -26,8 +26,8 @@ type Server struct {
 	extra []string
 	// tls, when set, is how start's readiness check connects.
 	tls *tls.Config
-	mu    sync.Mutex
-	cmd   *exec.Cmd
+	mu  sync.Mutex
+	cmd *exec.Cmd
 }
 
 // Start launches redis-server on a free port and stops it when the test
