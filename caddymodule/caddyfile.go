@@ -57,6 +57,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		crawlers verify|score
 //		on_store_error open|closed
 //		upstream_headers
+//		challenge captcha|slide
 //		challenge_ttl <duration>
 //		max_failures device|ip <n>
 //		max_audio <n>
@@ -160,6 +161,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.UpstreamHeaders = true
+		case "challenge":
+			if !d.AllArgs(&h.Challenge) {
+				return d.ArgErr()
+			}
 		case "challenge_ttl":
 			if err := durationArg(d, &h.ChallengeTTL); err != nil {
 				return err

@@ -169,6 +169,10 @@ func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
 		return v.serveImage(w, strings.TrimSuffix(strings.TrimPrefix(path, "captcha/"), ".png"))
 	case strings.HasPrefix(path, "audio/") && strings.HasSuffix(path, ".wav") && (v.r.Method == http.MethodGet || v.r.Method == http.MethodHead):
 		return v.serveAudio(w, strings.TrimSuffix(strings.TrimPrefix(path, "audio/"), ".wav"))
+	case path == "slide.js" && v.r.Method == http.MethodGet:
+		return serveSlideJS(w)
+	case path == "slide" && v.r.Method == http.MethodPost:
+		return v.serveSlide(w)
 	case path == "answer" && v.r.Method == http.MethodPost:
 		return v.serveAnswer(w)
 	case path == "challenge" && (v.r.Method == http.MethodGet || v.r.Method == http.MethodPost):
@@ -329,11 +333,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	if audio {
 		ttl /= 4
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: v.h.ClearanceCookie, Value: v.h.keys.IssueClearance(v.device, v.r.UserAgent(), v.now.Add(ttl)),
-		Path: "/", MaxAge: int(ttl / time.Second), HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: v.r.TLS != nil,
-	})
+	v.setClearance(w, ttl)
 	if wantsJSON(v.r) || isJSONBody(v.r) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -341,6 +341,15 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	}
 	http.Redirect(w, v.r, returnTo, http.StatusSeeOther)
 	return nil
+}
+
+// setClearance gives the client a clearance cookie valid for ttl.
+func (v *visit) setClearance(w http.ResponseWriter, ttl time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name: v.h.ClearanceCookie, Value: v.h.keys.IssueClearance(v.device, v.r.UserAgent(), v.now.Add(ttl)),
+		Path: "/", MaxAge: int(ttl / time.Second), HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: v.r.TLS != nil,
+	})
 }
 
 // readAnswer reads a form or JSON answer from a bounded body.

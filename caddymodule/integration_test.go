@@ -192,8 +192,11 @@ func TestMain(m *testing.M) {
 	if b, err := os.ReadFile(logFile); err == nil && strings.Contains(string(b), "panic") {
 		fmt.Fprintln(os.Stderr, "Caddy logged a panic during the tests; see", logFile)
 		code = 1
-	} else {
+	}
+	if code == 0 {
 		os.Remove(logFile)
+	} else {
+		fmt.Fprintln(os.Stderr, "Caddy's log of this run:", logFile)
 	}
 	os.Exit(code)
 }

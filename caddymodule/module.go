@@ -127,6 +127,11 @@ type Handler struct {
 	// client sent).
 	UpstreamHeaders bool `json:"upstream_headers,omitempty"`
 
+	// Challenge is the first step of a challenge: "captcha" (default for
+	// now) shows the text captcha at once; "slide" shows the slide bar
+	// first and the captcha only when the slide is not clean enough.
+	Challenge string `json:"challenge,omitempty"`
+
 	// ChallengeTTL is how long a captcha can be answered. Default 2m.
 	ChallengeTTL caddy.Duration `json:"challenge_ttl,omitempty"`
 
@@ -351,6 +356,9 @@ func (h *Handler) applyDefaults() {
 	if h.Redis != nil && h.Redis.KeyPrefix == "" {
 		h.Redis.KeyPrefix = "advc:"
 	}
+	if h.Challenge == "" {
+		h.Challenge = "captcha"
+	}
 	if h.ChallengeTTL == 0 {
 		h.ChallengeTTL = caddy.Duration(2 * time.Minute)
 	}
@@ -405,6 +413,11 @@ func (h *Handler) Validate() error {
 	case "open", "closed":
 	default:
 		return fmt.Errorf(`on_store_error: %q is neither "open" nor "closed"`, h.OnStoreError)
+	}
+	switch h.Challenge {
+	case "captcha", "slide":
+	default:
+		return fmt.Errorf(`challenge: %q is neither "captcha" nor "slide"`, h.Challenge)
 	}
 	switch h.Crawlers {
 	case "verify", "score":
@@ -684,6 +697,9 @@ func (v *visit) respond(w http.ResponseWriter, next caddyhttp.Handler, d risksco
 		returnTo := "/"
 		if v.r.Method == http.MethodGet || v.r.Method == http.MethodHead {
 			returnTo = safeReturn(v.r.URL.RequestURI())
+		}
+		if v.h.Challenge == "slide" {
+			return v.serveSlidePage(w, returnTo)
 		}
 		return v.serveNewChallenge(w, returnTo, "", false)
 	default:

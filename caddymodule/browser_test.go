@@ -1,0 +1,303 @@
+package caddymodule_test
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// Real-browser tests: Debian's headless Chromium, driven over CDP with
+// chromedp, through the real Caddy module with the slide bar enabled.
+
+const chromiumPath = "/usr/bin/chromium"
+
+// normalUA is a normal desktop Chrome UA of the installed major version
+// (no "Headless"), for sessions that pretend to be a person's browser.
+func normalUA(t *testing.T) string {
+	out, err := exec.Command(chromiumPath, "--version").Output()
+	if err != nil {
+		t.Fatalf("chromium not runnable (make test installs Debian's chromium): %v", err)
+	}
+	major := ""
+	for _, f := range strings.Fields(string(out)) { // "Chromium 156.0.8078.73 built on Debian …"
+		if f[0] >= '0' && f[0] <= '9' {
+			major = strings.SplitN(f, ".", 2)[0]
+			break
+		}
+	}
+	if major == "" {
+		t.Fatalf("no version in %q", out)
+	}
+	return "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/" + major + ".0.0.0 Safari/537.36"
+}
+
+// browserSession starts a fresh Chromium. automation=false removes the
+// automation switches and sets a normal UA, as a careful bot — or a
+// person's browser — would look.
+func browserSession(t *testing.T, automation bool) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s missing (make test installs Debian's chromium): %v", chromiumPath, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	}
+	if automation {
+		opts = append(opts, chromedp.Flag("enable-automation", true))
+	} else {
+		opts = append(opts, chromedp.Flag("disable-blink-features", "AutomationControlled"), chromedp.UserAgent(normalUA(t)))
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+type rect struct{ X, Y, Width, Height float64 }
+
+func elementRect(t *testing.T, ctx context.Context, id string) rect {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(document.getElementById("`+id+`").getBoundingClientRect())`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r rect
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// drag presses on the handle and moves it along path(u) (px from the
+// press point) at the given times (ms), then releases.
+func drag(t *testing.T, ctx context.Context, times []float64, path func(u float64) (float64, float64)) {
+	t.Helper()
+	h := elementRect(t, ctx, "advc-slider-handle")
+	x0, y0 := h.X+h.Width/2, h.Y+h.Height/2
+	held := func(p *input.DispatchMouseEventParams) { p.Button = input.MouseButtonLeft; p.Buttons = 1; p.Force = 0.5 }
+	steps := []chromedp.Action[chromedp.Void]{chromedp.MouseEvent(chromedp.MousePressed, x0, y0, held, chromedp.ClickCount(1))}
+	last := 0.0
+	end := times[len(times)-1]
+	for _, at := range times[1:] {
+		steps = append(steps, chromedp.Sleep(time.Duration((at-last)*float64(time.Millisecond))))
+		dx, dy := path(at / end)
+		steps = append(steps, chromedp.MouseEvent(chromedp.MouseMoved, x0+dx, y0+dy, held))
+		last = at
+	}
+	dx, dy := path(1)
+	steps = append(steps, chromedp.MouseEvent(chromedp.MouseReleased, x0+dx, y0+dy, held, chromedp.ClickCount(1)))
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func slideDistance(t *testing.T, ctx context.Context) float64 {
+	tr, h := elementRect(t, ctx, "advc-slider-track"), elementRect(t, ctx, "advc-slider-handle")
+	return tr.Width - h.Width + 3
+}
+
+func loadSlideSite(t *testing.T) *upstream {
+	up := newUpstream(t)
+	// challenge_at 5: a first visit (no device cookie yet) is challenged,
+	// so every session meets the slide bar.
+	load(t, "challenge slide\nchallenge_at 5", up)
+	return up
+}
+
+// waitFor polls the page until cond holds (a JS boolean expression).
+func waitFor(t *testing.T, ctx context.Context, cond, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+		if err == nil && ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+	t.Fatalf("timed out waiting for %s; page: %.800s", what, html)
+}
+
+func openSlide(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://localhost:9080"+path)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, `!!document.getElementById("advc-slider-handle")`, "the slide bar")
+}
+
+func minJerk(u float64) float64 { return 10*u*u*u - 15*u*u*u*u + 6*u*u*u*u*u }
+
+func TestBrowserHumanLikeSlidePasses(t *testing.T) {
+	loadSlideSite(t)
+	ctx := browserSession(t, false)
+	openSlide(t, ctx, "/welcome?x=1")
+	shot(t, ctx, "../docs/slide-desktop.png")
+	dist := slideDistance(t, ctx)
+	rng := rand.New(rand.NewPCG(11, 11))
+	times := []float64{0}
+	for at := 0.0; at < 780; {
+		at += 6 + 8*rng.Float64()
+		times = append(times, at)
+	}
+	drag(t, ctx, times, func(u float64) (float64, float64) {
+		x := dist * 1.03 * minJerk(math.Min(1, u/0.9))
+		if u > 0.9 {
+			x -= dist * 0.03 * minJerk((u-0.9)/0.1)
+		}
+		return x + 0.5*math.Sin(u*40), 3*minJerk(u) + 0.8*math.Sin(u*23+1)
+	})
+	waitFor(t, ctx, `document.body.innerText.includes("upstream")`, "the protected page after a human-like slide")
+	if score, reasons := lastJudgement(t); score >= 50 {
+		t.Fatalf("human-like slide scored %v (%v)", score, reasons)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasSuffix(loc, "/welcome?x=1") {
+		t.Fatalf("returned to %s, want /welcome?x=1", loc)
+	}
+}
+
+// TestBrowserPhoneViewport: the page fits a phone and the handle can be
+// reached; the screenshot goes to the docs like the desktop one.
+func TestBrowserPhoneViewport(t *testing.T) {
+	loadSlideSite(t)
+	ctx := browserSession(t, false)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
+	}
+	openSlide(t, ctx, "/")
+	track := elementRect(t, ctx, "advc-slider-track")
+	if track.X < 0 || track.X+track.Width > 390 || track.Width < 200 {
+		t.Fatalf("slider track %+v does not fit a 390 px wide phone", track)
+	}
+	shot(t, ctx, "../docs/slide-phone.png")
+}
+
+func TestBrowserConstantSpeedSlideGoesToCaptcha(t *testing.T) {
+	loadSlideSite(t)
+	ctx := browserSession(t, false)
+	openSlide(t, ctx, "/")
+	dist := slideDistance(t, ctx)
+	drag(t, ctx, evenSteps(600, 16), func(u float64) (float64, float64) { return dist * u, 0 })
+	waitFor(t, ctx, `!!document.getElementById("advc-captcha-img")`, "the captcha after a constant-speed slide")
+	_, reasons := lastJudgement(t)
+	wantReason(t, reasons, "perfectly_linear")
+}
+
+func TestBrowserFiftyMillisecondSlideIsRefused(t *testing.T) {
+	loadSlideSite(t)
+	ctx := browserSession(t, false)
+	openSlide(t, ctx, "/")
+	dist := slideDistance(t, ctx)
+	// Press, one move to the end, release, with no pauses: CDP delivers
+	// each event on a frame, so this is about three frames, ~50 ms.
+	drag(t, ctx, []float64{0, 0.001}, func(u float64) (float64, float64) { return dist * u, 0 })
+	waitFor(t, ctx, `document.getElementById("advc-status").textContent.includes("refused")`, "a refusal")
+	_, reasons := lastJudgement(t)
+	wantReason(t, reasons, "too_fast")
+	// The device is labelled: the next visit is blocked outright.
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://localhost:9080/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, `document.body.innerText.includes("Access denied")`, "the block page")
+}
+
+func TestBrowserWebdriverSessionIsRefused(t *testing.T) {
+	loadSlideSite(t)
+	ctx := browserSession(t, true)
+	openSlide(t, ctx, "/")
+	dist := slideDistance(t, ctx)
+	rng := rand.New(rand.NewPCG(12, 12))
+	times := []float64{0}
+	for at := 0.0; at < 800; {
+		at += 6 + 8*rng.Float64()
+		times = append(times, at)
+	}
+	drag(t, ctx, times, func(u float64) (float64, float64) { return dist * minJerk(u), 2 * math.Sin(u*9) })
+	waitFor(t, ctx, `document.getElementById("advc-status").textContent.includes("refused")`, "a refusal of the webdriver session")
+	_, reasons := lastJudgement(t)
+	wantReason(t, reasons, "webdriver")
+}
+
+func TestBrowserKeyboardPathReachesCaptcha(t *testing.T) {
+	loadSlideSite(t)
+	ctx := browserSession(t, false)
+	openSlide(t, ctx, "/")
+	if err := chromedp.Do(ctx, chromedp.Focus("#advc-slider-handle"), chromedp.KeyEvent(kb.End)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, `!!document.getElementById("advc-captcha-img")`, "the captcha after the keyboard path")
+}
+
+// lastJudgement returns Caddy's last "slide judged" log entry, so tests
+// can check why a slide was judged as it was.
+func lastJudgement(t *testing.T) (score float64, reasons []string) {
+	t.Helper()
+	var last struct {
+		Score   float64
+		Reasons []string
+	}
+	found := false
+	for _, line := range strings.Split(readLog(t), "\n") {
+		if strings.Contains(line, `"msg":"slide judged"`) {
+			if err := json.Unmarshal([]byte(line), &last); err == nil {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no slide judgement in Caddy's log")
+	}
+	return last.Score, last.Reasons
+}
+
+func wantReason(t *testing.T, reasons []string, want string) {
+	t.Helper()
+	for _, r := range reasons {
+		if r == want {
+			return
+		}
+	}
+	t.Fatalf("reasons %v lack %q", reasons, want)
+}
+
+func evenSteps(dur, step float64) []float64 {
+	var ts []float64
+	for at := 0.0; at < dur; at += step {
+		ts = append(ts, at)
+	}
+	return append(ts, dur)
+}
+
+// shot writes a screenshot for the README (the test run refreshes them).
+func shot(t *testing.T, ctx context.Context, path string) {
+	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

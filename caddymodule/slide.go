@@ -1,0 +1,240 @@
+package caddymodule
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/advcaptcha/advcaptcha/riskscore"
+	"github.com/advcaptcha/advcaptcha/store"
+	"github.com/advcaptcha/advcaptcha/trajectory"
+)
+
+//go:embed assets/slide.js
+var slideJS []byte
+
+// slideTicket is what the store keeps of an issued slide check.
+type slideTicket struct {
+	Device string    `json:"device"`
+	IP     string    `json:"ip"`
+	Return string    `json:"return"`
+	Issued time.Time `json:"issued"`
+}
+
+type slideView struct {
+	Nonce     string `json:"nonce"`
+	Post      string `json:"post"`
+	Script    string `json:"script"`
+	ExpiresIn int    `json:"expires_in"`
+	Return    string `json:"-"`
+}
+
+// issueSlide stores a single-use nonce for a slide check bound to the
+// client's device and IP prefix.
+func (v *visit) issueSlide(returnTo string) (*slideView, error) {
+	b, err := json.Marshal(slideTicket{Device: v.device, IP: v.ipID, Return: returnTo, Issued: v.now})
+	if err != nil {
+		return nil, err
+	}
+	nonce := newChallengeID()
+	ttl := time.Duration(v.h.ChallengeTTL)
+	if err := v.h.store.PutOnce(v.r.Context(), "slide:"+nonce, b, ttl); err != nil {
+		return nil, err
+	}
+	return &slideView{Nonce: nonce, Post: routePrefix + "slide", Script: routePrefix + "slide.js",
+		ExpiresIn: int(ttl / time.Second), Return: returnTo}, nil
+}
+
+func (v *visit) serveSlidePage(w http.ResponseWriter, returnTo string) error {
+	s, err := v.issueSlide(returnTo)
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if wantsJSON(v.r) {
+		hdr.Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		return json.NewEncoder(w).Encode(map[string]any{"decision": "challenge", "slide": s})
+	}
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.WriteHeader(http.StatusForbidden)
+	return slidePage.Execute(w, s)
+}
+
+var slidePage = template.Must(template.New("slide").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">
+<title>Checking that you are not a robot</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;margin:8vh auto;padding:0 1em;color:#222}h1{font-size:1.4em}
+#advc-slider-track{position:relative;height:48px;border-radius:24px;background:#e8e8e8;margin:1.5em 0;touch-action:none;user-select:none}
+#advc-slider-fill{position:absolute;left:0;top:0;bottom:0;width:24px;border-radius:24px;background:#9cd3a8}
+#advc-slider-handle{position:absolute;left:0;top:0;width:48px;height:48px;border-radius:24px;background:#2b7a3d;cursor:grab;touch-action:none}
+#advc-slider-handle:focus{outline:3px solid #f0a500;outline-offset:2px}</style></head><body><main>
+<h1>Checking that you are not a robot</h1>
+<noscript><p>This check needs JavaScript, which is turned off. Turn it on and reload this page; if you cannot, contact the site's owner.</p></noscript>
+<div id="advc-slide" data-nonce="{{.Nonce}}" data-post="{{.Post}}" data-return="{{.Return}}"
+ data-checking="Checking…" data-again="Slide the handle all the way to the right.">
+<p id="advc-slider-label">Slide the handle all the way to the right (or focus it and press End).</p>
+<div id="advc-slider-track"><div id="advc-slider-fill"></div>
+<div id="advc-slider-handle" role="slider" tabindex="0" aria-labelledby="advc-slider-label" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"></div></div>
+<p id="advc-status" role="status" aria-live="polite"></p></div>
+<script src="{{.Script}}"></script>
+</main></body></html>
+`))
+
+func serveSlideJS(w http.ResponseWriter) error {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/javascript; charset=utf-8")
+	hdr.Set("Cache-Control", "public, max-age=3600")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	_, err := w.Write(slideJS)
+	return err
+}
+
+type slideRequest struct {
+	Nonce   string      `json:"nonce"`
+	Points  [][]float64 `json:"points"`
+	Pointer struct {
+		Type      string    `json:"type"`
+		Pressures []float64 `json:"pressures"`
+	} `json:"pointer"`
+	WallMS      float64                `json:"wall_ms"`
+	Fingerprint *riskscore.Fingerprint `json:"fingerprint"`
+}
+
+// slideReply is the JSON answer to a slide: ok with the way back, or the
+// next step (the captcha), or a refusal.
+type slideReply struct {
+	OK      bool     `json:"ok"`
+	Return  string   `json:"return,omitempty"`
+	Next    string   `json:"next,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Reasons []string `json:"-"`
+}
+
+// serveSlide judges a posted slide: trajectory, fingerprint and the
+// device's history of slide durations.
+func (v *visit) serveSlide(w http.ResponseWriter) error {
+	v.r.Body = http.MaxBytesReader(w, v.r.Body, trajectory.MaxBodyBytes)
+	var req slideRequest
+	dec := json.NewDecoder(v.r.Body)
+	if err := dec.Decode(&req); err != nil {
+		return writeError(w, v.r, http.StatusBadRequest, "malformed or oversized slide (want JSON with nonce, points, pointer, fingerprint)")
+	}
+	if !validChallengeID(req.Nonce) {
+		return writeError(w, v.r, http.StatusBadRequest, "missing or malformed nonce")
+	}
+	traj, err := trajectory.FromArrays(req.Points)
+	if err != nil {
+		return writeError(w, v.r, http.StatusBadRequest, "invalid trajectory: "+err.Error())
+	}
+	if req.Fingerprint == nil || math.IsNaN(req.WallMS) || math.IsInf(req.WallMS, 0) || req.WallMS < 0 {
+		return writeError(w, v.r, http.StatusBadRequest, "missing fingerprint or timing")
+	}
+	raw, err := v.h.store.Take(v.r.Context(), "slide:"+req.Nonce)
+	if errors.Is(err, store.ErrNotFound) {
+		return writeError(w, v.r, http.StatusBadRequest, "this slide check has expired or was already used; reload the page")
+	}
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	var ticket slideTicket
+	if json.Unmarshal(raw, &ticket) != nil || ticket.Device != v.device || ticket.IP != v.ipID {
+		return writeError(w, v.r, http.StatusBadRequest, "this slide check was issued to another browser")
+	}
+
+	keyboard := req.Pointer.Type == "keyboard"
+	res := trajectory.Score(traj)
+	var score float64
+	var certain bool
+	reasons := []string{}
+	if !keyboard {
+		// Key presses have no motion to judge; keyboard slides go on to
+		// the captcha whatever their timing (see below).
+		score, certain = res.Score, res.Certain()
+		for _, r := range res.Reasons {
+			reasons = append(reasons, r.Name)
+		}
+	}
+	for _, f := range riskscore.JudgeFingerprint(req.Fingerprint, v.r.UserAgent()) {
+		score += f.Points
+		certain = certain || f.Certain
+		reasons = append(reasons, f.Name)
+	}
+	if req.Pointer.Type == "mouse" && len(req.Pointer.Pressures) > 0 && allZero(req.Pointer.Pressures) {
+		// A held mouse button reports 0.5; CDP-driven mice report 0.
+		score += 40
+		reasons = append(reasons, "zero_pressure")
+	}
+	if d := res.Features.Duration; !keyboard && math.Abs(req.WallMS-d) > math.Max(150, 0.25*d) {
+		score += 50
+		reasons = append(reasons, "clock_mismatch")
+	}
+	if keyboard {
+		// no duration history for key presses
+	} else if hist, err := v.h.store.PushList(v.r.Context(), "hist:"+store.Entity{Kind: store.KindDevice, ID: v.device}.Key(),
+		[]byte(strconv.FormatFloat(res.Features.Duration, 'f', 1, 64)), trajectory.HistoryKeep, 24*time.Hour); err == nil {
+		ds := make([]float64, 0, len(hist))
+		for _, b := range hist {
+			if d, err := strconv.ParseFloat(string(b), 64); err == nil {
+				ds = append(ds, d)
+			}
+		}
+		if r, bad := trajectory.JudgeHistory(ds); bad {
+			score += r.Points
+			certain = true
+			reasons = append(reasons, r.Name)
+		}
+	}
+	v.h.logger.Info("slide judged", zap.Float64("score", score), zap.Bool("certain", certain),
+		zap.Strings("reasons", reasons), zap.Bool("keyboard", keyboard), zap.String("ip", v.ipID), zap.String("device", v.device))
+	returnTo := safeReturn(ticket.Return)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case certain:
+		v.h.label(v.r.Context(), store.Entity{Kind: store.KindDevice, ID: v.device}, "slide: "+joinReasons(reasons))
+		w.WriteHeader(http.StatusForbidden)
+		return json.NewEncoder(w).Encode(slideReply{Error: "This request was refused as automated."})
+	case score < trajectory.Refuse && !keyboard:
+		// Keyboard slides carry no motion to judge: they always go on to
+		// the text captcha, which has its own audio alternative.
+		v.setClearance(w, time.Duration(v.h.ClearanceTTL))
+		return json.NewEncoder(w).Encode(slideReply{OK: true, Return: returnTo})
+	default:
+		w.WriteHeader(http.StatusForbidden)
+		return json.NewEncoder(w).Encode(slideReply{Next: routePrefix + "challenge?return=" + url.QueryEscape(returnTo)})
+	}
+}
+
+func allZero(v []float64) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func joinReasons(r []string) string {
+	out := ""
+	for i, s := range r {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
