@@ -96,7 +96,11 @@ func drag(t *testing.T, ctx context.Context, times []float64, path func(u float6
 	t.Helper()
 	h := elementRect(t, ctx, "advc-slider-handle")
 	x0, y0 := h.X+h.Width/2, h.Y+h.Height/2
-	held := func(p *input.DispatchMouseEventParams) { p.Button = input.MouseButtonLeft; p.Buttons = 1; p.Force = 0.5 }
+	held := func(p *input.DispatchMouseEventParams) {
+		p.Button = input.MouseButtonLeft
+		p.Buttons = 1
+		p.Force = 0.5
+	}
 	steps := []chromedp.Action[chromedp.Void]{chromedp.MouseEvent(chromedp.MousePressed, x0, y0, held, chromedp.ClickCount(1))}
 	last := 0.0
 	end := times[len(times)-1]
