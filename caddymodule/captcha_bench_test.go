@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +83,74 @@ func BenchmarkCaptchaIssueAndVerify(b *testing.B) {
 		b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, name+"-p50-ms")
 		b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, name+"-p99-ms")
 	}
+}
+
+// BenchmarkSlidePost measures the slide POST through real Caddy against
+// real Redis: a new client each iteration fetches a nonce (not timed) and
+// posts a human-like 60-point drag with its fingerprint (timed): decode,
+// validate, take the nonce, score trajectory and fingerprint, push the
+// duration history, mint the clearance.
+func BenchmarkSlidePost(b *testing.B) {
+	srv := redistest.Start(b)
+	tc := caddytest.NewTester(b)
+	tc.InitServer(fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	skip_install_trust
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
+	log {
+		output discard
+	}
+}
+:9080 {
+	advcaptcha {
+		redis %s
+		secret %s
+		challenge slide
+		challenge_at 5
+	}
+	respond "ok"
+}
+`, srv.Addr, testSecret), "caddyfile")
+	var pts strings.Builder
+	pts.WriteString("[[0,0,0]")
+	for i := 1; i <= 60; i++ {
+		u := float64(i) / 60
+		x := 250 * (10*u*u*u - 15*u*u*u*u + 6*u*u*u*u*u)
+		fmt.Fprintf(&pts, ",[%.2f,%.2f,%.1f]", x, 3*math.Sin(u*5)+0.3*math.Sin(float64(i)), float64(i)*13+float64(i%3))
+	}
+	pts.WriteString("]")
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		h := browser(fmt.Sprintf("10.8.%d.%d", i/256%256, i%256))
+		b.StopTimer()
+		r := get(b, "/", with(h, "Accept", "application/json"))
+		var body struct{ Slide struct{ Nonce string } }
+		if err := json.Unmarshal([]byte(r.body), &body); err != nil || body.Slide.Nonce == "" {
+			b.Fatalf("no slide nonce: %d %q", r.status, r.body)
+		}
+		for _, c := range (&http.Response{Header: r.header}).Cookies() {
+			if c.Name == "advc_device" {
+				h.Set("Cookie", "advc_device="+c.Value)
+			}
+		}
+		payload := `{"nonce":"` + body.Slide.Nonce + `","points":` + pts.String() + `,"pointer":{"type":"mouse","pressures":[0.5,0.5]},"wall_ms":790,` +
+			`"fingerprint":{"ua":"` + chromeUA + `","languages":["en"],"screen":[1920,1080],"plugins":5,"chrome":true}}`
+		b.StartTimer()
+		t0 := time.Now()
+		res := post(b, "/.advcaptcha/slide", with(h, "Content-Type", "application/json", "Accept", "application/json"), payload)
+		lat = append(lat, time.Since(t0))
+		if res.status != 200 {
+			b.Fatalf("slide: %d %q", res.status, res.body)
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
