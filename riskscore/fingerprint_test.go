@@ -25,10 +25,13 @@ func TestJudgeFingerprint(t *testing.T) {
 		want    string
 		certain bool
 	}{
-		"webdriver":          {func(f Fingerprint) Fingerprint { f.Webdriver = true; return f }, chromeWin, "webdriver", true},
-		"JS UA differs":      {func(f Fingerprint) Fingerprint { return f }, linuxChrome, "ua_contradiction", true},
-		"headless UA":        {func(f Fingerprint) Fingerprint { f.UA = headless; return f }, headless, "headless", true},
-		"SwiftShader":        {func(f Fingerprint) Fingerprint { f.GLRenderer = "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device))"; return f }, chromeWin, "software_gpu", false},
+		"webdriver":     {func(f Fingerprint) Fingerprint { f.Webdriver = true; return f }, chromeWin, "webdriver", true},
+		"JS UA differs": {func(f Fingerprint) Fingerprint { return f }, linuxChrome, "ua_contradiction", true},
+		"headless UA":   {func(f Fingerprint) Fingerprint { f.UA = headless; return f }, headless, "headless", true},
+		"SwiftShader": {func(f Fingerprint) Fingerprint {
+			f.GLRenderer = "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device))"
+			return f
+		}, chromeWin, "software_gpu", false},
 		"Apple GPU on Linux": {func(f Fingerprint) Fingerprint { f.UA = linuxChrome; f.GLRenderer = "Apple M2"; return f }, linuxChrome, "gpu_contradiction", false},
 		"no languages":       {func(f Fingerprint) Fingerprint { f.Languages = nil; return f }, chromeWin, "no_languages", false},
 		"impossible screen":  {func(f Fingerprint) Fingerprint { f.Screen = []float64{0, 0}; return f }, chromeWin, "impossible_screen", false},
