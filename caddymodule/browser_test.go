@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 // chromedp, through the real Caddy module with the slide bar enabled.
 
 const chromiumPath = "/usr/bin/chromium"
+
+var sessions atomic.Int32
 
 // normalUA is a normal desktop Chrome UA of the installed major version
 // (no "Headless"), for sessions that pretend to be a person's browser.
@@ -59,20 +62,35 @@ func browserSession(t *testing.T, automation bool) context.Context {
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
+		// Each session its own screen, so that sessions are different
+		// machines to the fingerprint (a labelled fingerprint would
+		// otherwise follow one test into the next).
+		chromedp.WindowSize(1280+int(sessions.Add(1))*8, 800),
 	}
 	if automation {
 		opts = append(opts, chromedp.Flag("enable-automation", true))
 	} else {
 		opts = append(opts, chromedp.Flag("disable-blink-features", "AutomationControlled"), chromedp.UserAgent(normalUA(t)))
 	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(cancel3)
-	return ctx
+	// Chromium occasionally fails to come up on a loaded machine; a
+	// session gets three tries before the test fails.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancel2 := chromedp.NewContext(actx)
+		if err = chromedp.Do(ctx); err == nil {
+			t.Cleanup(cancel)
+			t.Cleanup(cancel2)
+			ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
+			t.Cleanup(cancel3)
+			return ctx
+		}
+		cancel2()
+		cancel()
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("chromium did not start in 3 tries: %v", err)
+	return nil
 }
 
 type rect struct{ X, Y, Width, Height float64 }

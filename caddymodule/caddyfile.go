@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -58,6 +59,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		on_store_error open|closed
 //		upstream_headers
 //		challenge captcha|slide
+//		branding {
+//			title <site name>
+//			logo <https URL or /path>
+//			color "<#rrggbb>"  (quoted: # starts a Caddyfile comment)
+//		}
 //		challenge_ttl <duration>
 //		max_failures device|ip <n>
 //		max_audio <n>
@@ -165,6 +171,29 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.Challenge) {
 				return d.ArgErr()
 			}
+		case "branding":
+			b := &Branding{}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				var dst *string
+				switch d.Val() {
+				case "title": // may be several words
+					b.Title = strings.Join(d.RemainingArgs(), " ")
+					if b.Title == "" {
+						return d.ArgErr()
+					}
+					continue
+				case "logo":
+					dst = &b.Logo
+				case "color":
+					dst = &b.Color
+				default:
+					return d.Errf("unrecognized branding option '%s'", d.Val())
+				}
+				if !d.AllArgs(dst) {
+					return d.ArgErr()
+				}
+			}
+			h.Branding = b
 		case "challenge_ttl":
 			if err := durationArg(d, &h.ChallengeTTL); err != nil {
 				return err

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -131,6 +133,9 @@ type Handler struct {
 	// now) shows the text captcha at once; "slide" shows the slide bar
 	// first and the captcha only when the slide is not clean enough.
 	Challenge string `json:"challenge,omitempty"`
+
+	// Branding puts the site's name, logo and colour on the slide page.
+	Branding *Branding `json:"branding,omitempty"`
 
 	// ChallengeTTL is how long a captcha can be answered. Default 2m.
 	ChallengeTTL caddy.Duration `json:"challenge_ttl,omitempty"`
@@ -418,6 +423,17 @@ func (h *Handler) Validate() error {
 	case "captcha", "slide":
 	default:
 		return fmt.Errorf(`challenge: %q is neither "captcha" nor "slide"`, h.Challenge)
+	}
+	if b := h.Branding; b != nil {
+		if b.Color == "" {
+			b.Color = defaultBranding.Color
+		}
+		if !cssColor.MatchString(b.Color) {
+			return fmt.Errorf("branding.color: %q is not a #rgb or #rrggbb colour", b.Color)
+		}
+		if u, err := url.Parse(b.Logo); b.Logo != "" && (err != nil || (u.Scheme != "https" && !(u.Scheme == "" && strings.HasPrefix(b.Logo, "/")))) {
+			return fmt.Errorf("branding.logo: %q must be an https URL or a path on this site", b.Logo)
+		}
 	}
 	switch h.Crawlers {
 	case "verify", "score":
@@ -821,6 +837,8 @@ func (s *storeHealth) ok() {
 		s.logger.Info("store recovered")
 	}
 }
+
+var cssColor = regexp.MustCompile(`^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
 // Interface guards
 var (

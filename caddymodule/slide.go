@@ -30,11 +30,13 @@ type slideTicket struct {
 }
 
 type slideView struct {
-	Nonce     string `json:"nonce"`
-	Post      string `json:"post"`
-	Script    string `json:"script"`
-	ExpiresIn int    `json:"expires_in"`
-	Return    string `json:"-"`
+	Nonce     string    `json:"nonce"`
+	Post      string    `json:"post"`
+	Script    string    `json:"script"`
+	ExpiresIn int       `json:"expires_in"`
+	Return    string    `json:"-"`
+	Text      *pageText `json:"-"`
+	Brand     *Branding `json:"-"`
 }
 
 // issueSlide stores a single-use nonce for a slide check bound to the
@@ -67,31 +69,52 @@ func (v *visit) serveSlidePage(w http.ResponseWriter, returnTo string) error {
 		w.WriteHeader(http.StatusForbidden)
 		return json.NewEncoder(w).Encode(map[string]any{"decision": "challenge", "slide": s})
 	}
+	s.Text, s.Brand = textFor(v.r), v.h.Branding
+	if s.Brand == nil {
+		s.Brand = &defaultBranding
+	}
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	hdr.Set("Content-Language", s.Text.Lang)
+	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; worker-src blob:; connect-src 'self'; img-src 'self' https: data:; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.WriteHeader(http.StatusForbidden)
 	return slidePage.Execute(w, s)
 }
 
-var slidePage = template.Must(template.New("slide").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
+var slidePage = template.Must(template.New("slide").Parse(`<!doctype html><html lang="{{.Text.Lang}}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">
-<title>Checking that you are not a robot</title>
+<title>{{if .Brand.Title}}{{.Brand.Title}} · {{end}}{{.Text.Title}}</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;margin:8vh auto;padding:0 1em;color:#222}h1{font-size:1.4em}
+#advc-logo{max-height:48px;max-width:200px;display:block;margin-bottom:1em}
 #advc-slider-track{position:relative;height:48px;border-radius:24px;background:#e8e8e8;margin:1.5em 0;touch-action:none;user-select:none}
-#advc-slider-fill{position:absolute;left:0;top:0;bottom:0;width:24px;border-radius:24px;background:#9cd3a8}
-#advc-slider-handle{position:absolute;left:0;top:0;width:48px;height:48px;border-radius:24px;background:#2b7a3d;cursor:grab;touch-action:none}
+#advc-slider-fill{position:absolute;left:0;top:0;bottom:0;width:24px;border-radius:24px;background:{{.Brand.Color}};opacity:.45}
+#advc-slider-handle{position:absolute;left:0;top:0;width:48px;height:48px;border-radius:24px;background:{{.Brand.Color}};cursor:grab;touch-action:none}
 #advc-slider-handle:focus{outline:3px solid #f0a500;outline-offset:2px}</style></head><body><main>
-<h1>Checking that you are not a robot</h1>
-<noscript><p>This check needs JavaScript, which is turned off. Turn it on and reload this page; if you cannot, contact the site's owner.</p></noscript>
+{{if .Brand.Logo}}<img id="advc-logo" src="{{.Brand.Logo}}" alt="{{.Brand.Title}}">{{end}}
+<h1>{{.Text.Title}}</h1>
+<noscript><p>{{.Text.NoScript}}</p></noscript>
 <div id="advc-slide" data-nonce="{{.Nonce}}" data-post="{{.Post}}" data-return="{{.Return}}"
- data-checking="Checking…" data-again="Slide the handle all the way to the right.">
-<p id="advc-slider-label">Slide the handle all the way to the right (or focus it and press End).</p>
+ data-checking="{{.Text.Checking}}" data-again="{{.Text.Again}}" data-refused="{{.Text.Refused}}" data-network="{{.Text.NetworkError}}">
+<p id="advc-slider-label">{{.Text.Instructions}}</p>
 <div id="advc-slider-track"><div id="advc-slider-fill"></div>
-<div id="advc-slider-handle" role="slider" tabindex="0" aria-labelledby="advc-slider-label" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"></div></div>
+<div id="advc-slider-handle" role="slider" tabindex="0" aria-label="{{.Text.SliderLabel}}" aria-describedby="advc-slider-label" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"></div></div>
 <p id="advc-status" role="status" aria-live="polite"></p></div>
 <script src="{{.Script}}"></script>
 </main></body></html>
 `))
+
+// Branding lets a site owner make the challenge page theirs.
+type Branding struct {
+	// Title is the site's name, shown in the page title and as the
+	// logo's alternative text.
+	Title string `json:"title,omitempty"`
+	// Logo is the URL of a logo image (same site, or https).
+	Logo string `json:"logo,omitempty"`
+	// Color is the CSS colour of the slider (a #rgb or #rrggbb value).
+	// Default #2b7a3d.
+	Color string `json:"color,omitempty"`
+}
+
+var defaultBranding = Branding{Color: "#2b7a3d"}
 
 func serveSlideJS(w http.ResponseWriter) error {
 	hdr := w.Header()
@@ -156,6 +179,7 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	}
 
 	keyboard := req.Pointer.Type == "keyboard"
+	fpEntity := store.Entity{Kind: store.KindFingerprint, ID: req.Fingerprint.StableID()}
 	res := trajectory.Score(traj)
 	var score float64
 	var certain bool
@@ -182,6 +206,14 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 		score += 50
 		reasons = append(reasons, "clock_mismatch")
 	}
+	if tl, err := v.h.store.Observe(v.r.Context(), v.now, []store.Hit{{Entity: fpEntity}}); err == nil && tl[0].Label != nil {
+		// Same browser, new cookie: the label follows the fingerprint —
+		// to the captcha, not to a block, because identical machines (a
+		// company's fleet) share a fingerprint and their people must not
+		// pay for one bot among them.
+		score += 60
+		reasons = append(reasons, "fingerprint_labelled")
+	}
 	if keyboard {
 		// no duration history for key presses
 	} else if hist, err := v.h.store.PushList(v.r.Context(), "hist:"+store.Entity{Kind: store.KindDevice, ID: v.device}.Key(),
@@ -206,6 +238,7 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	switch {
 	case certain:
 		v.h.label(v.r.Context(), store.Entity{Kind: store.KindDevice, ID: v.device}, "slide: "+joinReasons(reasons))
+		v.h.label(v.r.Context(), fpEntity, "slide: "+joinReasons(reasons))
 		w.WriteHeader(http.StatusForbidden)
 		return json.NewEncoder(w).Encode(slideReply{Error: "This request was refused as automated."})
 	case score < trajectory.Refuse && !keyboard:

@@ -1,27 +1,40 @@
 package riskscore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"strings"
 )
 
 // Fingerprint is what the challenge page's script reports of the browser.
 type Fingerprint struct {
-	Webdriver  bool      `json:"webdriver"`
-	UA         string    `json:"ua"`
-	Platform   string    `json:"platform"`
-	Languages  []string  `json:"languages"`
-	Cores      float64   `json:"cores"`
-	Memory     float64   `json:"memory"`
-	Screen     []float64 `json:"screen"`
-	Window     []float64 `json:"window"`
-	Timezone   string    `json:"timezone"`
-	Plugins    int       `json:"plugins"`
-	MimeTypes  int       `json:"mimeTypes"`
-	Touch      int       `json:"touch"`
-	Chrome     bool      `json:"chrome"`
-	GLVendor   string    `json:"glVendor"`
-	GLRenderer string    `json:"glRenderer"`
-	UAData     *struct {
+	Webdriver         bool      `json:"webdriver"`
+	UA                string    `json:"ua"`
+	Platform          string    `json:"platform"`
+	Languages         []string  `json:"languages"`
+	Cores             float64   `json:"cores"`
+	Memory            float64   `json:"memory"`
+	Screen            []float64 `json:"screen"`
+	Window            []float64 `json:"window"`
+	Timezone          string    `json:"timezone"`
+	Plugins           int       `json:"plugins"`
+	MimeTypes         int       `json:"mimeTypes"`
+	Touch             int       `json:"touch"`
+	Chrome            bool      `json:"chrome"`
+	GLVendor          string    `json:"glVendor"`
+	GLRenderer        string    `json:"glRenderer"`
+	Canvas            string    `json:"canvas"`
+	Notification      string    `json:"notification"`
+	NotificationQuery string    `json:"notificationQuery"`
+	Worker            *struct {
+		UA        string   `json:"ua"`
+		Platform  string   `json:"platform"`
+		Cores     float64  `json:"cores"`
+		Memory    float64  `json:"memory"`
+		Languages []string `json:"languages"`
+	} `json:"worker"`
+	UAData *struct {
 		Brands   []string `json:"brands"`
 		Mobile   bool     `json:"mobile"`
 		Platform string   `json:"platform"`
@@ -60,6 +73,13 @@ func JudgeFingerprint(fp *Fingerprint, headerUA string) []FingerprintFinding {
 			}
 		}
 	}
+	if w := fp.Worker; w != nil && (w.UA != fp.UA || w.Platform != fp.Platform || w.Cores != fp.Cores || w.Memory != fp.Memory) {
+		// The page's navigator was patched, the worker's was not.
+		add("worker_contradiction", 100, true, "a Worker sees another browser than the page")
+	}
+	if fp.Notification == "denied" && fp.NotificationQuery == "prompt" {
+		add("notification_inconsistent", 30, false, "Notification.permission denied, permissions.query prompt")
+	}
 	r := strings.ToLower(fp.GLRenderer)
 	for _, soft := range []string{"swiftshader", "llvmpipe", "softpipe", "software rasterizer"} {
 		if strings.Contains(r, soft) {
@@ -87,4 +107,19 @@ func JudgeFingerprint(fp *Fingerprint, headerUA string) []FingerprintFinding {
 		add("no_window_chrome", 20, false, "")
 	}
 	return out
+}
+
+// StableID derives a device id from fingerprint components that survive
+// clearing cookies (browser, platform, screen, time zone, languages, GPU,
+// canvas rendering, cores, memory), so a labelled machine that drops its
+// device cookie is still recognised.
+func (fp *Fingerprint) StableID() string {
+	h := sha256.New()
+	parts := []string{fp.UA, fp.Platform, fmt.Sprint(fp.Screen), fp.Timezone, strings.Join(fp.Languages, ","),
+		fp.GLVendor, fp.GLRenderer, fp.Canvas, fmt.Sprint(fp.Cores), fmt.Sprint(fp.Memory)}
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

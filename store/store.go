@@ -21,6 +21,9 @@ const (
 	KindIP      Kind = "ip"   // an IPv4 address or an IPv6 prefix
 	KindDevice  Kind = "dev"  // a device id
 	KindAccount Kind = "acct" // an account name from the request
+	// KindFingerprint is a device known by its stable browser fingerprint
+	// rather than its cookie.
+	KindFingerprint Kind = "fp"
 )
 
 // maxIDLen bounds how much of a client-supplied id reaches a key.

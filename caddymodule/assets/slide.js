@@ -20,6 +20,30 @@
   }
   function say(msg) { status.textContent = msg; }
 
+  // Facts gathered before the slide ends: what a Worker sees (spoofing
+  // tools often patch the page's navigator only), a canvas hash, and the
+  // two views of the notification permission (inconsistent in headless).
+  var extra = {};
+  try {
+    var src = "postMessage({ua:navigator.userAgent,platform:navigator.platform,cores:navigator.hardwareConcurrency||0," +
+      "memory:navigator.deviceMemory||0,languages:navigator.languages?Array.prototype.slice.call(navigator.languages):[]})";
+    var wk = new Worker(URL.createObjectURL(new Blob([src], { type: "text/javascript" })));
+    wk.onmessage = function (e) { extra.worker = e.data; wk.terminate(); };
+  } catch (e) { extra.worker = null; }
+  try {
+    var cv = document.createElement("canvas"); cv.width = 220; cv.height = 30;
+    var cx = cv.getContext("2d");
+    cx.textBaseline = "top"; cx.font = "16px Arial"; cx.fillStyle = "#f60"; cx.fillRect(100, 1, 62, 20);
+    cx.fillStyle = "#069"; cx.fillText("advcaptcha \u2603 0.1", 2, 8);
+    var d = cv.toDataURL(), h = 2166136261;
+    for (var i = 0; i < d.length; i++) { h ^= d.charCodeAt(i); h = Math.imul(h, 16777619) >>> 0; }
+    extra.canvas = h.toString(16);
+  } catch (e) { extra.canvas = ""; }
+  try {
+    extra.notification = typeof Notification === "function" ? Notification.permission : "";
+    if (navigator.permissions) navigator.permissions.query({ name: "notifications" }).then(function (p) { extra.notificationQuery = p.state; });
+  } catch (e) { /* no permissions API */ }
+
   function fingerprint() {
     var n = navigator, s = screen, o = {
       webdriver: !!n.webdriver, ua: n.userAgent, platform: n.platform || "",
@@ -43,6 +67,10 @@
         o.glRenderer = String(gl.getParameter(d ? d.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
       }
     } catch (e) { /* no WebGL */ }
+    o.worker = extra.worker || null;
+    o.canvas = extra.canvas || "";
+    o.notification = extra.notification || "";
+    o.notificationQuery = extra.notificationQuery || "";
     return o;
   }
 
@@ -58,9 +86,9 @@
       .then(function (j) {
         if (j.ok) { location.replace(j["return"] || "/"); return; }
         if (j.next) { location.replace(j.next); return; }
-        say(j.error || "Refused.");
+        say(root.getAttribute("data-refused"));
       })
-      .catch(function () { say("Network error; reload the page to try again."); });
+      .catch(function () { say(root.getAttribute("data-network")); });
   }
 
   handle.addEventListener("pointerdown", function (e) {
