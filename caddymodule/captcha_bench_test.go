@@ -42,6 +42,7 @@ func BenchmarkCaptchaIssueAndVerify(b *testing.B) {
 	advcaptcha {
 		redis %s
 		secret %s
+		challenge captcha
 	}
 	respond "ok"
 }

@@ -38,7 +38,7 @@ type captchaFlow struct {
 func newCaptchaFlow(t *testing.T, extra string) (*captchaFlow, *upstream) {
 	srv := redistest.Start(t)
 	up := newUpstream(t)
-	load(t, fmt.Sprintf("redis %s\nsecret %s\n%s", srv.Addr, testSecret, extra), up)
+	load(t, fmt.Sprintf("redis %s\nsecret %s\nchallenge captcha\n%s", srv.Addr, testSecret, extra), up)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })
 	return &captchaFlow{t: t, rdb: rdb}, up
@@ -370,7 +370,7 @@ func TestAudioAlternative(t *testing.T) {
 	}
 	// The plays count in the device's score: three plays, the full 15.
 	up := newUpstream(t)
-	loadProxy(t, fmt.Sprintf("redis %s\nsecret %s\nupstream_headers", f.rdb.Options().Addr, testSecret), up, "")
+	loadProxy(t, fmt.Sprintf("redis %s\nsecret %s\nchallenge captcha\nupstream_headers", f.rdb.Options().Addr, testSecret), up, "")
 	bh := with(browser("198.51.100.91"), "Cookie", h.Get("Cookie"))
 	if r := get(t, "/", bh); r.status != 200 {
 		t.Fatalf("browser with the audio device: %d", r.status)

@@ -129,9 +129,9 @@ type Handler struct {
 	// client sent).
 	UpstreamHeaders bool `json:"upstream_headers,omitempty"`
 
-	// Challenge is the first step of a challenge: "captcha" (default for
-	// now) shows the text captcha at once; "slide" shows the slide bar
-	// first and the captcha only when the slide is not clean enough.
+	// Challenge is the first step of a challenge: "slide" (default) shows
+	// the slide bar first and the text captcha only when the slide is not
+	// clean enough; "captcha" shows the text captcha at once.
 	Challenge string `json:"challenge,omitempty"`
 
 	// Branding puts the site's name, logo and colour on the slide page.
@@ -362,7 +362,7 @@ func (h *Handler) applyDefaults() {
 		h.Redis.KeyPrefix = "advc:"
 	}
 	if h.Challenge == "" {
-		h.Challenge = "captcha"
+		h.Challenge = "slide"
 	}
 	if h.ChallengeTTL == 0 {
 		h.ChallengeTTL = caddy.Duration(2 * time.Minute)
