@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/advcaptcha/advcaptcha/internal/redistest"
@@ -24,29 +23,7 @@ import (
 // p50 and p99 of each.
 func BenchmarkCaptchaIssueAndVerify(b *testing.B) {
 	srv := redistest.Start(b)
-	tc := caddytest.NewTester(b)
-	tc.InitServer(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-	servers {
-		trusted_proxies static 127.0.0.1/32
-	}
-	log {
-		output discard
-	}
-}
-:9080 {
-	advcaptcha {
-		redis %s
-		secret %s
-		challenge captcha
-	}
-	respond "ok"
-}
-`, srv.Addr, testSecret), "caddyfile")
+	loadSite(b, fmt.Sprintf("redis %s\nsecret %s\nchallenge captcha", srv.Addr, testSecret), `respond "ok"`, "discard")
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
 	var issue, verify []time.Duration
@@ -93,30 +70,7 @@ func BenchmarkCaptchaIssueAndVerify(b *testing.B) {
 // duration history, mint the clearance.
 func BenchmarkSlidePost(b *testing.B) {
 	srv := redistest.Start(b)
-	tc := caddytest.NewTester(b)
-	tc.InitServer(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-	servers {
-		trusted_proxies static 127.0.0.1/32
-	}
-	log {
-		output discard
-	}
-}
-:9080 {
-	advcaptcha {
-		redis %s
-		secret %s
-		challenge slide
-		challenge_at 5
-	}
-	respond "ok"
-}
-`, srv.Addr, testSecret), "caddyfile")
+	loadSite(b, fmt.Sprintf("redis %s\nsecret %s\nchallenge slide\nchallenge_at 5", srv.Addr, testSecret), `respond "ok"`, "discard")
 	var pts strings.Builder
 	pts.WriteString("[[0,0,0]")
 	for i := 1; i <= 60; i++ {

@@ -19,13 +19,18 @@ import (
 
 const benchUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 
-func provisioned(b *testing.B) *Handler {
+func provisioned(b *testing.B) *Handler { return provisionedWith(b, nil) }
+
+// provisionedWith provisions a benchmark handler on Redis, or on memory
+// when redisCfg is nil.
+func provisionedWith(b *testing.B, redisCfg *RedisConfig) *Handler {
 	b.Helper()
 	// One benchmark loop is a single client at hundreds of thousands of
 	// requests a second; the limits are lifted so that what is measured is
 	// the cost of the path, not the labelling of that client.
 	h := &Handler{
 		Secrets: []string{"bench-secret-0123456789abcdef0123456789"},
+		Redis:   redisCfg,
 		Limits:  &Limits{IP: []float64{0}, Device: []float64{0}, StrictIP: 1e12, StrictDevice: 1e12, StrictAccount: 1e12},
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
@@ -99,8 +104,9 @@ func BenchmarkServeHTTPCleared(b *testing.B) {
 
 // BenchmarkServeHTTPNewClient is the handler alone for a new client each
 // time, scored against the in-memory store.
-func BenchmarkServeHTTPNewClient(b *testing.B) {
-	h := provisioned(b)
+func BenchmarkServeHTTPNewClient(b *testing.B) { benchNewClients(b, provisioned(b)) }
+
+func benchNewClients(b *testing.B, h *Handler) {
 	reqs := make([]*http.Request, 4096)
 	for i := range reqs {
 		reqs[i] = benchRequest("10.1." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256))
@@ -168,28 +174,5 @@ func FuzzServeHTTP(f *testing.F) {
 // a real redis-server: the client side of the store round trip.
 func BenchmarkServeHTTPNewClientRedis(b *testing.B) {
 	srv := redistest.Start(b)
-	h := &Handler{
-		Secrets: []string{"bench-secret-0123456789abcdef0123456789"},
-		Redis:   &RedisConfig{Addresses: []string{srv.Addr}},
-		Limits:  &Limits{IP: []float64{0}, Device: []float64{0}, StrictIP: 1e12, StrictDevice: 1e12, StrictAccount: 1e12},
-	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	b.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { h.Cleanup() })
-	reqs := make([]*http.Request, 4096)
-	for i := range reqs {
-		reqs[i] = benchRequest("10.2." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256))
-	}
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		w := discard{http.Header{}}
-		if err := h.ServeHTTP(w, withRequestContext(reqs[i%len(reqs)]), okNext); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	benchNewClients(b, provisionedWith(b, &RedisConfig{Addresses: []string{srv.Addr}}))
 }

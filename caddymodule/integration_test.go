@@ -68,6 +68,14 @@ func load(t *testing.T, opts string, up *upstream) *caddytest.Tester {
 // loadProxy is load with options for reverse_proxy.
 func loadProxy(t *testing.T, opts string, up *upstream, proxyOpts string) *caddytest.Tester {
 	t.Helper()
+	return loadSite(t, opts, fmt.Sprintf("reverse_proxy %s {\n%s\n}", strings.TrimPrefix(up.URL, "http://"), proxyOpts), "file "+logFile)
+}
+
+// loadSite starts (or reconfigures) Caddy on :9080 with advcaptcha set up
+// with opts, then handler, logging to logOutput. Any failure to load ends
+// the test or benchmark: one that could not load its config has not passed.
+func loadSite(t testing.TB, opts, handler, logOutput string) *caddytest.Tester {
+	t.Helper()
 	tc := caddytest.NewTester(t)
 	tc.InitServer(fmt.Sprintf(`{
 	admin localhost:2999
@@ -79,7 +87,7 @@ func loadProxy(t *testing.T, opts string, up *upstream, proxyOpts string) *caddy
 		trusted_proxies static 127.0.0.1/32 ::1/128
 	}
 	log {
-		output file %s
+		output %s
 		format json
 	}
 }
@@ -87,19 +95,15 @@ func loadProxy(t *testing.T, opts string, up *upstream, proxyOpts string) *caddy
 	advcaptcha {
 		%s
 	}
-	reverse_proxy %s {
-		%s
-	}
+	%s
 }
-`, logFile, opts, strings.TrimPrefix(up.URL, "http://"), proxyOpts), "caddyfile")
+`, logOutput, opts, handler), "caddyfile")
 	if t.Failed() || t.Skipped() {
-		t.FailNow() // a test that could not load its config has not passed
+		t.FailNow()
 	}
 	return tc
 }
 
-// client does not keep connections alive: a config reload closes them,
-// and a reused dead connection would fail the next test's first request.
 var client = &http.Client{
 	Transport: func() *http.Transport {
 		t := caddytest.CreateTestingTransport()

@@ -23,22 +23,27 @@ func TestMemoryContract(t *testing.T) {
 	})
 }
 
-func TestRedisContract(t *testing.T) {
-	srv := redistest.Start(t)
+// redisStores makes a fresh Redis store per contract subtest, each with
+// its own key prefix, from the given connection options.
+func redisStores(base store.RedisOptions) func(t *testing.T) store.Store {
 	n := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
+	return func(t *testing.T) store.Store {
 		n++
-		r, err := store.NewRedis(store.RedisOptions{
-			Options:   store.Options{Windows: storetest.Windows},
-			Addrs:     []string{srv.Addr},
-			KeyPrefix: fmt.Sprintf("contract%d:", n),
-		})
+		o := base
+		o.Options = store.Options{Windows: storetest.Windows}
+		o.KeyPrefix = fmt.Sprintf("contract%d:", n)
+		r, err := store.NewRedis(o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { r.Close() })
 		return r
-	})
+	}
+}
+
+func TestRedisContract(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.Run(t, redisStores(store.RedisOptions{Addrs: []string{srv.Addr}}))
 }
 
 // TestRedisEveryKeyHasTTL checks the rule the memory bound rests on: no
@@ -182,38 +187,11 @@ func TestEntityKey(t *testing.T) {
 // entities, spread over slots, still go in one pipeline.
 func TestRedisClusterContract(t *testing.T) {
 	cl := redistest.StartCluster(t)
-	n := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
-		n++
-		r, err := store.NewRedis(store.RedisOptions{
-			Options:   store.Options{Windows: storetest.Windows},
-			Addrs:     cl.Addrs,
-			KeyPrefix: fmt.Sprintf("cluster%d:", n),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
-	})
+	storetest.Run(t, redisStores(store.RedisOptions{Addrs: cl.Addrs}))
 }
 
 // TestRedisSentinelContract runs the contract through a real Sentinel.
 func TestRedisSentinelContract(t *testing.T) {
 	sn := redistest.StartSentinel(t)
-	n := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
-		n++
-		r, err := store.NewRedis(store.RedisOptions{
-			Options:    store.Options{Windows: storetest.Windows},
-			Addrs:      []string{sn.Addr},
-			MasterName: sn.MasterName,
-			KeyPrefix:  fmt.Sprintf("sentinel%d:", n),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
-	})
+	storetest.Run(t, redisStores(store.RedisOptions{Addrs: []string{sn.Addr}, MasterName: sn.MasterName}))
 }
