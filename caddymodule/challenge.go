@@ -92,14 +92,15 @@ func (h *Handler) appendRecord(ctx context.Context, ev captchaEvent) {
 
 // challengeView is what a client is told of a challenge.
 type challengeView struct {
-	ID        string `json:"id"`
-	Image     string `json:"image"`
-	Audio     string `json:"audio"`
-	Answer    string `json:"answer"`
-	Refresh   string `json:"refresh"`
-	ExpiresIn int    `json:"expires_in"`
-	Return    string `json:"-"`
-	Error     string `json:"-"`
+	ID        string    `json:"id"`
+	Image     string    `json:"image"`
+	Audio     string    `json:"audio"`
+	Answer    string    `json:"answer"`
+	Refresh   string    `json:"refresh"`
+	ExpiresIn int       `json:"expires_in"`
+	Return    string    `json:"-"`
+	Error     string    `json:"-"`
+	Text      *pageText `json:"-"`
 }
 
 func newChallengeID() string {
@@ -291,7 +292,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	b, err := v.h.store.Take(v.r.Context(), "ch:"+req.ID)
 	returnTo := safeReturn(req.Return)
 	if errors.Is(err, store.ErrNotFound) {
-		return v.serveNewChallenge(w, returnTo, "That image had expired or was already used. Here is a new one.", true)
+		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrExpired, true)
 	}
 	if err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)
@@ -300,14 +301,14 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	var rec challengeRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
 		v.h.logger.Error("corrupt challenge record dropped", zap.String("id", req.ID), zap.Error(err))
-		return v.serveNewChallenge(w, returnTo, "Something went wrong with that image. Here is a new one.", true)
+		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrBroken, true)
 	}
 	if rec.Return != "" {
 		returnTo = rec.Return
 	}
 	if rec.Device != v.device {
 		// Answers count only from the browser the captcha was shown to.
-		return v.serveNewChallenge(w, returnTo, "That image was issued to another browser. Here is a new one.", true)
+		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrOtherBrowser, true)
 	}
 	correct := subtle.ConstantTimeCompare([]byte(answer), []byte(rec.Text)) == 1
 	labelled := v.labelledNow() // the client's label now, not when the captcha was issued
@@ -327,7 +328,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		if audio {
 			v.recordFailure()
 		}
-		return v.serveNewChallenge(w, returnTo, "That was not right. Please try this one.", true)
+		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrWrong, true)
 	}
 	ttl := time.Duration(v.h.ClearanceTTL)
 	if audio {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"path"
+	"reflect"
 	"sort"
 
 	"golang.org/x/text/language"
@@ -22,6 +23,18 @@ type pageText struct {
 	Refused      string `json:"refused"`
 	NetworkError string `json:"network_error"`
 	NoScript     string `json:"noscript"`
+
+	CaptchaIntro    string `json:"captcha_intro"`
+	CaptchaAlt      string `json:"captcha_alt"`
+	AnswerLabel     string `json:"answer_label"`
+	Submit          string `json:"submit"`
+	AudioLabel      string `json:"audio_label"`
+	AnotherImage    string `json:"another_image"`
+	Expires         string `json:"expires"` // with one %d: seconds
+	ErrExpired      string `json:"err_expired"`
+	ErrBroken       string `json:"err_broken"`
+	ErrOtherBrowser string `json:"err_other_browser"`
+	ErrWrong        string `json:"err_wrong"`
 }
 
 //go:embed assets/i18n/*.json
@@ -54,6 +67,9 @@ var translations = func() struct {
 		if err := json.Unmarshal(b, &t); err != nil {
 			panic("assets/i18n/" + n + ": " + err.Error())
 		}
+		if missing := t.missing(); missing != "" {
+			panic("assets/i18n/" + n + ": no " + missing)
+		}
 		out.tags = append(out.tags, language.MustParse(t.Lang))
 		out.texts = append(out.texts, t)
 	}
@@ -72,4 +88,16 @@ func textFor(r *http.Request) *pageText {
 		return &translations.texts[0]
 	}
 	return &translations.texts[i]
+}
+
+// missing names the first empty text, so an incomplete translation fails
+// at start-up (and in the tests), not in front of a visitor.
+func (t *pageText) missing() string {
+	v := reflect.ValueOf(*t)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).String() == "" {
+			return v.Type().Field(i).Tag.Get("json")
+		}
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
@@ -58,26 +59,26 @@ var (
 // pixelated): what a person sees is then exactly the pixels that were
 // generated — and, with adversarial captchas, attacked — only larger; a
 // smoother upscaling or a larger rendering would be a different image.
-var captchaPage = template.Must(template.New("captcha").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
+var captchaPage = template.Must(template.New("captcha").Funcs(template.FuncMap{"printf": fmt.Sprintf}).Parse(`<!doctype html><html lang="{{.Text.Lang}}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">
-<title>Checking that you are not a robot</title>
+<title>{{.Text.Title}}</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;margin:8vh auto;padding:0 1em;color:#222}h1{font-size:1.4em}
 #advc-captcha-img{width:300px;max-width:100%;height:auto;image-rendering:pixelated;border:1px solid #ccc;display:block;margin:1em 0}
 #advc-answer{font-size:1.2em;padding:.3em;width:10em;letter-spacing:.1em}#advc-submit{font-size:1.1em;padding:.35em 1em}
 .advc-error{color:#a00}</style></head><body><main>
-<h1>Checking that you are not a robot</h1>
-<p>Something about this visit looked automated. Please type the characters in the image (letters are not case-sensitive).</p>
+<h1>{{.Text.Title}}</h1>
+<p>{{.Text.CaptchaIntro}}</p>
 {{if .Error}}<p class="advc-error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Answer}}">
-<img id="advc-captcha-img" src="{{.Image}}" width="300" height="90" alt="A distorted text to read and type below">
+<img id="advc-captcha-img" src="{{.Image}}" width="300" height="90" alt="{{.Text.CaptchaAlt}}">
 <input type="hidden" name="id" value="{{.ID}}"><input type="hidden" name="return" value="{{.Return}}">
-<label for="advc-answer">Characters in the image</label><br>
+<label for="advc-answer">{{.Text.AnswerLabel}}</label><br>
 <input id="advc-answer" name="answer" autocomplete="off" autocapitalize="none" autocorrect="off" spellcheck="false" maxlength="32" required autofocus>
-<button id="advc-submit" type="submit">Continue</button>
+<button id="advc-submit" type="submit">{{.Text.Submit}}</button>
 </form>
-<p><label for="advc-audio">Cannot see the image? Listen to the characters instead:</label><br>
+<p><label for="advc-audio">{{.Text.AudioLabel}}</label><br>
 <audio id="advc-audio" controls preload="none" src="{{.Audio}}"></audio></p>
-<p><a href="{{.Refresh}}">Show another image</a> · It expires in {{.ExpiresIn}} seconds.</p>
+<p><a href="{{.Refresh}}">{{.Text.AnotherImage}}</a> · {{printf .Text.Expires .ExpiresIn}}</p>
 </main></body></html>
 `))
 
@@ -96,7 +97,9 @@ func writeCaptchaPage(w http.ResponseWriter, r *http.Request, status int, ch *ch
 		}
 		return json.NewEncoder(w).Encode(body)
 	}
+	ch.Text = textFor(r)
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Language", ch.Text.Lang)
 	hdr.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	return captchaPage.Execute(w, ch)

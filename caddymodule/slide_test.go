@@ -88,6 +88,10 @@ func TestSlidePageLanguageAndBranding(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
+	zhCaptcha := get(t, "/.advcaptcha/challenge?return=/", with(browser("198.51.100.123"), "Accept-Language", "zh"))
+	if !strings.Contains(zhCaptcha.body, "图片中的字符") || !strings.Contains(zhCaptcha.body, "秒后过期") {
+		t.Fatalf("Chinese captcha page: %.400q", zhCaptcha.body)
+	}
 	caddytestLoadError(t, "challenge slide\nbranding {\n color red\n}", "branding.color")
 	caddytestLoadError(t, "challenge slide\nbranding {\n logo javascript:alert(1)\n}", "branding.logo")
 }
