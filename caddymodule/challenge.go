@@ -153,6 +153,7 @@ func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
 		PNGSHA256: hex.EncodeToString(sum[:]), Method: rec.Method, Model: rec.Model,
 		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: rec.Labelled,
 	})
+	v.h.metrics.challenges.WithLabelValues("captcha", "issued").Inc()
 	v.h.logger.Debug("captcha issued", zap.String("id", id), zap.String("ip", v.ipID), zap.String("device", v.device))
 	return &challengeView{
 		ID: id, Image: routePrefix + "captcha/" + id + ".png", Audio: routePrefix + "audio/" + id + ".wav",
@@ -246,6 +247,7 @@ func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 	if err != nil {
 		return writeError(w, v.r, http.StatusInternalServerError, "audio is not available for this captcha")
 	}
+	v.h.metrics.challenges.WithLabelValues("audio", "issued").Inc()
 	v.h.appendRecord(v.r.Context(), captchaEvent{Kind: "audio_served", ID: id, At: v.now, Method: rec.Method,
 		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: rec.Labelled})
 	hdr := w.Header()
@@ -323,6 +325,11 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		zap.String("id", req.ID), zap.Bool("correct", correct), zap.String("method", rec.Method),
 		zap.Duration("latency", v.now.Sub(rec.Issued)), zap.Bool("labelled", rec.Labelled),
 		zap.Float64("score", rec.Score), zap.String("ip", v.ipID), zap.String("device", v.device))
+	outcome := "passed"
+	if !correct {
+		outcome = "failed"
+	}
+	v.h.metrics.challenges.WithLabelValues("captcha", outcome).Inc()
 	if !correct {
 		v.recordFailure()
 		if audio {

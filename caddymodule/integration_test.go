@@ -601,3 +601,30 @@ func TestRedisOverTLS(t *testing.T) {
 		t.Fatalf("untrusted Redis certificate: %d, want 503", r.status)
 	}
 }
+
+// TestMetrics: decisions and challenge steps are counted on Caddy's
+// metrics registry, labelled by rule and outcome.
+func TestMetrics(t *testing.T) {
+	up := newUpstream(t)
+	load(t, "challenge_at 40", up)
+	get(t, "/", with(curl("198.51.100.140"), "Accept-Encoding", "identity"))        // blocked: ua_automation weighs most
+	get(t, "/", with(browser("198.51.100.141"), "User-Agent", "python-requests/2")) // challenged: the slide is issued
+	get(t, "/", browser("198.51.100.142"))                                          // allowed
+	res, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, want := range []string{
+		`advcaptcha_decisions_total{decision="block",reason="ua_automation"}`,
+		`advcaptcha_decisions_total{decision="challenge",reason="ua_automation"}`,
+		`advcaptcha_decisions_total{decision="allow",reason="no_device_cookie"}`,
+		`advcaptcha_challenges_total{outcome="issued",stage="slide"}`,
+		`advcaptcha_score_bucket`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

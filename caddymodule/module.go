@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
@@ -172,6 +173,7 @@ type Handler struct {
 	counter    *counter
 	health     *storeHealth
 	style      captcha.Style
+	metrics    *metrics
 }
 
 // Limits are request-rate limits per kind of entity. Each soft list has
@@ -288,7 +290,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.storeKey, h.store, err = openStore(redisCfg, h.MaxEntities, h.windows); err != nil {
 		return err
 	}
-	h.health = &storeHealth{logger: h.logger}
+	h.metrics = newMetrics(ctx.GetMetricsRegistry())
+	h.health = &storeHealth{logger: h.logger, errors: h.metrics.storeErrs}
 	h.style = captcha.DefaultStyle()
 	if err := h.style.Validate(); err != nil {
 		return fmt.Errorf("captcha style: %w", err)
@@ -523,6 +526,7 @@ type visit struct {
 	reasonBuf  [8]riskscore.Reason
 	entityBuf  [numKinds]store.Entity
 	storeDown  bool
+	scored     bool // the full assessment ran (not cleared, listed or exempt)
 }
 
 func (v *visit) identify() {
@@ -582,6 +586,7 @@ func (v *visit) entities() []store.Entity {
 // round trip for frequencies and labels.
 func (v *visit) score() (riskscore.Decision, error) {
 	h, a := v.h, &v.assessment
+	v.scored = true
 	ua := riskscore.Environment(a, &h.weights, v.r.Header, secureContext(v.r))
 	if ua.Crawler != "" && h.crawlers != nil {
 		if h.crawlers.Verify(v.r.Context(), ua.Crawler, v.addr) {
@@ -656,6 +661,14 @@ func (v *visit) record(d riskscore.Decision) (score, reasons string) {
 			return nil, false
 		})
 	}
+	reason := "cleared"
+	if !v.isCleared || len(a.Reasons) > 0 {
+		reason = topReason(a)
+		if v.scored {
+			h.metrics.score.Observe(a.Score)
+		}
+	}
+	h.metrics.decisions.WithLabelValues(d.String(), reason).Inc()
 	if extra, ok := v.r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Add(zap.Object("advcaptcha", logFields{score: a.Score, decision: d, reasons: reasons}))
 	}
@@ -820,11 +833,13 @@ func validCookieName(s string) bool {
 // 30s) and once when the store recovers.
 type storeHealth struct {
 	logger  *zap.Logger
+	errors  prometheus.Counter
 	down    atomic.Bool
 	lastLog atomic.Int64
 }
 
 func (s *storeHealth) failed(err error, mode string) {
+	s.errors.Inc()
 	now := time.Now().UnixNano()
 	if !s.down.Swap(true) || now-s.lastLog.Load() > int64(30*time.Second) {
 		s.lastLog.Store(now)

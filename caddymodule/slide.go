@@ -51,6 +51,7 @@ func (v *visit) issueSlide(returnTo string) (*slideView, error) {
 	if err := v.h.store.PutOnce(v.r.Context(), "slide:"+nonce, b, ttl); err != nil {
 		return nil, err
 	}
+	v.h.metrics.challenges.WithLabelValues("slide", "issued").Inc()
 	return &slideView{Nonce: nonce, Post: routePrefix + "slide", Script: routePrefix + "slide.js",
 		ExpiresIn: int(ttl / time.Second), Return: returnTo}, nil
 }
@@ -237,6 +238,7 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case certain:
+		v.h.metrics.challenges.WithLabelValues("slide", "refused").Inc()
 		v.h.label(v.r.Context(), store.Entity{Kind: store.KindDevice, ID: v.device}, "slide: "+joinReasons(reasons))
 		v.h.label(v.r.Context(), fpEntity, "slide: "+joinReasons(reasons))
 		w.WriteHeader(http.StatusForbidden)
@@ -244,9 +246,11 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	case score < trajectory.Refuse && !keyboard:
 		// Keyboard slides carry no motion to judge: they always go on to
 		// the text captcha, which has its own audio alternative.
+		v.h.metrics.challenges.WithLabelValues("slide", "passed").Inc()
 		v.setClearance(w, time.Duration(v.h.ClearanceTTL))
 		return json.NewEncoder(w).Encode(slideReply{OK: true, Return: returnTo})
 	default:
+		v.h.metrics.challenges.WithLabelValues("slide", "failed").Inc()
 		w.WriteHeader(http.StatusForbidden)
 		return json.NewEncoder(w).Encode(slideReply{Next: routePrefix + "challenge?return=" + url.QueryEscape(returnTo)})
 	}
