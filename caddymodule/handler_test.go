@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"net/http"
@@ -175,4 +176,32 @@ func FuzzServeHTTP(f *testing.F) {
 func BenchmarkServeHTTPNewClientRedis(b *testing.B) {
 	srv := redistest.Start(b)
 	benchNewClients(b, provisionedWith(b, &RedisConfig{Addresses: []string{srv.Addr}}))
+}
+
+// FuzzSlideBody posts arbitrary bodies to the slide endpoint: every one is
+// answered with a 4xx and a message (no valid nonce exists), never a
+// panic or a 5xx.
+func FuzzSlideBody(f *testing.F) {
+	f.Add([]byte(`{"nonce":"AAAAAAAAAAAAAAAAAAAAAA","points":[[0,0,0],[10,1,16]],"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":16,"fingerprint":{"ua":"x"}}`))
+	f.Add([]byte(`{"points":[[1e308,-1e308,1e308]]}`))
+	f.Add([]byte(`[`))
+	h := &Handler{Secrets: []string{"fuzz-secret-0123456789abcdef0123456789ab"}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		f.Fatal(err)
+	}
+	defer h.Cleanup()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", "http://localhost/.advcaptcha/slide", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.RemoteAddr = "192.0.2.9:1"
+		rec := httptest.NewRecorder()
+		if err := h.ServeHTTP(rec, withRequestContext(r), okNext); err != nil {
+			t.Fatalf("error: %v", err)
+		}
+		if rec.Code < 400 || rec.Code >= 500 {
+			t.Fatalf("status %d for %q", rec.Code, body)
+		}
+	})
 }
