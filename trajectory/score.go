@@ -59,9 +59,10 @@ func (r *Result) ReasonList() string {
 const (
 	fastMS          = 100 // paper: slides under 0.1 s are machines
 	minPoints       = 5
-	constSpeedCV    = 0.2 // people: ≥ 0.33 in the development data (p1)
-	evenSampling    = 0.9 // share of intervals within 1% of the median
-	roughnessJagged = 1.7 // people: ≤ 1.6 (p99); a jittered line ≥ 1.8
+	constSpeedCV    = 0.2  // people: ≥ 0.33 in the development data (p1)
+	evenSampling    = 0.9  // share of intervals within 1% of the median
+	roughnessJagged = 1.7  // people: ≤ 1.6 (p99); a jittered line ≥ 1.8
+	speedTooSmooth  = 0.25 // people: ≥ 0.66 (p1); eased Bézier paths ≤ 0.14
 )
 
 // Score judges a trajectory.
@@ -86,6 +87,9 @@ func Score(t Trajectory) Result {
 	}
 	if f.EvenIntervals >= evenSampling { // false for NaN
 		add("even_sampling", 45, false, fmt.Sprintf("%.0f%% of intervals alike", 100*f.EvenIntervals))
+	}
+	if f.SpeedRoughness < speedTooSmooth { // false for NaN
+		add("too_smooth", 50, false, fmt.Sprintf("speed roughness %.3f", f.SpeedRoughness))
 	}
 	if f.RoughnessY > roughnessJagged {
 		add("jagged", 60, false, fmt.Sprintf("%.2f", f.RoughnessY))
