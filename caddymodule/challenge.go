@@ -342,7 +342,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		ttl /= 4
 	}
 	v.setClearance(w, ttl)
-	if wantsJSON(v.r) || isJSONBody(v.r) {
+	if wantsJSON(v.r) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		return json.NewEncoder(w).Encode(map[string]any{"ok": true, "return": returnTo})
@@ -470,7 +470,7 @@ func (v *visit) labelledNow() bool {
 }
 
 func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) error {
-	if wantsJSON(r) || isJSONBody(r) {
+	if wantsJSON(r) {
 		hdr := w.Header()
 		hdr.Set("Content-Type", "application/json")
 		hdr.Set("Cache-Control", "no-store")

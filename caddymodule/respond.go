@@ -12,10 +12,11 @@ import (
 	"github.com/advcaptcha/advcaptcha/riskscore"
 )
 
-// wantsJSON reports whether the client prefers JSON to HTML (SPAs, apps).
+// wantsJSON reports whether the client prefers JSON to HTML (SPAs, apps):
+// it asks for JSON, or it sends JSON.
 func wantsJSON(r *http.Request) bool {
 	accept := r.Header.Get("Accept")
-	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+	return (strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")) || isJSONBody(r)
 }
 
 func writePage(w http.ResponseWriter, r *http.Request, status int, jsonBody, htmlBody string) error {
@@ -88,7 +89,7 @@ func writeCaptchaPage(w http.ResponseWriter, r *http.Request, status int, ch *ch
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	if wantsJSON(r) || isJSONBody(r) {
+	if wantsJSON(r) {
 		hdr.Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		body := map[string]any{"decision": "challenge", "challenge": ch}

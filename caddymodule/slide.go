@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -239,8 +240,8 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	switch {
 	case certain:
 		v.h.metrics.challenges.WithLabelValues("slide", "refused").Inc()
-		v.h.label(v.r.Context(), store.Entity{Kind: store.KindDevice, ID: v.device}, "slide: "+joinReasons(reasons))
-		v.h.label(v.r.Context(), fpEntity, "slide: "+joinReasons(reasons))
+		v.h.label(v.r.Context(), store.Entity{Kind: store.KindDevice, ID: v.device}, "slide: "+strings.Join(reasons, ","))
+		v.h.label(v.r.Context(), fpEntity, "slide: "+strings.Join(reasons, ","))
 		w.WriteHeader(http.StatusForbidden)
 		return json.NewEncoder(w).Encode(slideReply{Error: "This request was refused as automated."})
 	case score < trajectory.Refuse && !keyboard:
@@ -263,15 +264,4 @@ func allZero(v []float64) bool {
 		}
 	}
 	return true
-}
-
-func joinReasons(r []string) string {
-	out := ""
-	for i, s := range r {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 )
 
 // Reason is one finding about a drag and its points.
@@ -38,18 +37,6 @@ func (r *Result) Certain() bool {
 		}
 	}
 	return false
-}
-
-// ReasonList is "name=points,…".
-func (r *Result) ReasonList() string {
-	var b strings.Builder
-	for i, x := range r.Reasons {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(x.Name + "=" + strconv.FormatFloat(x.Points, 'f', -1, 64))
-	}
-	return b.String()
 }
 
 // Rules and their points. Each scripted form the paper or practice names
