@@ -19,7 +19,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "advcaptcha",
-		Usage: "<dataset|gallery|trajectories> [flags]",
+		Usage: "<dataset|gallery|trajectories|train|eval> [flags]",
 		Short: "advcaptcha tools: captcha datasets, galleries, slide scoring",
 		Long: `Tools for advcaptcha that run without a server.
 
@@ -29,7 +29,7 @@ func init() {
   trajectories FILE.jsonl
            scores slide-bar drags as single slides of fresh devices`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(datasetCommand(), galleryCommand(), trajectoriesCommand())
+			cmd.AddCommand(datasetCommand(), galleryCommand(), trajectoriesCommand(), trainCommand(), evalCommand())
 		},
 	})
 }

@@ -1,0 +1,51 @@
+package solver
+
+import "sort"
+
+// Evaluation is a solver's accuracy on labelled samples.
+type Evaluation struct {
+	Solved, Total int
+	CharAcc       float64
+	ByLength      []LengthResult
+}
+
+// LengthResult is the accuracy on texts of one length.
+type LengthResult struct{ Length, Solved, Total int }
+
+// Evaluate reads every sample and compares with its text.
+func Evaluate(s *Solver, samples []Sample) (*Evaluation, error) {
+	imgs := make([]Image, len(samples))
+	for i, smp := range samples {
+		imgs[i] = smp.image()
+	}
+	preds, err := s.Predict(imgs)
+	if err != nil {
+		return nil, err
+	}
+	r := &Evaluation{Total: len(samples)}
+	byLen := map[int]*LengthResult{}
+	var chars, errs int
+	for i, smp := range samples {
+		truth := []rune(smp.Text)
+		l := byLen[len(truth)]
+		if l == nil {
+			l = &LengthResult{Length: len(truth)}
+			byLen[len(truth)] = l
+		}
+		l.Total++
+		if preds[i].Text == smp.Text {
+			r.Solved++
+			l.Solved++
+		}
+		chars += len(truth)
+		errs += editDistance([]rune(preds[i].Text), truth)
+	}
+	if chars > 0 {
+		r.CharAcc = max(0, 1-float64(errs)/float64(chars))
+	}
+	for _, l := range byLen {
+		r.ByLength = append(r.ByLength, *l)
+	}
+	sort.Slice(r.ByLength, func(i, j int) bool { return r.ByLength[i].Length < r.ByLength[j].Length })
+	return r, nil
+}
