@@ -145,3 +145,21 @@ func (a Architecture) String() string {
 	fmt.Fprintf(&b, " %slstm %d×%d → %d steps × %d classes", dir, a.Layers, a.Hidden, a.Steps(), a.Classes())
 	return b.String()
 }
+
+// FLOPs is the analytic floating-point operation count of one image's forward
+// pass: twice the multiply-adds of the convolutions, the LSTMs and the output
+// layer (the elementwise work is left out, as is usual).
+func (a Architecture) FLOPs() float64 {
+	var total float64
+	cin, h, w := 1, a.Height, a.Width
+	for _, b := range a.Conv {
+		total += 2 * float64(cin*9*b.Filters*h*w)
+		cin, h, w = b.Filters, h/b.PoolH, w/b.PoolW
+	}
+	in, T, dirs := cin*h, float64(a.Steps()), float64(len(a.directions()))
+	for range a.Layers {
+		total += dirs * T * 2 * float64((in+a.Hidden)*4*a.Hidden)
+		in = a.Hidden * len(a.directions())
+	}
+	return total + T*2*float64(in*a.Classes())
+}

@@ -2,11 +2,9 @@ package solver
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,97 +92,6 @@ func TestLossAgreesWithGraph(t *testing.T) {
 		if total := float64(values32(gr.cost)[0]); math.Abs(sum-total) > 1e-4*total {
 			t.Errorf("batch %d: sum of per-image losses %.5f, gorgonia's CTC cost %.5f", n, sum, total)
 		}
-	}
-}
-
-// syntheticSamples draws texts over "abc" as stripes a network can learn in
-// seconds: each character is a 6-pixel-wide slot with its own pattern.
-func syntheticSamples(n int, seed uint64) []Sample {
-	a := tinyArch()
-	a.Width = 32
-	rng := rand.New(rand.NewPCG(seed, 2))
-	out := make([]Sample, n)
-	for i := range out {
-		px := make([]uint8, a.Height*a.Width)
-		for j := range px {
-			px[j] = 255
-		}
-		l := 1 + rng.IntN(3)
-		var text []byte
-		x := 1 + rng.IntN(3)
-		for range l {
-			c := rng.IntN(3)
-			text = append(text, "abc"[c])
-			for y := 0; y < a.Height; y++ {
-				for dx := 0; dx < 5; dx++ {
-					on := false
-					switch c {
-					case 0:
-						on = dx == 2 // a vertical bar
-					case 1:
-						on = y < 3 // a block on top
-					case 2:
-						on = y >= 5 // a block at the bottom
-					}
-					if on {
-						px[y*a.Width+x+dx] = 0
-					}
-				}
-			}
-			x += 8
-		}
-		out[i] = Sample{Pixels: px, Text: string(text)}
-	}
-	return out
-}
-
-func syntheticArch() Architecture {
-	a := tinyArch()
-	a.Width = 32
-	a.Conv = []ConvBlock{{Filters: 8, PoolH: 2, PoolW: 2}, {Filters: 8, PoolH: 2, PoolW: 1}}
-	a.Hidden, a.Layers = 16, 1
-	return a
-}
-
-// A tiny model learns a tiny dataset, and training interrupted after an epoch
-// and resumed from its checkpoint ends with exactly the same weights.
-func TestTrainLearnsAndResumes(t *testing.T) {
-	train, val := syntheticSamples(256, 1), syntheticSamples(100, 2)
-	cfg := TrainConfig{Arch: syntheticArch(), Train: train, Val: val, Batch: 16, Workers: 2, Epochs: 16, LR: 1e-2, Seed: 7}
-	full, hist, err := Train(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := hist[len(hist)-1]
-	t.Logf("after %d epochs: loss %.3f, validation %.1f%% texts, %.1f%% chars", len(hist), last.Loss, 100*last.Accuracy, 100*last.CharAcc)
-	if last.Accuracy < 0.9 {
-		t.Fatalf("validation accuracy %.2f after %d epochs, want ≥ 0.9", last.Accuracy, len(hist))
-	}
-	if hist[0].Loss <= last.Loss {
-		t.Errorf("loss did not fall: %.3f → %.3f", hist[0].Loss, last.Loss)
-	}
-
-	ck := filepath.Join(t.TempDir(), "m.ckpt")
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg.Checkpoint = ck
-	cfg.OnEpoch = func(r EpochResult, _ *Model) {
-		if r.Epoch == 2 {
-			cancel()
-		}
-	}
-	if _, _, err := Train(ctx, cfg); !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted training returned %v", err)
-	}
-	cfg.OnEpoch, cfg.Resume = nil, true
-	resumed, hist2, err := Train(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(hist2) != len(hist) {
-		t.Errorf("resumed run recorded %d epochs, want %d", len(hist2), len(hist))
-	}
-	if !bytes.Equal(full.Marshal(), resumed.Marshal()) {
-		t.Error("the resumed model differs from the uninterrupted one")
 	}
 }
 

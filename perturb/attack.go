@@ -1,0 +1,314 @@
+// Package perturb makes adversarial captchas: it perturbs a clean captcha
+// against the solver's CTC loss (FGSM, BIM, MI-FGSM; untargeted or targeted)
+// within an L∞ budget counted in 8-bit levels, so that machine solvers misread
+// it while people still read it. Expectation over the preprocessing attackers
+// apply, low-frequency perturbations and ensembles of substitutes make the
+// perturbation transfer to solvers it was not computed against.
+package perturb
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/advcaptcha/advcaptcha/solver"
+)
+
+// Method is an attack method.
+type Method string
+
+const (
+	// FGSM is one step of the gradient's sign, of size ε.
+	FGSM Method = "fgsm"
+	// BIM (iterative FGSM) takes small signed steps, projecting back into the budget.
+	BIM Method = "bim"
+	// MIFGSM accumulates L1-normalised gradients with momentum, which
+	// stabilises the direction and transfers better to other models.
+	MIFGSM Method = "mifgsm"
+)
+
+// Config describes one way of perturbing captchas.
+type Config struct {
+	Method Method `json:"method"`
+	// Epsilon is the L∞ budget in 8-bit levels: no pixel moves by more.
+	Epsilon int `json:"epsilon"`
+	// Step is the step size in 8-bit levels for BIM and MI-FGSM. Default
+	// max(1, ⌈2.5·ε/iterations⌉).
+	Step int `json:"step,omitempty"`
+	// Iterations of BIM and MI-FGSM. Default 10.
+	Iterations int `json:"iterations,omitempty"`
+	// Momentum is MI-FGSM's decay μ. Default 1.
+	Momentum float64 `json:"momentum,omitempty"`
+	// Targeted drives the solver to a wrong text (one or two characters
+	// changed) instead of away from the true one, so that solvers answer
+	// wrongly and confidently.
+	Targeted bool `json:"targeted,omitempty"`
+	// EOT names filters (see Filters) whose random draws each gradient is
+	// averaged over — expectation over transformation — so the perturbation
+	// survives the attacker's preprocessing. One draw in EOT+1 is the
+	// unfiltered image.
+	EOT []string `json:"eot,omitempty"`
+	// EOTSamples is how many draws each step averages. Default 4 when EOT
+	// is set.
+	EOTSamples int `json:"eot_samples,omitempty"`
+	// Smooth is the σ, in pixels, of a Gaussian applied to each step's
+	// gradient: the perturbation then varies slowly across the image, and
+	// median, mean and Gaussian filters do not remove it. 0 turns it off.
+	Smooth float64 `json:"smooth,omitempty"`
+	// MinSSIM is the usability floor: a perturbation whose structural
+	// similarity to the clean image falls below it is scaled down until it
+	// does not. 0 turns the guard off.
+	MinSSIM float64 `json:"min_ssim,omitempty"`
+}
+
+// Validate reports a configuration the attack cannot run.
+func (c *Config) Validate() error {
+	switch c.Method {
+	case FGSM, BIM, MIFGSM:
+	default:
+		return fmt.Errorf("method %q: want fgsm, bim or mifgsm", c.Method)
+	}
+	if c.Epsilon < 1 || c.Epsilon > 128 {
+		return fmt.Errorf("epsilon %d: want 1 to 128 levels", c.Epsilon)
+	}
+	if c.Iterations < 0 || c.Iterations > 1000 || c.Step < 0 || c.Step > 255 {
+		return fmt.Errorf("iterations %d, step %d: want 0–1000 and 0–255", c.Iterations, c.Step)
+	}
+	for _, f := range c.EOT {
+		if _, ok := FilterByName(f); !ok {
+			return fmt.Errorf("eot filter %q unknown", f)
+		}
+	}
+	if c.Smooth < 0 || c.Smooth > 10 || c.MinSSIM < 0 || c.MinSSIM >= 1 {
+		return fmt.Errorf("smooth %g, min_ssim %g: want 0–10 and 0–1", c.Smooth, c.MinSSIM)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Method == FGSM {
+		c.Iterations, c.Step = 1, c.Epsilon
+	}
+	if c.Iterations == 0 {
+		c.Iterations = 10
+	}
+	if c.Step == 0 {
+		c.Step = max(1, int(math.Ceil(2.5*float64(c.Epsilon)/float64(c.Iterations))))
+	}
+	if c.Momentum == 0 {
+		c.Momentum = 1
+	}
+	if len(c.EOT) > 0 && c.EOTSamples == 0 {
+		c.EOTSamples = 4
+	}
+	if len(c.EOT) == 0 {
+		c.EOTSamples = 1
+	}
+	return c
+}
+
+// String is a short name for tables and logs, e.g. "mifgsm ε=8 eot smooth=1".
+func (c Config) String() string {
+	s := fmt.Sprintf("%s ε=%d", c.Method, c.Epsilon)
+	if c.Targeted {
+		s += " targeted"
+	}
+	if len(c.EOT) > 0 {
+		s += " eot=" + strings.Join(c.EOT, "+")
+	}
+	if c.Smooth > 0 {
+		s += fmt.Sprintf(" smooth=%g", c.Smooth)
+	}
+	return s
+}
+
+// Result is an adversarial captcha.
+type Result struct {
+	// Image is exactly what is served: the attacked 8-bit image.
+	Image *image.Gray
+	// Target is the text a targeted attack aimed for.
+	Target string
+	// Reading is what the first substitute reads in Image.
+	Reading string
+	// Fooled says the first substitute misreads Image (reads Target, for a
+	// targeted attack).
+	Fooled bool
+	// SSIM to the clean image, and the largest change of a pixel in levels.
+	SSIM float64
+	Linf int
+}
+
+// Attack perturbs a clean captcha whose text is truth against the
+// substitutes (their gradients are averaged after L1 normalisation, an
+// ensemble). Draws of targets and EOT filters come from seed, so the same
+// inputs give the same image.
+func Attack(subs []*solver.Solver, clean *image.Gray, truth string, cfg Config, seed uint64) (*Result, error) {
+	if len(subs) == 0 {
+		return nil, errors.New("perturb: no substitute model")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("perturb: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	arch := subs[0].Model().Arch
+	h, w := clean.Bounds().Dy(), clean.Bounds().Dx()
+	for _, s := range subs {
+		if a := s.Model().Arch; a.Height != h || a.Width != w {
+			return nil, fmt.Errorf("perturb: a %d×%d captcha for a model reading %d×%d", w, h, a.Width, a.Height)
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, 0xadc))
+	res := &Result{}
+	text, sign := truth, float32(1) // ascend the loss of the truth…
+	if cfg.Targeted {
+		res.Target = wrongText(truth, arch.Charset, rng)
+		text, sign = res.Target, -1 // …or descend the loss of the target
+	}
+	eot := make([]Filter, len(cfg.EOT))
+	for i, name := range cfg.EOT {
+		eot[i], _ = FilterByName(name)
+	}
+
+	x0 := FromGray(clean)
+	lo, hi := make([]float32, len(x0)), make([]float32, len(x0))
+	eps := float32(cfg.Epsilon) / 255
+	for i, v := range x0 {
+		lo[i], hi[i] = max(v-eps, 0), min(v+eps, 1)
+	}
+	x := append([]float32(nil), x0...)
+	momentum := make([]float32, len(x))
+	step := float32(cfg.Step) / 255
+	for range cfg.Iterations {
+		g, err := gradient(subs, x, text, h, w, eot, cfg.EOTSamples, rng)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Smooth > 0 {
+			g = GaussianBlur(g, h, w, cfg.Smooth)
+		}
+		d := g
+		if cfg.Method == MIFGSM {
+			l1 := l1Norm(g)
+			for i, v := range g {
+				momentum[i] = float32(cfg.Momentum)*momentum[i] + v/l1
+			}
+			d = momentum
+		}
+		for i, v := range d {
+			switch {
+			case v > 0:
+				x[i] += sign * step
+			case v < 0:
+				x[i] -= sign * step
+			}
+			// Project into the budget and the pixel range, on the 8-bit grid
+			// so that what is served is exactly what was attacked.
+			x[i] = float32(quantize(min(max(x[i], lo[i]), hi[i]))) / 255
+		}
+	}
+	x = guardSSIM(x0, x, h, w, cfg.MinSSIM)
+	res.Image = ToGray(x, h, w)
+	res.SSIM = SSIM(x0, x, h, w)
+	for i := range x {
+		res.Linf = max(res.Linf, int(math.Abs(float64(res.Image.Pix[i])-float64(clean.Pix[i%w+(i/w)*clean.Stride]))))
+	}
+	p, err := subs[0].Predict([]solver.Image{FromGray(res.Image)})
+	if err != nil {
+		return nil, err
+	}
+	res.Reading = p[0].Text
+	res.Fooled = res.Reading != truth
+	if cfg.Targeted {
+		res.Fooled = res.Reading == res.Target
+	}
+	return res, nil
+}
+
+// gradient is the ensemble's mean L1-normalised gradient of the loss of text,
+// each model's averaged over the EOT draws (one batch per model).
+func gradient(subs []*solver.Solver, x []float32, text string, h, w int, eot []Filter, samples int, rng *rand.Rand) ([]float32, error) {
+	imgs := make([]solver.Image, samples)
+	texts := make([]string, samples)
+	used := make([]int, samples) // index into eot, -1 for none
+	for k := range imgs {
+		used[k], texts[k] = -1, text
+		if len(eot) > 0 {
+			used[k] = rng.IntN(len(eot)+1) - 1
+		}
+		if used[k] >= 0 {
+			imgs[k] = eot[used[k]].Apply(x, h, w)
+		} else {
+			imgs[k] = x
+		}
+	}
+	sum := make([]float32, len(x))
+	for _, s := range subs {
+		g, err := s.InputGradient(imgs, texts)
+		if err != nil {
+			return nil, fmt.Errorf("perturb: %w", err)
+		}
+		model := make([]float32, len(x))
+		for k, gk := range g.Grads {
+			if used[k] >= 0 {
+				gk = solver.Image(eot[used[k]].Backward(gk, h, w))
+			}
+			for i, v := range gk {
+				model[i] += v
+			}
+		}
+		l1 := l1Norm(model)
+		for i, v := range model {
+			sum[i] += v / l1
+		}
+	}
+	return sum, nil
+}
+
+func l1Norm(v []float32) float32 {
+	var s float64
+	for _, x := range v {
+		s += math.Abs(float64(x))
+	}
+	if s == 0 {
+		return 1
+	}
+	return float32(s)
+}
+
+// guardSSIM scales the perturbation down, on the 8-bit grid, until the
+// structural similarity reaches the floor.
+func guardSSIM(x0, x []float32, h, w int, floor float64) []float32 {
+	if floor <= 0 || SSIM(x0, x, h, w) >= floor {
+		return x
+	}
+	out := make([]float32, len(x))
+	for s := float32(0.9); s > 0; s -= 0.1 {
+		for i := range x {
+			out[i] = float32(quantize(x0[i]+s*(x[i]-x0[i]))) / 255
+		}
+		if SSIM(x0, out, h, w) >= floor {
+			return out
+		}
+	}
+	return append(out[:0], x0...)
+}
+
+// wrongText changes one or two characters of truth to other characters of
+// the charset.
+func wrongText(truth, charset string, rng *rand.Rand) string {
+	t, cs := []rune(truth), []rune(charset)
+	n := 1 + rng.IntN(2)
+	for _, i := range rng.Perm(len(t))[:min(n, len(t))] {
+		for {
+			c := cs[rng.IntN(len(cs))]
+			if c != t[i] {
+				t[i] = c
+				break
+			}
+		}
+	}
+	return string(t)
+}

@@ -1,0 +1,256 @@
+package perturb
+
+import (
+	"bytes"
+	"image"
+	"image/jpeg"
+	"math"
+	"slices"
+)
+
+// A Filter is preprocessing an attacker may apply before solving a captcha.
+// Images are grayscale, row-major, h×w, values 0–1; filters return a new image.
+type Filter struct {
+	Name  string
+	Apply func(img []float32, h, w int) []float32
+	// Backward maps a gradient at the filter's output to one at its input:
+	// the transposed filter for linear ones (symmetric kernels are their own
+	// transpose), identity (BPDA, straight-through) for the others.
+	Backward func(grad []float32, h, w int) []float32
+}
+
+func identity(g []float32, _, _ int) []float32 { return g }
+
+// Filters are the preprocessing steps the robustness benchmark applies (each
+// once and three times) and the expectation-over-transformation draws from.
+var Filters = []Filter{
+	{"gaussian", func(img []float32, h, w int) []float32 { return GaussianBlur(img, h, w, 1) }, func(g []float32, h, w int) []float32 { return GaussianBlur(g, h, w, 1) }},
+	{"median", Median3, identity},
+	{"mean", Mean3, Mean3},
+	{"bilateral", func(img []float32, h, w int) []float32 { return Bilateral(img, h, w, 2, 1.5, 0.15) }, identity},
+	{"binarize", Binarize, identity},
+	{"resize", func(img []float32, h, w int) []float32 { return Rescale(img, h, w, 0.75) }, func(g []float32, h, w int) []float32 { return Rescale(g, h, w, 0.75) }},
+	{"jpeg", func(img []float32, h, w int) []float32 { return JPEG(img, h, w, 75) }, identity},
+}
+
+// FilterByName returns the named filter.
+func FilterByName(name string) (Filter, bool) {
+	for _, f := range Filters {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Filter{}, false
+}
+
+func at(img []float32, h, w, y, x int) float32 {
+	y = min(max(y, 0), h-1)
+	x = min(max(x, 0), w-1)
+	return img[y*w+x]
+}
+
+// GaussianBlur convolves with a Gaussian of the given σ (separable, edges
+// replicated).
+func GaussianBlur(img []float32, h, w int, sigma float64) []float32 {
+	r := int(math.Ceil(3 * sigma))
+	k := make([]float32, 2*r+1)
+	var sum float32
+	for i := range k {
+		d := float64(i - r)
+		k[i] = float32(math.Exp(-d * d / (2 * sigma * sigma)))
+		sum += k[i]
+	}
+	for i := range k {
+		k[i] /= sum
+	}
+	tmp := make([]float32, len(img))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			var v float32
+			for i, kv := range k {
+				v += kv * at(img, h, w, y, x+i-r)
+			}
+			tmp[y*w+x] = v
+		}
+	}
+	out := make([]float32, len(img))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			var v float32
+			for i, kv := range k {
+				v += kv * at(tmp, h, w, y+i-r, x)
+			}
+			out[y*w+x] = v
+		}
+	}
+	return out
+}
+
+// Mean3 is the 3×3 box filter.
+func Mean3(img []float32, h, w int) []float32 {
+	out := make([]float32, len(img))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			var v float32
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					v += at(img, h, w, y+dy, x+dx)
+				}
+			}
+			out[y*w+x] = v / 9
+		}
+	}
+	return out
+}
+
+// Median3 is the 3×3 median filter.
+func Median3(img []float32, h, w int) []float32 {
+	out := make([]float32, len(img))
+	var win [9]float32
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			n := 0
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					win[n] = at(img, h, w, y+dy, x+dx)
+					n++
+				}
+			}
+			slices.Sort(win[:])
+			out[y*w+x] = win[4]
+		}
+	}
+	return out
+}
+
+// Bilateral is the edge-preserving bilateral filter: neighbours within radius
+// weighted by distance (σs pixels) and by difference in value (σr).
+func Bilateral(img []float32, h, w, radius int, sigmaS, sigmaR float64) []float32 {
+	out := make([]float32, len(img))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			c := float64(img[y*w+x])
+			var num, den float64
+			for dy := -radius; dy <= radius; dy++ {
+				for dx := -radius; dx <= radius; dx++ {
+					v := float64(at(img, h, w, y+dy, x+dx))
+					d := v - c
+					wt := math.Exp(-float64(dx*dx+dy*dy)/(2*sigmaS*sigmaS) - d*d/(2*sigmaR*sigmaR))
+					num += wt * v
+					den += wt
+				}
+			}
+			out[y*w+x] = float32(num / den)
+		}
+	}
+	return out
+}
+
+// Binarize thresholds at Otsu's threshold: black text on white.
+func Binarize(img []float32, h, w int) []float32 {
+	var hist [256]int
+	for _, v := range img {
+		hist[quantize(v)]++
+	}
+	total := len(img)
+	var sum float64
+	for i, c := range hist {
+		sum += float64(i * c)
+	}
+	var sumB float64
+	var wB int
+	best, thr := -1.0, 128
+	for t := 0; t < 256; t++ {
+		wB += hist[t]
+		if wB == 0 {
+			continue
+		}
+		wF := total - wB
+		if wF == 0 {
+			break
+		}
+		sumB += float64(t * hist[t])
+		mB, mF := sumB/float64(wB), (sum-sumB)/float64(wF)
+		if between := float64(wB) * float64(wF) * (mB - mF) * (mB - mF); between > best {
+			best, thr = between, t
+		}
+	}
+	out := make([]float32, len(img))
+	for i, v := range img {
+		if quantize(v) > uint8(thr) {
+			out[i] = 1
+		}
+	}
+	return out
+}
+
+// Rescale shrinks the image by scale and enlarges it back (bilinear both
+// ways), as solvers that resize their input do.
+func Rescale(img []float32, h, w int, scale float64) []float32 {
+	sh, sw := max(1, int(float64(h)*scale+0.5)), max(1, int(float64(w)*scale+0.5))
+	return resize(resize(img, h, w, sh, sw), sh, sw, h, w)
+}
+
+func resize(img []float32, h, w, nh, nw int) []float32 {
+	out := make([]float32, nh*nw)
+	for y := 0; y < nh; y++ {
+		fy := (float64(y)+0.5)*float64(h)/float64(nh) - 0.5
+		y0 := int(math.Floor(fy))
+		ty := float32(fy - float64(y0))
+		for x := 0; x < nw; x++ {
+			fx := (float64(x)+0.5)*float64(w)/float64(nw) - 0.5
+			x0 := int(math.Floor(fx))
+			tx := float32(fx - float64(x0))
+			top := at(img, h, w, y0, x0)*(1-tx) + at(img, h, w, y0, x0+1)*tx
+			bot := at(img, h, w, y0+1, x0)*(1-tx) + at(img, h, w, y0+1, x0+1)*tx
+			out[y*nw+x] = top*(1-ty) + bot*ty
+		}
+	}
+	return out
+}
+
+// JPEG round-trips the image through JPEG at the given quality.
+func JPEG(img []float32, h, w, quality int) []float32 {
+	g := ToGray(img, h, w)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, g, &jpeg.Options{Quality: quality}); err != nil {
+		return append([]float32(nil), img...)
+	}
+	dec, err := jpeg.Decode(&buf)
+	if err != nil {
+		return append([]float32(nil), img...)
+	}
+	out := make([]float32, len(img))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r, _, _, _ := dec.At(x, y).RGBA()
+			out[y*w+x] = float32(r>>8) / 255
+		}
+	}
+	return out
+}
+
+func quantize(v float32) uint8 {
+	return uint8(min(max(v*255+0.5, 0), 255))
+}
+
+// ToGray converts pixels in [0,1] to an 8-bit image (rounding to nearest).
+func ToGray(img []float32, h, w int) *image.Gray {
+	g := image.NewGray(image.Rect(0, 0, w, h))
+	for i, v := range img {
+		g.Pix[i] = quantize(v)
+	}
+	return g
+}
+
+// FromGray converts an 8-bit image to pixels in [0,1].
+func FromGray(g *image.Gray) []float32 {
+	b := g.Bounds()
+	out := make([]float32, b.Dx()*b.Dy())
+	for y := 0; y < b.Dy(); y++ {
+		for x := 0; x < b.Dx(); x++ {
+			out[y*b.Dx()+x] = float32(g.Pix[y*g.Stride+x]) / 255
+		}
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package solver
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"gorgonia.org/tensor"
+)
+
+// The same four measurements as bench/solver/torch_crnn.py, on the default
+// architecture with random weights (speed does not depend on the weights).
+
+func randomImages(n, h, w int, seed uint64) []Image {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	out := make([]Image, n)
+	for i := range out {
+		out[i] = make(Image, h*w)
+		for j := range out[i] {
+			out[i][j] = rng.Float32()
+		}
+	}
+	return out
+}
+
+func benchSolver(b *testing.B, batch int) (*Solver, []Image) {
+	m, err := NewModel(DefaultArchitecture(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(m, Options{Workers: 1, Batch: batch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, randomImages(batch, 30, 100, 1)
+}
+
+func reportFLOPs(b *testing.B, perOp float64) {
+	b.ReportMetric(perOp*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkForward(b *testing.B) {
+	s, imgs := benchSolver(b, 1)
+	s.Predict(imgs) // build the graph outside the timing
+	for b.Loop() {
+		if _, err := s.Predict(imgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportFLOPs(b, DefaultArchitecture().FLOPs())
+}
+
+func BenchmarkGradient(b *testing.B) {
+	s, imgs := benchSolver(b, 1)
+	texts := []string{"ab3xy"}
+	s.InputGradient(imgs, texts)
+	for b.Loop() {
+		if _, err := s.InputGradient(imgs, texts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportFLOPs(b, 2*DefaultArchitecture().FLOPs())
+}
+
+// BenchmarkAttack10 is ten signed-gradient steps on one image, the inner loop
+// of an iterative attack.
+func BenchmarkAttack10(b *testing.B) {
+	s, imgs := benchSolver(b, 1)
+	texts := []string{"ab3xy"}
+	s.InputGradient(imgs, texts)
+	for b.Loop() {
+		x := append(Image(nil), imgs[0]...)
+		for range 10 {
+			g, err := s.InputGradient([]Image{x}, texts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i, v := range g.Grads[0] {
+				switch {
+				case v > 0:
+					x[i] = min(x[i]+2.0/255, 1)
+				case v < 0:
+					x[i] = max(x[i]-2.0/255, 0)
+				}
+			}
+		}
+	}
+	reportFLOPs(b, 20*DefaultArchitecture().FLOPs())
+}
+
+// BenchmarkTrainStep32 is one training step on 32 images: both workers'
+// forward and backward passes, gradient clipping, Adam and the BatchNorm
+// statistics, as Train runs it.
+func BenchmarkTrainStep32(b *testing.B) {
+	a := DefaultArchitecture()
+	var samples []Sample
+	for i, img := range randomImages(32, 30, 100, 2) {
+		px := make([]uint8, len(img))
+		for j, v := range img {
+			px[j] = uint8(v * 255)
+		}
+		samples = append(samples, Sample{px, []string{"abc23", "xyz", "hhhh", "a2b3c4"}[i%4]})
+	}
+	cfg := TrainConfig{Train: samples, Batch: 32, Workers: 2, Augment: true}
+	cfg.defaults()
+	m, _ := NewModel(a, 1)
+	shares := []int{16, 16}
+	graphs := make([]*graph, 2)
+	for i := range graphs {
+		var err error
+		if graphs[i], err = buildGraph(a, modeTrain, 16, tensor.Float32); err != nil {
+			b.Fatal(err)
+		}
+	}
+	grads := make([][]float32, len(m.tensors))
+	mo, vo := make([][]float32, len(m.tensors)), make([][]float32, len(m.tensors))
+	for i, s := range a.specs() {
+		mo[i], vo[i] = make([]float32, s.size()), make([]float32, s.size())
+		if s.Trainable {
+			grads[i] = make([]float32, s.size())
+		}
+	}
+	batch := make([]int, 32)
+	for i := range batch {
+		batch[i] = i
+	}
+	step := 0
+	for b.Loop() {
+		if _, err := trainStep(graphs, shares, m, cfg, batch, step, grads); err != nil {
+			b.Fatal(err)
+		}
+		clip(grads, cfg.ClipNorm)
+		step++
+		adam(m.tensors, grads, mo, vo, step, 1e-3)
+		updateRunningStats(m, graphs)
+	}
+	reportFLOPs(b, 32*3*a.FLOPs())
+}
