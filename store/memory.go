@@ -225,6 +225,15 @@ func (sh *memShard) putValue(key string, v memValue, now time.Time) {
 	sh.kv[key] = v
 }
 
+// live returns the value under key, or the zero value when there is none or
+// it has expired. Called with sh.mu held.
+func (sh *memShard) live(key string, now time.Time) memValue {
+	if v, ok := sh.kv[key]; ok && !now.After(v.expires) {
+		return v
+	}
+	return memValue{}
+}
+
 // PutOnce implements Store.
 func (m *Memory) PutOnce(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	now := time.Now()
@@ -320,10 +329,7 @@ func (m *Memory) PushList(_ context.Context, key string, value []byte, keep int,
 	sh := m.shard("v:" + key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	v, ok := sh.kv[key]
-	if !ok || now.After(v.expires) {
-		v = memValue{}
-	}
+	v := sh.live(key, now)
 	list := append([][]byte{append([]byte(nil), value...)}, v.list...)
 	if len(list) > keep {
 		list = list[:keep]
@@ -335,6 +341,48 @@ func (m *Memory) PushList(_ context.Context, key string, value []byte, keep int,
 		out[i] = append([]byte(nil), b...)
 	}
 	return out, nil
+}
+
+// PushQueue implements Store. The queue is kept oldest first.
+func (m *Memory) PushQueue(_ context.Context, key string, value []byte, max int, ttl time.Duration) (int, error) {
+	now := time.Now()
+	sh := m.shard("v:" + key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	v := sh.live(key, now)
+	v.list = append(v.list, append([]byte(nil), value...))
+	if len(v.list) > max {
+		v.list = append(v.list[:0:0], v.list[len(v.list)-max:]...)
+	}
+	v.expires = now.Add(ttl)
+	sh.putValue(key, v, now)
+	return len(v.list), nil
+}
+
+// PopQueue implements Store.
+func (m *Memory) PopQueue(_ context.Context, key string) ([]byte, error) {
+	now := time.Now()
+	sh := m.shard("v:" + key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	v := sh.live(key, now)
+	if len(v.list) == 0 {
+		return nil, ErrNotFound
+	}
+	b := v.list[0]
+	v.list[0] = nil
+	v.list = v.list[1:]
+	sh.kv[key] = v
+	return b, nil
+}
+
+// QueueLen implements Store.
+func (m *Memory) QueueLen(_ context.Context, key string) (int, error) {
+	now := time.Now()
+	sh := m.shard("v:" + key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return len(sh.live(key, now).list), nil
 }
 
 // Ping implements Store; memory is always reachable.

@@ -372,6 +372,42 @@ func (r *Redis) PushList(ctx context.Context, key string, value []byte, keep int
 	return out, nil
 }
 
+// PushQueue implements Store with a list (new values on the left, the
+// oldest popped from the right), in one pipeline.
+func (r *Redis) PushQueue(ctx context.Context, key string, value []byte, max int, ttl time.Duration) (int, error) {
+	k := r.opts.KeyPrefix + key
+	pipe := r.client.Pipeline()
+	pipe.LPush(ctx, k, value)
+	pipe.LTrim(ctx, k, 0, int64(max-1))
+	pipe.PExpire(ctx, k, ttl)
+	n := pipe.LLen(ctx, k)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("redis queue push %s: %w", key, err)
+	}
+	return int(n.Val()), nil
+}
+
+// PopQueue implements Store.
+func (r *Redis) PopQueue(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.client.RPop(ctx, r.opts.KeyPrefix+key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis queue pop %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// QueueLen implements Store.
+func (r *Redis) QueueLen(ctx context.Context, key string) (int, error) {
+	n, err := r.client.LLen(ctx, r.opts.KeyPrefix+key).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis queue length %s: %w", key, err)
+	}
+	return int(n), nil
+}
+
 // Append implements Store with a Redis stream, trimmed approximately to
 // MaxLogLen and given LogTTL, in one pipeline.
 func (r *Redis) Append(ctx context.Context, log string, record []byte) error {

@@ -117,6 +117,16 @@ type Store interface {
 	// newest keep values, sets its TTL, and returns the list, newest first
 	// — one round trip. Per-device histories (slide durations) use it.
 	PushList(ctx context.Context, key string, value []byte, keep int, ttl time.Duration) ([][]byte, error)
+	// PushQueue adds value to the back of the queue under key, drops its
+	// oldest values beyond max, sets its TTL, and returns its length — one
+	// round trip. The adversarial-captcha pool is such a queue.
+	PushQueue(ctx context.Context, key string, value []byte, max int, ttl time.Duration) (int, error)
+	// PopQueue removes and returns the oldest value of the queue under key,
+	// or ErrNotFound when it is empty. Of concurrent pops each value goes
+	// to exactly one caller.
+	PopQueue(ctx context.Context, key string) ([]byte, error)
+	// QueueLen returns the number of values in the queue under key.
+	QueueLen(ctx context.Context, key string) (int, error)
 	// Append adds a record to the end of a log, which keeps at most its
 	// newest MaxLogLen records and expires LogTTL after its last append.
 	Append(ctx context.Context, log string, record []byte) error

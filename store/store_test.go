@@ -72,14 +72,17 @@ func TestRedisEveryKeyHasTTL(t *testing.T) {
 	if _, err := r.Incr(ctx, "att:1", time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := r.PushQueue(ctx, "pool:1", []byte("x"), 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer c.Close()
 	keys, err := c.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 2*len(ents)+2 {
-		t.Fatalf("keys %v, want %d", keys, 2*len(ents)+2)
+	if len(keys) != 2*len(ents)+3 {
+		t.Fatalf("keys %v, want %d", keys, 2*len(ents)+3)
 	}
 	for _, k := range keys {
 		ttl, err := c.PTTL(ctx, k).Result()

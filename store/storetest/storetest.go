@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -299,6 +300,77 @@ func RunValues(t *testing.T, newStore func(t *testing.T) store.Store) {
 		time.Sleep(120 * time.Millisecond)
 		if got, _ := s.PushList(ctx, "hist:short", []byte("b"), 5, time.Minute); len(got) != 1 {
 			t.Fatalf("expired list kept: %q", got)
+		}
+	})
+	t.Run("queues are first in, first out, bounded and expire", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.PopQueue(ctx, "pool:q"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("pop of an empty queue: %v, want ErrNotFound", err)
+		}
+		for i := 0; i < 7; i++ {
+			n, err := s.PushQueue(ctx, "pool:q", []byte(fmt.Sprint(i)), 5, time.Minute)
+			if err != nil || n != min(i+1, 5) {
+				t.Fatalf("push %d: length %d %v", i, n, err)
+			}
+		}
+		if n, err := s.QueueLen(ctx, "pool:q"); err != nil || n != 5 {
+			t.Fatalf("length %d %v, want 5", n, err)
+		}
+		for want := 2; want < 7; want++ { // 0 and 1 were dropped, oldest first
+			b, err := s.PopQueue(ctx, "pool:q")
+			if err != nil || string(b) != fmt.Sprint(want) {
+				t.Fatalf("pop: %q %v, want %d", b, err, want)
+			}
+		}
+		if n, err := s.QueueLen(ctx, "pool:q"); err != nil || n != 0 {
+			t.Fatalf("length after draining %d %v", n, err)
+		}
+		if _, err := s.PushQueue(ctx, "pool:short", []byte("a"), 5, 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(120 * time.Millisecond)
+		if _, err := s.PopQueue(ctx, "pool:short"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("expired queue popped: %v", err)
+		}
+	})
+	t.Run("racing pops: each value goes to one caller", func(t *testing.T) {
+		s := newStore(t)
+		const n = 200
+		for i := 0; i < n; i++ {
+			if _, err := s.PushQueue(ctx, "pool:race", []byte(fmt.Sprint(i)), n, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					b, err := s.PopQueue(ctx, "pool:race")
+					if errors.Is(err, store.ErrNotFound) {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					seen[string(b)]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(seen) != n {
+			t.Fatalf("%d distinct values popped, want %d", len(seen), n)
+		}
+		for v, c := range seen {
+			if c != 1 {
+				t.Fatalf("value %s popped %d times", v, c)
+			}
 		}
 	})
 	t.Run("incr counts and expires", func(t *testing.T) {
