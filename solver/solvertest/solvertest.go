@@ -5,6 +5,7 @@ package solvertest
 import (
 	"context"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -71,4 +72,21 @@ func Model(t testing.TB) *solver.Model {
 		t.Fatal(err)
 	}
 	return model
+}
+
+// UntrainedFile writes an untrained model of solver.DefaultArchitecture to
+// a temporary file and returns its path: for tests of plumbing (pools,
+// commands, config) whose outcome does not depend on what the model reads.
+func UntrainedFile(t testing.TB) string {
+	t.Helper()
+	m, err := solver.NewModel(solver.DefaultArchitecture(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Info["about"] = "untrained, for tests"
+	path := filepath.Join(t.TempDir(), "untrained.crnn")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
