@@ -64,6 +64,54 @@ type Config struct {
 	MinSSIM float64 `json:"min_ssim,omitempty"`
 }
 
+// DefaultConfig is the attack the gateway serves unless configured
+// otherwise: MI-FGSM (it transfers best of the three), expectation over the
+// filters attackers use most, smoothed steps so those filters cannot remove
+// the perturbation, and an SSIM floor for people. ε is provisional until the
+// curves in bench/adversarial are measured against the shipped model.
+func DefaultConfig() Config {
+	return Config{
+		Method: MIFGSM, Epsilon: 16, Iterations: 10,
+		EOT: []string{"gaussian", "median", "mean", "binarize"}, EOTSamples: 4,
+		Smooth: 1, MinSSIM: 0.5,
+	}
+}
+
+// Merge returns c with every field that o sets replacing c's: a
+// configuration names only what it changes. An empty, non-nil EOT list
+// turns expectation over transformation off.
+func (c Config) Merge(o Config) Config {
+	if o.Method != "" {
+		c.Method = o.Method
+	}
+	if o.Epsilon != 0 {
+		c.Epsilon = o.Epsilon
+	}
+	if o.Step != 0 {
+		c.Step = o.Step
+	}
+	if o.Iterations != 0 {
+		c.Iterations = o.Iterations
+	}
+	if o.Momentum != 0 {
+		c.Momentum = o.Momentum
+	}
+	c.Targeted = c.Targeted || o.Targeted
+	if o.EOT != nil {
+		c.EOT = o.EOT
+	}
+	if o.EOTSamples != 0 {
+		c.EOTSamples = o.EOTSamples
+	}
+	if o.Smooth != 0 {
+		c.Smooth = o.Smooth
+	}
+	if o.MinSSIM != 0 {
+		c.MinSSIM = o.MinSSIM
+	}
+	return c
+}
+
 // Validate reports a configuration the attack cannot run.
 func (c *Config) Validate() error {
 	switch c.Method {
