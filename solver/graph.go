@@ -2,6 +2,7 @@ package solver
 
 import (
 	"fmt"
+	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -45,10 +46,17 @@ type graph struct {
 	paramVals                    []*tensor.Dense
 }
 
+// buildMu serialises graph construction: gorgonia v0.9.18 numbers the
+// groups of new nodes (conv, pooling) from an unguarded global counter, a data
+// race when two goroutines build graphs at once. Running graphs is safe.
+var buildMu sync.Mutex
+
 func buildGraph(arch Architecture, m mode, batch int, dtype tensor.Dtype) (*graph, error) {
 	if err := arch.Validate(); err != nil {
 		return nil, err
 	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	gr := &graph{arch: arch, mode: m, batch: batch, dtype: dtype, g: G.NewGraph()}
 	if err := gr.build(); err != nil {
 		return nil, fmt.Errorf("solver: building the %v graph for batch %d: %w", arch, batch, err)
