@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
 )
 
@@ -192,14 +193,17 @@ func writeCurve(path, checkpoint string) error {
 }
 
 func evalCommand() *cobra.Command {
-	var model string
+	var model, filter string
+	var passes int
 	var data []string
 	c := &cobra.Command{
 		Use:   "eval [--model MODEL] --data DIR [--data DIR…]",
 		Short: "Measure a solver model's accuracy on labels.csv datasets",
 		Long: `Reads every captcha of the datasets with the model (the shipped default
 model without --model) and prints the accuracy by text length, per character,
-and last the line "solved N/M = P%".`,
+and last the line "solved N/M = P%". With --filter, each image is first
+preprocessed as attackers do — gaussian, median, mean, bilateral, binarize,
+resize or jpeg, applied --passes times and saved back to 8 bits.`,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if len(data) == 0 {
 				return errors.New("--data is required")
@@ -211,6 +215,15 @@ and last the line "solved N/M = P%".`,
 			samples, err := loadSets(data, m.Arch)
 			if err != nil {
 				return err
+			}
+			if filter != "" {
+				f, ok := perturb.FilterByName(filter)
+				if !ok || passes < 1 {
+					return fmt.Errorf("--filter %q --passes %d: unknown filter or fewer than one pass", filter, passes)
+				}
+				for i := range samples {
+					samples[i].Pixels = preprocess(samples[i].Pixels, m.Arch.Height, m.Arch.Width, f, passes)
+				}
 			}
 			s, err := solver.New(m, solver.Options{Batch: 16})
 			if err != nil {
@@ -232,7 +245,22 @@ and last the line "solved N/M = P%".`,
 	}
 	c.Flags().StringVar(&model, "model", "", "model file (default: the shipped model)")
 	c.Flags().StringArrayVar(&data, "data", nil, "dataset directory (repeatable)")
+	c.Flags().StringVar(&filter, "filter", "", "preprocess each image with this attacker filter first")
+	c.Flags().IntVar(&passes, "passes", 1, "how many times the filter is applied")
 	return c
+}
+
+// preprocess applies an attacker's filter passes times to an 8-bit image,
+// quantizing back to 8 bits as a saved image would be.
+func preprocess(px []uint8, h, w int, f perturb.Filter, passes int) []uint8 {
+	img := make([]float32, len(px))
+	for i, v := range px {
+		img[i] = float32(v) / 255
+	}
+	for range passes {
+		img = f.Apply(img, h, w)
+	}
+	return perturb.ToGray(img, h, w).Pix
 }
 
 func loadModelOrDefault(path string) (*solver.Model, error) {

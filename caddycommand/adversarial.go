@@ -1,0 +1,321 @@
+package caddycommand
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/captchapool"
+	"github.com/advcaptcha/advcaptcha/perturb"
+	"github.com/advcaptcha/advcaptcha/solver"
+	"github.com/advcaptcha/advcaptcha/store"
+)
+
+// attackFlags are the flags that describe an attack, shared by the commands
+// that make adversarial captchas; unset flags keep perturb.DefaultConfig.
+type attackFlags struct {
+	method, eot         string
+	epsilon, iterations int
+	step, eotSamples    int
+	smooth, minSSIM     float64
+	targeted            bool
+	models              []string
+}
+
+func (a *attackFlags) register(f *pflag.FlagSet) {
+	d := perturb.DefaultConfig()
+	f.StringVar(&a.method, "method", string(d.Method), "fgsm, bim or mifgsm")
+	f.IntVar(&a.epsilon, "epsilon", d.Epsilon, "L∞ budget in 8-bit levels")
+	f.IntVar(&a.iterations, "iterations", d.Iterations, "iterations of bim and mifgsm")
+	f.IntVar(&a.step, "step", 0, "step in levels (default max(1, ⌈2.5·ε/iterations⌉))")
+	f.StringVar(&a.eot, "eot", strings.Join(d.EOT, ","), `attacker filters to average over, comma-separated, or "off"`)
+	f.IntVar(&a.eotSamples, "eot-samples", d.EOTSamples, "draws per step")
+	f.Float64Var(&a.smooth, "smooth", d.Smooth, "σ in pixels of the gradient smoothing (0: off)")
+	f.Float64Var(&a.minSSIM, "min-ssim", d.MinSSIM, "SSIM floor to the clean image (0: off)")
+	f.BoolVar(&a.targeted, "targeted", false, "aim for a wrong text instead of away from the true one")
+	f.StringArrayVar(&a.models, "model", nil, "substitute model file, repeatable for an ensemble (default: the shipped model)")
+}
+
+func (a *attackFlags) config() (perturb.Config, error) {
+	c := perturb.Config{
+		Method: perturb.Method(a.method), Epsilon: a.epsilon, Iterations: a.iterations, Step: a.step,
+		EOTSamples: a.eotSamples, Smooth: a.smooth, MinSSIM: a.minSSIM, Targeted: a.targeted,
+	}
+	if a.eot != "off" && a.eot != "" {
+		c.EOT = strings.Split(a.eot, ",")
+	}
+	return c, c.Validate()
+}
+
+// generator builds the generator the flags describe, with workers graphs
+// per substitute.
+func (a *attackFlags) generator(workers int) (*captchapool.Generator, error) {
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	style := captcha.DefaultStyle()
+	if err := style.Validate(); err != nil {
+		return nil, err
+	}
+	paths := a.models
+	if len(paths) == 0 {
+		paths = []string{""}
+	}
+	g := &captchapool.Generator{Style: style, Attack: cfg}
+	for _, p := range paths {
+		m, err := loadModelOrDefault(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.Reads(style.Height, style.Width, style.Charset); err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.Version(), err)
+		}
+		s, err := solver.New(m, solver.Options{Workers: workers})
+		if err != nil {
+			return nil, err
+		}
+		g.Solvers = append(g.Solvers, s)
+	}
+	return g, nil
+}
+
+// generateAll makes count adversarial captchas from seeds seed, seed+1, …
+// on every core, in order.
+func generateAll(g *captchapool.Generator, count int, seed uint64, progress func(done int)) ([]*captchapool.Entry, error) {
+	out := make([]*captchapool.Entry, count)
+	errs := make([]error, count)
+	var next, done int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= count {
+					return
+				}
+				out[i], errs[i] = g.Generate(seed + uint64(i))
+				mu.Lock()
+				done++
+				if progress != nil {
+					progress(done)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// writeAdversarialDataset writes count adversarial captchas as a labels.csv
+// dataset, with attack.json describing how they were made.
+func writeAdversarialDataset(dir string, count int, seed uint64, g *captchapool.Generator) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := generateAll(g, count, seed, func(done int) {
+		if done%50 == 0 || done == count {
+			fmt.Fprintf(os.Stderr, "\r%d/%d adversarial captchas", done, count)
+		}
+	})
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return err
+	}
+	rows := make([][2]string, count)
+	var ssim float64
+	fooled := 0
+	width := max(6, len(strconv.Itoa(count-1)))
+	for i, e := range entries {
+		rows[i] = [2]string{fmt.Sprintf("%0*d.png", width, i), e.Text}
+		if err := os.WriteFile(filepath.Join(dir, rows[i][0]), e.PNG, 0o644); err != nil {
+			return err
+		}
+		ssim += e.SSIM
+		if e.Fooled {
+			fooled++
+		}
+	}
+	if err := writeLabels(dir, rows); err != nil {
+		return err
+	}
+	info, _ := json.MarshalIndent(map[string]any{
+		"attack": g.Attack, "description": g.Attack.String(), "models": g.ModelVersion(),
+		"first_seed": seed, "count": count, "mean_ssim": ssim / float64(count),
+		"substitute_fooled": float64(fooled) / float64(count),
+	}, "", "  ")
+	return os.WriteFile(filepath.Join(dir, "attack.json"), append(info, '\n'), 0o644)
+}
+
+func sheetCommand() *cobra.Command {
+	var count, zoom int
+	var out, methods, epsilons string
+	var seed uint64
+	var attack attackFlags
+	c := &cobra.Command{
+		Use:   "sheet --out FILE.png [--count N] [--methods fgsm,bim,mifgsm] [--epsilons 4,8,16] [attack flags]",
+		Short: "Write clean and adversarial captchas side by side, for each method and ε",
+		Long: `Writes a contact sheet for people to judge whether adversarial captchas stay
+readable: one row per captcha, the clean image first, then the same captcha
+perturbed by each method at each ε, labelled with the SSIM to the clean image
+and what the substitute reads.`,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out is required")
+			}
+			if count < 1 || count > 100 || zoom < 1 || zoom > 8 {
+				return errors.New("need 1 ≤ --count ≤ 100 and 1 ≤ --zoom ≤ 8")
+			}
+			eps, err := parseInts(epsilons)
+			if err != nil {
+				return fmt.Errorf("--epsilons: %w", err)
+			}
+			ms := strings.Split(methods, ",")
+			cols := 1 + len(ms)*len(eps)
+			cells := make([]*captcha.Captcha, count*cols)
+			g, err := attack.generator(runtime.GOMAXPROCS(0))
+			if err != nil {
+				return err
+			}
+			for i := range count {
+				c, err := g.Style.Generate(seed + uint64(i))
+				if err != nil {
+					return err
+				}
+				cells[i*cols] = &captcha.Captcha{Text: "clean: " + c.Text, Image: c.Image}
+			}
+			for mi, m := range ms {
+				for ei, e := range eps {
+					attack.method, attack.epsilon = m, e
+					if g.Attack, err = attack.config(); err != nil {
+						return err
+					}
+					entries, err := generateAll(g, count, seed, nil)
+					if err != nil {
+						return err
+					}
+					for i, en := range entries {
+						img, err := png.Decode(bytes.NewReader(en.PNG))
+						if err != nil {
+							return err
+						}
+						cells[i*cols+1+mi*len(eps)+ei] = &captcha.Captcha{
+							Text:  fmt.Sprintf("%s eps=%d ssim=%.2f: %s", m, e, en.SSIM, en.Reading),
+							Image: img.(*image.Gray),
+						}
+					}
+				}
+			}
+			b, err := captcha.EncodePNG(captcha.Gallery(cells, cols, zoom))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(out, b, 0o644)
+		},
+	}
+	f := c.Flags()
+	f.IntVar(&count, "count", 6, "captchas (rows)")
+	f.IntVar(&zoom, "zoom", 2, "scale factor")
+	f.StringVar(&out, "out", "", "output PNG file")
+	f.Uint64Var(&seed, "seed", 1, "seed of the first captcha")
+	f.StringVar(&methods, "methods", "fgsm,bim,mifgsm", "methods, comma-separated")
+	f.StringVar(&epsilons, "epsilons", "4,8,16", "budgets in levels, comma-separated")
+	attack.register(f)
+	return c
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func poolCommand() *cobra.Command {
+	var addrs []string
+	var masterName, prefix string
+	var size, workers int
+	var budget float64
+	var attack attackFlags
+	c := &cobra.Command{
+		Use:   "pool --redis ADDR [--redis ADDR…] [attack flags]",
+		Short: "Fill a shared Redis pool with adversarial captchas",
+		Long: `Runs generation workers outside the gateway: they keep the pool that gateways
+with "adversarial { external_workers }" serve from at its size. The attack
+flags and the model must be the gateway's, or the pool key differs and the
+gateways do not see these captchas. The Redis password, if any, is read from
+the environment variable ADVCAPTCHA_REDIS_PASSWORD. Stops on SIGINT/SIGTERM.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(addrs) == 0 {
+				return errors.New("--redis is required")
+			}
+			g, err := attack.generator(workers)
+			if err != nil {
+				return err
+			}
+			st, err := store.NewRedis(store.RedisOptions{
+				Addrs: addrs, MasterName: masterName, KeyPrefix: prefix,
+				Password: os.Getenv("ADVCAPTCHA_REDIS_PASSWORD"),
+			})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			key := g.Key()
+			fmt.Printf("filling %s%s to %d: %s against %s, %d workers\n", prefix, key, size, g.Attack, g.ModelVersion(), workers)
+			f := &captchapool.Filler{
+				Store: st, Key: key, Size: size, TTL: 24 * time.Hour, Workers: workers, CPUBudget: budget,
+				Generate: g.Generate,
+				Observe: func(took time.Duration, depth int, err error) {
+					if err != nil {
+						fmt.Fprintln(os.Stderr, "generation:", err)
+						return
+					}
+					fmt.Printf("\rdepth %d/%d, last captcha %v   ", depth, size, took.Round(time.Millisecond))
+				},
+			}
+			f.Run(ctx)
+			fmt.Println()
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringArrayVar(&addrs, "redis", nil, "Redis address (repeatable: several make a Cluster)")
+	f.StringVar(&masterName, "master-name", "", "Sentinel master name (the addresses are Sentinels)")
+	f.StringVar(&prefix, "prefix", "advc:", "key prefix, as the gateway's redis key_prefix")
+	f.IntVar(&size, "size", 200, "pool size, as the gateway's pool_size")
+	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "generation workers")
+	f.Float64Var(&budget, "cpu-budget", 1, "share of its time each worker spends generating")
+	attack.register(f)
+	return c
+}

@@ -1,0 +1,166 @@
+package caddycommand
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/internal/redistest"
+	"github.com/advcaptcha/advcaptcha/perturb"
+	"github.com/advcaptcha/advcaptcha/solver"
+	"github.com/advcaptcha/advcaptcha/solver/solvertest"
+)
+
+// quick keeps the attacks of these tests short and attacks an untrained
+// model of the default architecture: what is checked does not depend on
+// the attack's strength or on what the model reads.
+func quick(t *testing.T) []string {
+	return []string{"--iterations", "2", "--eot", "median", "--eot-samples", "2", "--model", solvertest.UntrainedFile(t)}
+}
+
+func run(t *testing.T, ctx context.Context, args ...string) {
+	t.Helper()
+	if err := execute(ctx, args...); err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+}
+
+func execute(ctx context.Context, args ...string) error {
+	cmd := map[string]func() *cobra.Command{
+		"dataset": datasetCommand, "sheet": sheetCommand, "pool": poolCommand, "eval": evalCommand,
+	}[args[0]]()
+	cmd.SetArgs(args[1:])
+	cmd.SetContext(ctx)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	return cmd.Execute()
+}
+
+func TestAdversarialDataset(t *testing.T) {
+	dir := t.TempDir()
+	run(t, context.Background(), append([]string{"dataset", "--adversarial", "--count", "4", "--seed", "5", "--epsilon", "8", "--out", dir}, quick(t)...)...)
+	samples, err := solver.LoadDataset(dir, solver.DefaultArchitecture())
+	if err != nil || len(samples) != 4 {
+		t.Fatalf("%d samples, %v", len(samples), err)
+	}
+	clean := t.TempDir()
+	if err := WriteDataset(clean, 4, 5, defaultStyle(t)); err != nil {
+		t.Fatal(err)
+	}
+	cleanSamples, _ := solver.LoadDataset(clean, solver.DefaultArchitecture())
+	for i, s := range samples {
+		if s.Text != cleanSamples[i].Text {
+			t.Fatalf("captcha %d: %q, the clean one says %q", i, s.Text, cleanSamples[i].Text)
+		}
+		most := 0
+		for j, v := range s.Pixels {
+			most = max(most, int(v)-int(cleanSamples[i].Pixels[j]), int(cleanSamples[i].Pixels[j])-int(v))
+		}
+		if most == 0 || most > 8 {
+			t.Fatalf("captcha %d: largest change %d levels, want 1–8", i, most)
+		}
+	}
+	var info struct {
+		Description string  `json:"description"`
+		MeanSSIM    float64 `json:"mean_ssim"`
+		Count       int     `json:"count"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "attack.json"))
+	if err != nil || json.Unmarshal(b, &info) != nil || info.Count != 4 || info.MeanSSIM <= 0 || info.MeanSSIM > 1 {
+		t.Fatalf("attack.json %s: %v", b, err)
+	}
+}
+
+func TestSheet(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "sheet.png")
+	run(t, context.Background(), append([]string{"sheet", "--count", "2", "--methods", "fgsm,bim", "--epsilons", "4,8", "--zoom", "1", "--out", out}, quick(t)...)...)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 5 columns (clean + 2 methods × 2 ε) of 100 px plus padding, 2 rows.
+	if got := img.Bounds(); got.Dx() != 5*108+8 || got.Dy() != 2*(30+16+8)+8 {
+		t.Fatalf("sheet of %v", got)
+	}
+}
+
+func TestPoolCommandFillsRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := execute(ctx, append([]string{"pool", "--redis", srv.Addr, "--size", "2", "--workers", "1"}, quick(t)...)...); err != nil {
+			t.Error(err)
+		}
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		keys, _ := rdb.Keys(ctx, "advc:pool:*").Result()
+		if len(keys) == 1 {
+			if n, _ := rdb.LLen(ctx, keys[0]).Result(); n == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pool command did not fill a pool of 2 within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+func TestEvalFilter(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteDataset(dir, 3, 1, defaultStyle(t)); err != nil {
+		t.Fatal(err)
+	}
+	model := solvertest.UntrainedFile(t)
+	run(t, context.Background(), "eval", "--model", model, "--data", dir, "--filter", "median", "--passes", "3")
+	cmd := evalCommand()
+	cmd.SetArgs([]string{"--model", model, "--data", dir, "--filter", "sharpen"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	if err := cmd.Execute(); err == nil {
+		t.Fatal("an unknown filter was accepted")
+	}
+	// The filter really changes what the solver sees.
+	px := make([]uint8, 9)
+	px[4] = 255 // one white pixel on black: a median filter removes it
+	if got := preprocess(px, 3, 3, mustFilter(t, "median"), 1); got[4] != 0 {
+		t.Fatalf("median of a lone white pixel: %d", got[4])
+	}
+}
+
+func defaultStyle(t *testing.T) captcha.Style {
+	s := captcha.DefaultStyle()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustFilter(t *testing.T, name string) perturb.Filter {
+	f, ok := perturb.FilterByName(name)
+	if !ok {
+		t.Fatalf("no filter %s", name)
+	}
+	return f
+}
