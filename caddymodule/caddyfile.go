@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -8,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/advcaptcha/advcaptcha/perturb"
 )
 
 func init() {
@@ -67,6 +70,25 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		challenge_ttl <duration>
 //		max_failures device|ip <n>
 //		max_audio <n>
+//		solver_model <file>
+//		adversarial off
+//		adversarial {
+//			method fgsm|bim|mifgsm
+//			epsilon <levels>
+//			step <levels>
+//			iterations <n>
+//			momentum <mu>
+//			targeted
+//			eot <filter...>|off
+//			eot_samples <n>
+//			smooth <sigma>
+//			min_ssim <floor>
+//			pool_size <n>
+//			workers <n>
+//			external_workers
+//			cpu_budget <share>
+//			fallback clean|sync
+//		}
 //		device_cookie <name>
 //		clearance_cookie <name>
 //	}
@@ -170,6 +192,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "challenge":
 			if !d.AllArgs(&h.Challenge) {
 				return d.ArgErr()
+			}
+		case "solver_model":
+			if !d.AllArgs(&h.SolverModel) {
+				return d.ArgErr()
+			}
+		case "adversarial":
+			if err := h.unmarshalAdversarial(d); err != nil {
+				return err
 			}
 		case "branding":
 			b := &Branding{}
@@ -295,6 +325,76 @@ func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
 		return d.Err("redis: at least one address is required")
 	}
 	h.Redis = r
+	return nil
+}
+
+func (h *Handler) unmarshalAdversarial(d *caddyfile.Dispenser) error {
+	a := &Adversarial{}
+	switch args := d.RemainingArgs(); {
+	case len(args) == 1 && args[0] == "off":
+		a.Off = true
+		h.Adversarial = a
+		return nil
+	case len(args) > 0:
+		return d.ArgErr()
+	}
+	at := &perturb.Config{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "method":
+			var m string
+			if !d.AllArgs(&m) {
+				return d.ArgErr()
+			}
+			at.Method = perturb.Method(m)
+		case "epsilon":
+			err = intArg(d, &at.Epsilon)
+		case "step":
+			err = intArg(d, &at.Step)
+		case "iterations":
+			err = intArg(d, &at.Iterations)
+		case "momentum":
+			err = floatArg(d, &at.Momentum)
+		case "targeted":
+			at.Targeted = true
+		case "eot":
+			at.EOT = d.RemainingArgs()
+			if len(at.EOT) == 0 {
+				return d.ArgErr()
+			}
+			if len(at.EOT) == 1 && at.EOT[0] == "off" {
+				at.EOT = []string{}
+			}
+		case "eot_samples":
+			err = intArg(d, &at.EOTSamples)
+		case "smooth":
+			err = floatArg(d, &at.Smooth)
+		case "min_ssim":
+			err = floatArg(d, &at.MinSSIM)
+		case "pool_size":
+			err = intArg(d, &a.PoolSize)
+		case "workers":
+			err = intArg(d, &a.Workers)
+		case "external_workers":
+			a.ExternalWorkers = true
+		case "cpu_budget":
+			err = floatArg(d, &a.CPUBudget)
+		case "fallback":
+			if !d.AllArgs(&a.Fallback) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized adversarial option '%s'", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !reflect.ValueOf(*at).IsZero() {
+		a.Attack = at
+	}
+	h.Adversarial = a
 	return nil
 }
 

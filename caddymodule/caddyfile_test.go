@@ -57,6 +57,24 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		max_failures device 7
 		max_failures ip 40
 		max_audio 4
+		solver_model /var/lib/advcaptcha/solver.crnn
+		adversarial {
+			method bim
+			epsilon 10
+			step 2
+			iterations 12
+			momentum 0.9
+			targeted
+			eot median binarize jpeg
+			eot_samples 3
+			smooth 1.5
+			min_ssim 0.6
+			pool_size 500
+			workers 2
+			external_workers
+			cpu_budget 0.25
+			fallback sync
+		}
 		device_cookie dev
 		clearance_cookie clr
 	}`)
@@ -83,6 +101,10 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		"allow": ["10.0.0.0/8"], "deny": ["192.0.2.1"],
 		"crawlers": "score", "on_store_error": "closed", "upstream_headers": true,
 		"challenge_ttl": "90s", "max_failures_device": 7, "max_failures_ip": 40, "max_audio_device": 4,
+		"solver_model": "/var/lib/advcaptcha/solver.crnn",
+		"adversarial": {"attack": {"method": "bim", "epsilon": 10, "step": 2, "iterations": 12, "momentum": 0.9,
+			"targeted": true, "eot": ["median", "binarize", "jpeg"], "eot_samples": 3, "smooth": 1.5, "min_ssim": 0.6},
+			"pool_size": 500, "workers": 2, "external_workers": true, "cpu_budget": 0.25, "fallback": "sync"},
 		"device_cookie": "dev", "clearance_cookie": "clr"
 	}`
 	var fromJSON Handler

@@ -280,7 +280,7 @@ func TestCaptchaFailureLimitLabelsDevice(t *testing.T) {
 // captcha log, with what the learning loop needs; the served record's
 // recipe reproduces the exact image the client downloaded.
 func TestCaptchaRecords(t *testing.T) {
-	f, _ := newCaptchaFlow(t, "")
+	f, _ := newCaptchaFlow(t, "adversarial off") // the recipe of a clean captcha
 	h := suspicious("198.51.100.88")
 	id := f.challenge(h, "/")
 	img := get(t, "/.advcaptcha/captcha/"+id+".png", h)

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,7 +40,7 @@ type challengeRecord struct {
 	Text     string    `json:"text"`
 	PNG      []byte    `json:"png"`
 	Seed     uint64    `json:"seed"`
-	Method   string    `json:"method"` // "none": clean; adversarial methods come with the perturb package
+	Method   string    `json:"method"` // "none": clean; else the perturbation, as perturb.Config.String
 	Model    string    `json:"model,omitempty"`
 	Device   string    `json:"device"`
 	IP       string    `json:"ip"`
@@ -66,16 +65,27 @@ type captchaEvent struct {
 	Seed      uint64    `json:"seed,omitempty"`
 	Renderer  string    `json:"renderer,omitempty"`
 	PNGSHA256 string    `json:"png_sha256,omitempty"`
-	Answer    string    `json:"answer,omitempty"`
-	Correct   *bool     `json:"correct,omitempty"`
-	Audio     bool      `json:"audio,omitempty"` // the answer came after listening to the audio
-	LatencyMS int64     `json:"latency_ms,omitempty"`
-	Method    string    `json:"method"`
-	Model     string    `json:"model,omitempty"`
-	IP        string    `json:"ip"`
-	Device    string    `json:"device"`
-	Score     float64   `json:"score"`
-	Labelled  bool      `json:"labelled"`
+	// PNG is the served image itself when the recipe cannot reproduce it:
+	// an adversarial image depends on the model and the attack, not only
+	// on the seed, and extraction trains on exactly what the attacker saw.
+	PNG       []byte  `json:"png,omitempty"`
+	Answer    string  `json:"answer,omitempty"`
+	Correct   *bool   `json:"correct,omitempty"`
+	Audio     bool    `json:"audio,omitempty"` // the answer came after listening to the audio
+	LatencyMS int64   `json:"latency_ms,omitempty"`
+	Method    string  `json:"method"`
+	Model     string  `json:"model,omitempty"`
+	IP        string  `json:"ip"`
+	Device    string  `json:"device"`
+	Score     float64 `json:"score"`
+	Labelled  bool    `json:"labelled"`
+}
+
+func adversarialPNG(rec *challengeRecord) []byte {
+	if rec.Method == "none" {
+		return nil
+	}
+	return rec.PNG
 }
 
 // appendRecord writes an event to the captcha log. A failure is logged,
@@ -119,22 +129,12 @@ func validChallengeID(id string) bool {
 
 // issueChallenge renders a captcha and stores it for the client.
 func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
-	var seedBytes [8]byte
-	_, _ = rand.Read(seedBytes[:])
-	// 53 bits: the seed must survive JSON readers that hold numbers as
-	// doubles (JavaScript, Python's json with floats), and is still
-	// unguessable enough for a captcha that lives two minutes.
-	seed := binary.LittleEndian.Uint64(seedBytes[:]) & (1<<53 - 1)
-	c, err := v.h.style.Generate(seed)
-	if err != nil {
-		return nil, err
-	}
-	png, err := captcha.EncodePNG(c.Image)
+	c, err := v.nextCaptcha(v.r.Context())
 	if err != nil {
 		return nil, err
 	}
 	rec := challengeRecord{
-		Text: c.Text, PNG: png, Seed: seed, Method: "none",
+		Text: c.Text, PNG: c.PNG, Seed: c.Seed, Method: c.Method, Model: c.Model,
 		Device: v.device, IP: v.ipID, Return: returnTo, Issued: v.now,
 		Score: v.assessment.Score, Labelled: v.assessment.Has(riskscore.Labelled),
 	}
@@ -147,10 +147,10 @@ func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
 	if err := v.h.store.PutOnce(v.r.Context(), "ch:"+id, b, ttl); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(png)
+	sum := sha256.Sum256(c.PNG)
 	v.h.appendRecord(v.r.Context(), captchaEvent{
-		Kind: "served", ID: id, At: v.now, Truth: c.Text, Seed: seed, Renderer: captcha.RendererVersion,
-		PNGSHA256: hex.EncodeToString(sum[:]), Method: rec.Method, Model: rec.Model,
+		Kind: "served", ID: id, At: v.now, Truth: c.Text, Seed: c.Seed, Renderer: captcha.RendererVersion,
+		PNGSHA256: hex.EncodeToString(sum[:]), Method: rec.Method, Model: rec.Model, PNG: adversarialPNG(&rec),
 		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: rec.Labelled,
 	})
 	v.h.metrics.challenges.WithLabelValues("captcha", "issued").Inc()

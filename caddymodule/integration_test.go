@@ -456,16 +456,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		"secrets":        "secret tooshort",
 		"crawlers":       "crawlers trust",
 	} {
-		caddytest.AssertLoadError(t, fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-}
-:9080 {
-	advcaptcha {
-		%s
-	}
-	respond ok
-}`, opts), "caddyfile", field)
+		assertConfigError(t, opts, field)
 	}
 }
 

@@ -15,6 +15,11 @@ type metrics struct {
 	score      prometheus.Histogram
 	challenges *prometheus.CounterVec // stage (slide, captcha, audio), outcome
 	storeErrs  prometheus.Counter
+
+	poolDepth   prometheus.Gauge
+	generation  *prometheus.HistogramVec // outcome (ok, error)
+	poolServed  *prometheus.CounterVec   // source (pool, sync, clean)
+	poolDropped prometheus.Counter
 }
 
 func newMetrics(registry *prometheus.Registry) *metrics {
@@ -40,11 +45,32 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 			Namespace: "advcaptcha", Name: "store_errors_total",
 			Help: "Store operations that failed.",
 		}),
+		poolDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "advcaptcha", Name: "pool_depth",
+			Help: "Adversarial captchas waiting in the pool, as last seen by this instance's workers.",
+		}),
+		generation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "advcaptcha", Name: "captcha_generation_seconds",
+			Help:    "Time to compute one adversarial captcha, by outcome (ok, error).",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 4, 8, 16, 32},
+		}, []string{"outcome"}),
+		poolServed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "advcaptcha", Name: "captchas_served_total",
+			Help: "Captchas served by source: pool (adversarial, precomputed), sync (adversarial, computed on request because the pool was empty), clean (plain: adversarial captchas off, or the pool empty with fallback clean).",
+		}, []string{"source"}),
+		poolDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "advcaptcha", Name: "pool_corrupt_total",
+			Help: "Pool entries dropped because they did not decode or failed their checksum.",
+		}),
 	}
 	m.decisions = register(reg, m.decisions)
 	m.score = register(reg, m.score)
 	m.challenges = register(reg, m.challenges)
 	m.storeErrs = register(reg, m.storeErrs)
+	m.poolDepth = register(reg, m.poolDepth)
+	m.generation = register(reg, m.generation)
+	m.poolServed = register(reg, m.poolServed)
+	m.poolDropped = register(reg, m.poolDropped)
 	return m
 }
 

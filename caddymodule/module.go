@@ -28,6 +28,7 @@ import (
 	"github.com/advcaptcha/advcaptcha/clearance"
 	"github.com/advcaptcha/advcaptcha/crawler"
 	"github.com/advcaptcha/advcaptcha/riskscore"
+	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/store"
 )
 
@@ -152,6 +153,18 @@ type Handler struct {
 	// for machines. Default 5.
 	MaxAudioDevice int `json:"max_audio_device,omitempty"`
 
+	// SolverModel is the file of the solver model (the substitute CRNN)
+	// that adversarial captchas are computed against, as written by
+	// `caddy advcaptcha train`. Default: the model built into this binary.
+	// It is loaded and checked at provision — a missing, truncated or
+	// corrupt file, an unknown format version, or a model that does not
+	// read this captcha style (image size, charset) fails the config load.
+	SolverModel string `json:"solver_model,omitempty"`
+
+	// Adversarial configures the adversarial captchas and their pool. On by
+	// default.
+	Adversarial *Adversarial `json:"adversarial,omitempty"`
+
 	// DeviceCookie and ClearanceCookie name the cookies. Defaults
 	// "advc_device" and "advc_clearance".
 	DeviceCookie    string `json:"device_cookie,omitempty"`
@@ -173,6 +186,9 @@ type Handler struct {
 	counter    *counter
 	health     *storeHealth
 	style      captcha.Style
+	solver     *solver.Model
+	pool       *adversarialPool // nil when adversarial captchas are off
+	poolKey    string
 	metrics    *metrics
 }
 
@@ -223,6 +239,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	riskscore.Warm()
 	repl := caddy.NewReplacer()
+	// An adversarial block that a build without a built-in model cannot
+	// serve is an error; the implicit default only warns.
+	adversarialConfigured := h.Adversarial != nil && !h.Adversarial.Off
 	h.applyDefaults()
 
 	for _, w := range h.Windows {
@@ -295,6 +314,23 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.style = captcha.DefaultStyle()
 	if err := h.style.Validate(); err != nil {
 		return fmt.Errorf("captcha style: %w", err)
+	}
+	if h.solver, err = loadSolver(h.SolverModel, h.style); err != nil {
+		return fmt.Errorf("solver_model: %w", err)
+	}
+	if err := h.Adversarial.validate(); err != nil {
+		return fmt.Errorf("adversarial: %w", err)
+	}
+	switch {
+	case h.Adversarial.Off:
+	case h.solver == nil && adversarialConfigured:
+		return fmt.Errorf("adversarial: needs solver_model: %w", solver.ErrNoDefaultModel)
+	case h.solver == nil:
+		h.logger.Warn("serving plain captchas: this build has no built-in solver model and solver_model is not set")
+	default:
+		if h.poolKey, h.pool, err = h.openPool(h.solver); err != nil {
+			return fmt.Errorf("adversarial: %w", err)
+		}
 	}
 	h.counter = newCounter(h)
 	return nil
@@ -379,6 +415,10 @@ func (h *Handler) applyDefaults() {
 	if h.MaxAudioDevice == 0 {
 		h.MaxAudioDevice = 5
 	}
+	if h.Adversarial == nil {
+		h.Adversarial = &Adversarial{}
+	}
+	h.Adversarial.provision()
 }
 
 // Validate checks the configuration. Each error names the field at fault.
@@ -459,6 +499,11 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	if h.counter != nil {
 		h.counter.stop()
+	}
+	if h.poolKey != "" {
+		if _, err := pools.Delete(h.poolKey); err != nil {
+			return err
+		}
 	}
 	if h.storeKey != "" {
 		_, err := stores.Delete(h.storeKey)
@@ -863,3 +908,25 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )
+
+// loadSolver loads the solver model (the built-in one for an empty path) and
+// checks that it reads the captchas of style. It returns nil, nil for an
+// empty path in a build without a built-in model.
+func loadSolver(path string, style captcha.Style) (*solver.Model, error) {
+	var m *solver.Model
+	var err error
+	if path == "" {
+		if m, err = solver.Default(); errors.Is(err, solver.ErrNoDefaultModel) {
+			return nil, nil
+		}
+	} else {
+		m, err = solver.Load(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Reads(style.Height, style.Width, style.Charset); err != nil {
+		return nil, fmt.Errorf("model %s does not fit the captcha style: %w", m.Version(), err)
+	}
+	return m, nil
+}

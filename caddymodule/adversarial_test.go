@@ -1,0 +1,228 @@
+package caddymodule_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/solver"
+	"github.com/advcaptcha/advcaptcha/solver/solvertest"
+)
+
+// served reads a challenge's record from Redis.
+func (f *captchaFlow) served(id string) (text, method, model string, seed uint64) {
+	f.t.Helper()
+	b, err := f.rdb.Get(context.Background(), "advc:ch:"+id).Bytes()
+	if err != nil {
+		f.t.Fatalf("challenge %s not in Redis: %v", id, err)
+	}
+	var rec struct {
+		Text, Method, Model string
+		Seed                uint64
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		f.t.Fatal(err)
+	}
+	return rec.Text, rec.Method, rec.Model, rec.Seed
+}
+
+// poolDepth is the length of the (only) adversarial pool in Redis.
+func (f *captchaFlow) poolDepth() int64 {
+	keys, _ := f.rdb.Keys(context.Background(), "advc:pool:*").Result()
+	if len(keys) != 1 {
+		return 0
+	}
+	n, _ := f.rdb.LLen(context.Background(), keys[0]).Result()
+	return n
+}
+
+// quickAttack keeps generation short in tests: the properties checked do
+// not depend on the attack's strength.
+const quickAttack = "iterations 2\n\t\teot gaussian median\n\t\teot_samples 2"
+
+// withModel configures an untrained model of the default architecture: the
+// pool's plumbing does not depend on what the model reads.
+func withModel(t *testing.T, opts string) (string, string) {
+	path := solvertest.UntrainedFile(t)
+	m, err := solver.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "solver_model " + path + "\n" + opts, m.Version()
+}
+
+func TestAdversarialCaptchaComesFromThePool(t *testing.T) {
+	opts, version := withModel(t, "adversarial {\n\t\tpool_size 2\n\t\tcpu_budget 1\n\t\tepsilon 12\n\t\t"+quickAttack+"\n\t}")
+	f, _ := newCaptchaFlow(t, opts)
+	deadline := time.Now().Add(2 * time.Minute)
+	for f.poolDepth() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool did not fill within 2 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h := suspicious("198.51.100.120")
+	id := f.challenge(h, "/orders")
+	text, method, model, seed := f.served(id)
+	if !strings.HasPrefix(method, "mifgsm ε=12") || model != version {
+		t.Fatalf("served method %q model %q, want mifgsm ε=12 against %s", method, model, version)
+	}
+	if f.poolDepth() > 1 {
+		t.Fatal("serving did not take the captcha from the pool")
+	}
+
+	// The image is the clean captcha of the recorded seed, perturbed within ε.
+	img := get(t, "/.advcaptcha/captcha/"+id+".png", h)
+	got, err := png.Decode(strings.NewReader(img.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	style := captcha.DefaultStyle()
+	if err := style.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	clean, err := style.Generate(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clean.Text != text {
+		t.Fatalf("seed %d renders %q, the record says %q", seed, clean.Text, text)
+	}
+	gray, ok := got.(*image.Gray)
+	if !ok || gray.Bounds() != clean.Image.Bounds() {
+		t.Fatalf("served a %T of %v, want a gray image of %v", got, got.Bounds(), clean.Image.Bounds())
+	}
+	changed, most := 0, 0
+	for i, c := range clean.Image.Pix {
+		d := max(int(gray.Pix[i])-int(c), int(c)-int(gray.Pix[i]))
+		if d > 0 {
+			changed++
+		}
+		most = max(most, d)
+	}
+	if changed < len(gray.Pix)/10 || most > 12 {
+		t.Fatalf("%d of %d pixels changed, by up to %d levels: want a perturbation within ε=12", changed, len(gray.Pix), most)
+	}
+
+	// A person who reads it passes.
+	r := post(t, "/.advcaptcha/answer", h, answerForm(id, text, "/"))
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/orders" {
+		t.Fatalf("correct answer to an adversarial captcha: %d", r.status)
+	}
+}
+
+func TestAdversarialFallbacks(t *testing.T) {
+	for _, tc := range []struct{ opts, method string }{
+		{"adversarial off", "none"},
+		{"adversarial {\n\t\texternal_workers\n\t}", "none"}, // nobody fills the pool: clean
+		{"adversarial {\n\t\texternal_workers\n\t\tfallback sync\n\t\t" + quickAttack + "\n\t}", "mifgsm"},
+	} {
+		opts, _ := withModel(t, tc.opts)
+		f, _ := newCaptchaFlow(t, opts)
+		h := suspicious("198.51.100.121")
+		id := f.challenge(h, "/")
+		if _, method, _, _ := f.served(id); !strings.HasPrefix(method, tc.method) {
+			t.Errorf("%q: served method %q, want %s", tc.opts, method, tc.method)
+		}
+	}
+}
+
+func TestAdversarialConfigErrorsNameTheField(t *testing.T) {
+	for want, opts := range map[string]string{
+		"epsilon":    "adversarial {\n\t\tepsilon 500\n\t}",
+		"method":     "adversarial {\n\t\tmethod pgd\n\t}",
+		"eot filter": "adversarial {\n\t\teot sharpen\n\t}",
+		"fallback":   "adversarial {\n\t\tfallback maybe\n\t}",
+		"cpu_budget": "adversarial {\n\t\tcpu_budget 2\n\t}",
+		"pool_size":  "adversarial {\n\t\tpool_size -1\n\t}",
+	} {
+		assertConfigError(t, opts, "adversarial: ", want)
+	}
+}
+
+// TestSolverModelErrors: a model file that cannot serve fails the config
+// load, with a message that says what is wrong with it.
+func TestSolverModelErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := solvertest.UntrainedFile(t)
+	raw, _ := os.ReadFile(good)
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	corrupt := bytes.Clone(raw)
+	corrupt[len(corrupt)/2] ^= 0x40
+	future := bytes.Clone(raw)
+	binary.LittleEndian.PutUint32(future[8:], 99)
+	toy := filepath.Join(dir, "toy.crnn")
+	if err := solvertest.Model(t).Save(toy); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		filepath.Join(dir, "missing.crnn"):        "no such file",
+		write("truncated.crnn", raw[:len(raw)/3]): "truncated",
+		write("corrupt.crnn", corrupt):            "checksum mismatch",
+		write("future.crnn", future):              "format version 99",
+		write("text.crnn", []byte("hello\n")):     "not an advcaptcha solver model",
+		toy:                                       "does not fit the captcha style",
+	} {
+		assertConfigError(t, "solver_model "+path, "solver_model: ", want)
+	}
+	// The good copy loads.
+	load(t, fmt.Sprintf("solver_model %s\nadversarial off", good), newUpstream(t))
+}
+
+// TestBuiltInModel: without solver_model the gateway attacks the built-in
+// model — or, in a build without one, serves plain captchas and refuses an
+// adversarial block it cannot serve.
+func TestBuiltInModel(t *testing.T) {
+	def, err := solver.Default()
+	if errors.Is(err, solver.ErrNoDefaultModel) {
+		assertConfigError(t, "adversarial {\n\t\tepsilon 8\n\t}", "adversarial: needs solver_model", "no built-in solver model")
+		f, _ := newCaptchaFlow(t, "")
+		if _, method, _, _ := f.served(f.challenge(suspicious("198.51.100.122"), "/")); method != "none" {
+			t.Fatalf("served %q without a model", method)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := newCaptchaFlow(t, "adversarial {\n\t\texternal_workers\n\t\tfallback sync\n\t\t"+quickAttack+"\n\t}")
+	if _, _, model, _ := f.served(f.challenge(suspicious("198.51.100.122"), "/")); model != def.Version() {
+		t.Fatalf("served against model %q, want the built-in %s", model, def.Version())
+	}
+}
+
+func assertConfigError(t *testing.T, opts string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		caddytest.AssertLoadError(t, fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+}
+:9080 {
+	advcaptcha {
+		%s
+	}
+	respond ok
+}`, opts), "caddyfile", want)
+	}
+}
