@@ -1,8 +1,13 @@
 # advcaptcha — see README.md.
-.PHONY: build run test bench fuzz clean
+.PHONY: build run test bench bench-solver fuzz clean
+
+# The solver's matrix products run in OpenBLAS when Debian's libopenblas-dev
+# is installed (about twice as fast as gonum's pure Go; see
+# bench/solver/RESULTS.md); otherwise the build stays pure Go.
+BLAS_TAGS := $(if $(wildcard /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so),-tags openblas)
 
 build:
-	go build -o bin/caddy ./cmd/caddy
+	go build $(BLAS_TAGS) -o bin/caddy ./cmd/caddy
 
 # Build and run the gateway on the in-memory store in front of a demo site.
 run:
@@ -15,6 +20,10 @@ test:
 # Go benchmarks plus the load benchmark against plain Caddy.
 bench:
 	./bench/run.sh
+
+# The solver against the same network in PyTorch.
+bench-solver:
+	./bench/solver/run.sh
 
 # Short fuzzing of every parser (FUZZTIME=30s by default per target).
 fuzz:

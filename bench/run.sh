@@ -18,7 +18,7 @@ for tool in wrk redis-server; do
 done
 
 echo "== Go benchmarks"
-go test -run '^$' -bench . -benchmem -count 1 ./riskscore ./clearance ./captcha ./caddymodule | tee bench/out/go.txt
+go test -run '^$' -bench . -benchmem -count 1 ./riskscore ./clearance ./captcha ./captchapool ./caddymodule | tee bench/out/go.txt
 
 echo "== load benchmark (wrk -t1 -c$CONN -d$DUR)"
 go build -o bin/caddy ./cmd/caddy

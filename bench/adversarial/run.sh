@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# How well adversarial captchas resist solvers: the substitute itself
+# (white-box) and the transfer solvers of train-transfer.sh, on clean
+# captchas and on captchas perturbed by each method at each ε, each with no
+# preprocessing and with each attacker filter applied once and three times.
+# Writes one table per method and ε to bench/out/adversarial.md.
+#
+#   bench/adversarial/run.sh                 # N=200 captchas per set
+#   METHODS="mifgsm" EPSILONS="8 16" N=100 bench/adversarial/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${N:-200}
+METHODS=${METHODS:-fgsm bim mifgsm}
+EPSILONS=${EPSILONS:-4 8 12 16}
+FILTERS=${FILTERS:-gaussian median mean bilateral binarize resize jpeg}
+command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
+make -s build
+B=bin/caddy
+D=bench/out/adversarial
+T=bench/out/transfer
+for m in narrow bilstm; do
+	[ -f $T/$m.crnn ] || { echo "missing $T/$m.crnn: run bench/adversarial/train-transfer.sh first" >&2; exit 1; }
+done
+mkdir -p $D
+solvers=("substitute:" "narrow:$T/narrow.crnn" "bilstm:$T/bilstm.crnn")
+# A fresh seed range no model trained or validated on.
+[ -f $D/clean/labels.csv ] || $B advcaptcha dataset --count $N --seed 7000000 --out $D/clean >/dev/null
+sets=(clean)
+for m in $METHODS; do
+	for e in $EPSILONS; do
+		s=$m-$e
+		[ -f $D/$s/attack.json ] || $B advcaptcha dataset --adversarial --method $m --epsilon $e --count $N --seed 7000000 --out $D/$s >/dev/null
+		sets+=("$s")
+	done
+done
+solved() { # solver-model dataset [filter passes] → percent
+	model=()
+	[ -n "$1" ] && model=(--model "$1")
+	filter=()
+	[ $# -gt 2 ] && filter=(--filter "$3" --passes "$4")
+	$B advcaptcha eval "${model[@]}" --data "$2" "${filter[@]}" | awk '/^solved/ {sub("%", "", $4); print $4}'
+}
+out=$D.md
+{
+	echo "# Solver accuracy on clean and adversarial captchas"
+	echo
+	echo "Command: \`N=$N METHODS=\"$METHODS\" EPSILONS=\"$EPSILONS\" bench/adversarial/run.sh\` ($(date -u +%F), $(nproc) cores)."
+	echo "Substitute: the shipped model; transfer solvers: bench/out/transfer (never attacked)."
+	for s in "${sets[@]}"; do
+		echo
+		if [ $s = clean ]; then echo "## clean"; else
+			echo "## $(jq -r .description $D/$s/attack.json)"
+			echo
+			echo "mean SSIM $(jq -r '.mean_ssim*1000|round/1000' $D/$s/attack.json), substitute fooled at generation $(jq -r '.substitute_fooled*100|round' $D/$s/attack.json)%"
+		fi
+		echo
+		printf "| solver | none |"
+		for f in $FILTERS; do printf " %s ×1 | %s ×3 |" $f $f; done
+		echo
+		printf "|---|---|"
+		for f in $FILTERS; do printf -- "---|---|"; done
+		echo
+		for sv in "${solvers[@]}"; do
+			name=${sv%%:*} path=${sv#*:}
+			printf "| %s | %s |" $name "$(solved "$path" $D/$s)"
+			for f in $FILTERS; do printf " %s | %s |" "$(solved "$path" $D/$s $f 1)" "$(solved "$path" $D/$s $f 3)"; done
+			echo
+		done
+	done
+} | tee "$out"
