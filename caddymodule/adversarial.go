@@ -108,14 +108,22 @@ type adversarialPool struct {
 	metrics  atomic.Pointer[metrics] // of the handler provisioned last
 	stop     context.CancelFunc
 	done     chan struct{}
+	logger   *zap.Logger
 }
 
-// Destruct stops the workers and releases the pool's store reference.
+// Destruct stops the workers without waiting for them: a worker finishes
+// the captcha it is computing (up to seconds) in the background, so a config
+// reload is not held up; the pool's store reference is released when the
+// last worker is done.
 func (p *adversarialPool) Destruct() error {
 	p.stop()
-	<-p.done
-	_, err := stores.Delete(p.storeKey)
-	return err
+	go func() {
+		<-p.done
+		if _, err := stores.Delete(p.storeKey); err != nil {
+			p.logger.Error("releasing the pool's store", zap.Error(err))
+		}
+	}()
+	return nil
 }
 
 // openPool starts (or joins) the pool for this handler's settings.
@@ -134,13 +142,14 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 			return nil, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		p := &adversarialPool{gen: gen, key: gen.Key(), storeKey: h.storeKey, stop: cancel, done: make(chan struct{})}
+		p := &adversarialPool{gen: gen, key: gen.Key(), storeKey: h.storeKey, stop: cancel, done: make(chan struct{}),
+			logger: h.logger.With(zap.String("pool", gen.Key()))}
 		p.metrics.Store(h.metrics)
 		if a.ExternalWorkers {
 			close(p.done)
 			return p, nil
 		}
-		logger := h.logger.With(zap.String("pool", p.key))
+		logger := p.logger
 		var logOnce sync.Once
 		f := &captchapool.Filler{
 			Store: h.store, Key: p.key, Size: a.PoolSize, TTL: 24 * time.Hour,

@@ -70,6 +70,9 @@ func (f *Filler) work(ctx context.Context) {
 		case depth < f.Size:
 			backoff = idle
 			took, err := f.fillOne(ctx)
+			if ctx.Err() != nil {
+				return // stopped mid-captcha: not a failure
+			}
 			if err != nil {
 				f.observe(took, depth, err)
 				wait = idle // a failure must not spin

@@ -32,7 +32,9 @@ if grep -q -- '--- SKIP' "$out"; then
 	exit 1
 fi
 if [ "$status" -ne 0 ]; then
-	grep -E -B2 -A20 -- '--- FAIL' "$out" | head -200 >&2 || true
+	# What failed, without the Caddy log lines around it: the tests' own
+	# messages, race reports and panics.
+	grep -v '^{"level"' "$out" | grep -E -A12 -- '^\s+[A-Za-z0-9_]+_test\.go:[0-9]+:|^WARNING: DATA RACE|^panic:|^--- FAIL' | head -300 >&2 || true
 	exit "$status"
 fi
 echo "== all tests passed: $(grep -c -- '--- PASS' "$out") passed, 0 skipped"
