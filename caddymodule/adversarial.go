@@ -95,9 +95,10 @@ func (a *Adversarial) validate() error {
 	return nil
 }
 
-// pools holds the generation workers, one set per store and pool key, so
-// several handlers (sites) with the same settings do not multiply the CPU
-// spent, and a config reload does not restart them.
+// pools holds the generation workers, one set per store, pool key and worker
+// settings, so several handlers (sites) with the same settings do not
+// multiply the CPU spent, and a config reload that keeps them does not
+// restart them.
 var pools = caddy.NewUsagePool()
 
 // adversarialPool is a running pool: its generator and filler.
@@ -134,7 +135,9 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 		return "", nil, err
 	}
 	gen := &captchapool.Generator{Style: h.style, Solvers: []*solver.Solver{sol}, Attack: a.attack()}
-	key := h.storeKey + "\x00" + gen.Key()
+	// Handlers share workers only when everything about them is the same:
+	// a reload that changes workers or the budget starts new ones.
+	key := fmt.Sprintf("%s\x00%s\x00%d/%d/%g/%t", h.storeKey, gen.Key(), a.PoolSize, a.Workers, a.CPUBudget, a.ExternalWorkers)
 	v, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
 		// The pool holds its own reference to the store, which outlives
 		// the handler that started it when a reload hands it over.
