@@ -74,6 +74,9 @@ the share of captchas the substitute misreads.`,
 				}
 				return WriteDataset(out, count, seed, style)
 			}
+			if styleJSON != "{}" {
+				return errors.New("--style applies to clean captchas only: adversarial ones are made in the style the substitute reads")
+			}
 			g, err := attack.generator(runtime.GOMAXPROCS(0))
 			if err != nil {
 				return err
