@@ -189,7 +189,6 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 // captcha has Method "none".
 func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 	h := v.h
-	seed := captchapool.NewSeed()
 	if p := h.pool; p != nil {
 		e, dropped, err := captchapool.Pop(ctx, h.store, p.key)
 		h.metrics.poolDropped.Add(float64(dropped))
@@ -200,7 +199,7 @@ func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 		case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, captchapool.ErrCorrupt):
 			return nil, err
 		case h.Adversarial.Fallback == "sync":
-			e, err := p.gen.Generate(seed)
+			e, err := p.gen.Generate(captchapool.NewSeed())
 			if err != nil {
 				return nil, err
 			}
@@ -208,6 +207,7 @@ func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 			return e, nil
 		}
 	}
+	seed := captchapool.NewSeed()
 	c, err := h.style.Generate(seed)
 	if err != nil {
 		return nil, err
