@@ -264,3 +264,37 @@ func TestBadInput(t *testing.T) {
 		t.Error("Loss accepted 1 image and 2 texts")
 	}
 }
+
+// FuzzUnmarshal: a model file is either rejected with ErrModel or loads
+// into a model that writes back a file that loads again.
+func FuzzUnmarshal(f *testing.F) {
+	m, err := NewModel(fuzzArch(), 1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := m.Marshal()
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add([]byte("ADVCRNN\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Unmarshal(b)
+		if err != nil {
+			if !errors.Is(err, ErrModel) {
+				t.Fatalf("error %v is not ErrModel", err)
+			}
+			return
+		}
+		if _, err := Unmarshal(m.Marshal()); err != nil {
+			t.Fatalf("a loaded model does not load again: %v", err)
+		}
+	})
+}
+
+func fuzzArch() Architecture {
+	return Architecture{
+		Height: 8, Width: 16, Charset: "ab",
+		Conv:   []ConvBlock{{Filters: 2, PoolH: 2, PoolW: 2}},
+		Hidden: 2, Layers: 1, LeakySlope: 0.1, BNEpsilon: 1e-5,
+	}
+}
