@@ -188,6 +188,15 @@ func (gr *graph) lstm(seq, wx, wh, bias *G.Node, reverse bool) ([]*G.Node, error
 	if xp, err = G.BroadcastAdd(xp, bias, nil, []byte{0}); err != nil {
 		return nil, err
 	}
+	// Steps and gates are taken with single-index slices of (T,B,4H) and
+	// (B,4,H). A graph merges nodes whose ops hash alike, and gorgonia
+	// v0.9.18 hashes a slice's bounds truncated to one byte: ranges such
+	// as rows 0:16 and 256:272, or the gate columns 0:256 and 256:512,
+	// would become one node. Single indices below 256 hash apart
+	// (Architecture.Validate keeps T below 256).
+	if xp, err = G.Reshape(xp, tensor.Shape{T, B, 4 * H}); err != nil {
+		return nil, err
+	}
 	outs := make([]*G.Node, T)
 	var hPrev, cPrev *G.Node
 	for k := 0; k < T; k++ {
@@ -195,11 +204,11 @@ func (gr *graph) lstm(seq, wx, wh, bias *G.Node, reverse bool) ([]*G.Node, error
 		if reverse {
 			t = T - 1 - k
 		}
-		gates, err := G.Slice(xp, G.S(t*B, (t+1)*B))
+		gates, err := G.Slice(xp, G.S(t))
 		if err != nil {
 			return nil, err
 		}
-		// Slicing a single row drops a dimension in gorgonia: restore it.
+		// Slicing drops a dimension, two at batch 1: restore them.
 		if gates, err = G.Reshape(gates, tensor.Shape{B, 4 * H}); err != nil {
 			return nil, err
 		}
@@ -212,8 +221,12 @@ func (gr *graph) lstm(seq, wx, wh, bias *G.Node, reverse bool) ([]*G.Node, error
 				return nil, err
 			}
 		}
+		byGate, err := G.Reshape(gates, tensor.Shape{B, 4, H})
+		if err != nil {
+			return nil, err
+		}
 		gate := func(i int, f func(*G.Node) (*G.Node, error)) (*G.Node, error) {
-			s, err := G.Slice(gates, nil, G.S(i*H, (i+1)*H))
+			s, err := G.Slice(byGate, nil, G.S(i))
 			if err != nil {
 				return nil, err
 			}
