@@ -89,6 +89,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			cpu_budget <share>
 //			fallback clean|sync
 //		}
+//		admin_token <token>
 //		device_cookie <name>
 //		clearance_cookie <name>
 //	}
@@ -248,6 +249,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_audio":
 			if err := intArg(d, &h.MaxAudioDevice); err != nil {
 				return err
+			}
+		case "admin_token":
+			if !d.AllArgs(&h.AdminToken) {
+				return d.ArgErr()
 			}
 		case "device_cookie":
 			if !d.AllArgs(&h.DeviceCookie) {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/extraction"
 	"github.com/advcaptcha/advcaptcha/riskscore"
 	"github.com/advcaptcha/advcaptcha/store"
 )
@@ -50,37 +51,6 @@ type challengeRecord struct {
 	Labelled bool      `json:"labelled"`
 }
 
-// captchaLog is the store log of served captchas and their answers: the
-// data the learning loop trains on. A served record carries the recipe
-// that reproduces the image (renderer version and seed) and the image's
-// hash to check the reproduction; an answer record carries the text given,
-// whether it was right, how long it took and the client's label then.
-const captchaLog = "captchas"
-
-type captchaEvent struct {
-	Kind      string    `json:"kind"` // "served" or "answer"
-	ID        string    `json:"id"`
-	At        time.Time `json:"at"`
-	Truth     string    `json:"truth,omitempty"`
-	Seed      uint64    `json:"seed,omitempty"`
-	Renderer  string    `json:"renderer,omitempty"`
-	PNGSHA256 string    `json:"png_sha256,omitempty"`
-	// PNG is the served image itself when the recipe cannot reproduce it:
-	// an adversarial image depends on the model and the attack, not only
-	// on the seed, and extraction trains on exactly what the attacker saw.
-	PNG       []byte  `json:"png,omitempty"`
-	Answer    string  `json:"answer,omitempty"`
-	Correct   *bool   `json:"correct,omitempty"`
-	Audio     bool    `json:"audio,omitempty"` // the answer came after listening to the audio
-	LatencyMS int64   `json:"latency_ms,omitempty"`
-	Method    string  `json:"method"`
-	Model     string  `json:"model,omitempty"`
-	IP        string  `json:"ip"`
-	Device    string  `json:"device"`
-	Score     float64 `json:"score"`
-	Labelled  bool    `json:"labelled"`
-}
-
 func adversarialPNG(rec *challengeRecord) []byte {
 	if rec.Method == "none" {
 		return nil
@@ -90,10 +60,10 @@ func adversarialPNG(rec *challengeRecord) []byte {
 
 // appendRecord writes an event to the captcha log. A failure is logged,
 // not passed on: the visitor's challenge must not fail because of it.
-func (h *Handler) appendRecord(ctx context.Context, ev captchaEvent) {
+func (h *Handler) appendRecord(ctx context.Context, ev extraction.CaptchaEvent) {
 	b, err := json.Marshal(ev)
 	if err == nil {
-		err = h.store.Append(ctx, captchaLog, b)
+		err = h.store.Append(ctx, extraction.CaptchaLog, b)
 	}
 	if err != nil {
 		h.logger.Error("captcha record lost", zap.String("kind", ev.Kind), zap.String("id", ev.ID), zap.Error(err))
@@ -148,8 +118,8 @@ func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(c.PNG)
-	v.h.appendRecord(v.r.Context(), captchaEvent{
-		Kind: "served", ID: id, At: v.now, Truth: c.Text, Seed: c.Seed, Renderer: captcha.RendererVersion,
+	v.h.appendRecord(v.r.Context(), extraction.CaptchaEvent{
+		Kind: extraction.Served, ID: id, At: v.now, Truth: c.Text, Seed: c.Seed, Renderer: captcha.RendererVersion,
 		PNGSHA256: hex.EncodeToString(sum[:]), Method: rec.Method, Model: rec.Model, PNG: adversarialPNG(&rec),
 		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: rec.Labelled,
 	})
@@ -177,6 +147,8 @@ func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
 		return v.serveSlide(w)
 	case path == "answer" && v.r.Method == http.MethodPost:
 		return v.serveAnswer(w)
+	case strings.HasPrefix(path, adminPrefix):
+		return v.serveAdmin(w, strings.TrimPrefix(path, adminPrefix))
 	case path == "challenge" && (v.r.Method == http.MethodGet || v.r.Method == http.MethodPost):
 		return v.serveNewChallenge(w, safeReturn(v.r.URL.Query().Get("return")), "", true)
 	}
@@ -248,7 +220,7 @@ func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 		return writeError(w, v.r, http.StatusInternalServerError, "audio is not available for this captcha")
 	}
 	v.h.metrics.challenges.WithLabelValues("audio", "issued").Inc()
-	v.h.appendRecord(v.r.Context(), captchaEvent{Kind: "audio_served", ID: id, At: v.now, Method: rec.Method,
+	v.h.appendRecord(v.r.Context(), extraction.CaptchaEvent{Kind: "audio_served", ID: id, At: v.now, Method: rec.Method,
 		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: rec.Labelled})
 	hdr := w.Header()
 	hdr.Set("Content-Type", "audio/wav")
@@ -316,8 +288,8 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	labelled := v.labelledNow() // the client's label now, not when the captcha was issued
 	_, audioErr := v.h.store.Take(v.r.Context(), "audio-used:"+req.ID)
 	audio := audioErr == nil
-	v.h.appendRecord(v.r.Context(), captchaEvent{
-		Kind: "answer", ID: req.ID, At: v.now, Answer: answer, Correct: &correct, Audio: audio,
+	v.h.appendRecord(v.r.Context(), extraction.CaptchaEvent{
+		Kind: extraction.Answer, ID: req.ID, At: v.now, Answer: answer, Correct: &correct, Audio: audio,
 		LatencyMS: v.now.Sub(rec.Issued).Milliseconds(), Method: rec.Method, Model: rec.Model,
 		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: labelled,
 	})

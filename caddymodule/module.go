@@ -4,8 +4,8 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -165,6 +165,13 @@ type Handler struct {
 	// default.
 	Adversarial *Adversarial `json:"adversarial,omitempty"`
 
+	// AdminToken opens the operator API under /.advcaptcha/admin/ (label
+	// review: confirm or clear labels, read the label log); every request
+	// to it must carry "Authorization: Bearer <token>". At least 32 bytes;
+	// placeholders such as {env.ADVCAPTCHA_ADMIN_TOKEN} are replaced.
+	// Without it the API does not exist.
+	AdminToken string `json:"admin_token,omitempty"`
+
 	// DeviceCookie and ClearanceCookie name the cookies. Defaults
 	// "advc_device" and "advc_clearance".
 	DeviceCookie    string `json:"device_cookie,omitempty"`
@@ -190,6 +197,7 @@ type Handler struct {
 	pool       *adversarialPool // nil when adversarial captchas are off
 	poolKey    string
 	metrics    *metrics
+	adminToken []byte // SHA-256 of the admin token; nil: no operator API
 }
 
 // Limits are request-rate limits per kind of entity. Each soft list has
@@ -277,6 +285,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.keys, err = clearance.NewKeys(secrets...); err != nil {
 		return fmt.Errorf("secrets: %w", err)
+	}
+
+	if h.AdminToken != "" {
+		tok := repl.ReplaceKnown(h.AdminToken, "")
+		if len(tok) < 32 {
+			return fmt.Errorf("admin_token: %d bytes after replacing placeholders; at least 32 are needed (is its environment variable set?)", len(tok))
+		}
+		sum := sha256.Sum256([]byte(tok))
+		h.adminToken = sum[:]
 	}
 
 	h.exempt = caddyhttp.MatchPath(h.Exempt)
@@ -667,17 +684,6 @@ func (v *visit) score() (riskscore.Decision, error) {
 		}
 	}
 	return h.thresholds.Decide(a), nil
-}
-
-// label marks an entity a confirmed attacker.
-func (h *Handler) label(ctx context.Context, e store.Entity, reason string) {
-	now := time.Now()
-	l := store.Label{Reason: reason, Source: "rule", At: now, Expires: now.Add(time.Duration(h.LabelTTL))}
-	if err := h.store.SetLabel(ctx, e, l); err != nil {
-		h.health.failed(err, h.OnStoreError)
-		return
-	}
-	h.logger.Info("labelled attacker", zap.String("entity", e.Key()), zap.String("reason", reason), zap.Time("expires", l.Expires))
 }
 
 func formatCount(c float64, w time.Duration) string {

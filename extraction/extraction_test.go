@@ -1,0 +1,231 @@
+package extraction
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/internal/redistest"
+	"github.com/advcaptcha/advcaptcha/solver"
+	"github.com/advcaptcha/advcaptcha/store"
+)
+
+// logWriter is what the gateway does to the logs.
+type logWriter interface {
+	Append(ctx context.Context, log string, record []byte) error
+	LogReader
+}
+
+func stores(t *testing.T) map[string]logWriter {
+	mem, err := store.NewMemory(store.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	srv := redistest.Start(t)
+	rd, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "t:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	return map[string]logWriter{"memory": mem, "redis": rd}
+}
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+// scenario writes what a gateway would: captchas served and answered by a
+// bot (caught later), a person, and a client an operator cleared.
+type scenario struct {
+	t    *testing.T
+	logs logWriter
+	png  []byte // an "adversarial" image, recorded as served
+}
+
+func (s scenario) append(log string, v any) {
+	s.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.logs.Append(context.Background(), log, b); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func hash(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// serveClean records a clean captcha served from seed and its answer.
+func (s scenario) serveClean(id string, seed uint64, at time.Time, ip, dev, answer string) (truth string, png []byte) {
+	style := captcha.DefaultStyle()
+	c, err := style.Generate(seed)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	png, err = captcha.EncodePNG(c.Image)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.append(CaptchaLog, CaptchaEvent{Kind: Served, ID: id, At: at, Truth: c.Text, Seed: seed, Renderer: captcha.RendererVersion,
+		PNGSHA256: hash(png), Method: "none", IP: ip, Device: dev})
+	correct := answer == c.Text
+	s.append(CaptchaLog, CaptchaEvent{Kind: Answer, ID: id, At: at.Add(3 * time.Second), Answer: answer, Correct: &correct,
+		LatencyMS: 3000, Method: "none", IP: ip, Device: dev})
+	return c.Text, png
+}
+
+func (s scenario) serveAdversarial(id string, at time.Time, ip, dev, answer string) {
+	s.append(CaptchaLog, CaptchaEvent{Kind: Served, ID: id, At: at, Truth: "abcd", Seed: 9, Renderer: captcha.RendererVersion,
+		PNGSHA256: hash(s.png), PNG: s.png, Method: "mifgsm eps=16", Model: "v1", IP: ip, Device: dev})
+	correct := answer == "abcd"
+	s.append(CaptchaLog, CaptchaEvent{Kind: Answer, ID: id, At: at.Add(time.Second), Answer: answer, Correct: &correct,
+		LatencyMS: 1000, Method: "mifgsm eps=16", Model: "v1", IP: ip, Device: dev})
+}
+
+func TestCollect(t *testing.T) {
+	style := captcha.DefaultStyle()
+	c, _ := style.Generate(424242)
+	advPNG, _ := captcha.EncodePNG(c.Image)
+	for name, logs := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := scenario{t: t, logs: logs, png: advPNG}
+			// The bot answers from device "bot" at 9:50 and 10:30 and is
+			// labelled at 11:00 (with the default hour of lookback only the
+			// second counts), then answers again at 11:10.
+			s.serveClean("early", 1, t0.Add(-10*time.Minute), "203.0.113.9", "bot", "wrong1")
+			botTruth, botPNG := s.serveClean("late", 2, t0.Add(30*time.Minute), "203.0.113.9", "bot", "xxxx")
+			s.append(LabelLog, LabelEvent{Kind: Labelled, Entity: "dev:bot", Reason: "slide: linear", Source: SourceRule,
+				At: t0.Add(time.Hour), Expires: t0.Add(2 * time.Hour)})
+			s.serveAdversarial("adv", t0.Add(70*time.Minute), "203.0.113.9", "bot", "abce")
+			// After the label expired: not an attacker's answer any more.
+			s.serveClean("after", 3, t0.Add(3*time.Hour), "203.0.113.9", "bot", "yyyy")
+			// A person on another IP and device.
+			s.serveClean("human", 4, t0.Add(70*time.Minute), "198.51.100.1", "person", "zzzz")
+			// A client labelled by the IP rule and then cleared by an
+			// operator: a false positive, none of its answers count.
+			s.append(LabelLog, LabelEvent{Kind: Labelled, Entity: "ip:192.0.2.5", Reason: "strict rate limit", Source: SourceRule,
+				At: t0.Add(time.Hour), Expires: t0.Add(2 * time.Hour)})
+			s.serveClean("cleared", 5, t0.Add(65*time.Minute), "192.0.2.5", "office", "wwww")
+			s.append(LabelLog, LabelEvent{Kind: Cleared, Entity: "ip:192.0.2.5", Reason: "our office NAT", Source: SourceOperator,
+				At: t0.Add(90 * time.Minute)})
+			// An answer whose served record is gone, and a clean captcha
+			// whose recorded hash no recipe reproduces.
+			s.append(CaptchaLog, CaptchaEvent{Kind: Answer, ID: "orphan", At: t0, Answer: "abcd", IP: "203.0.113.9", Device: "bot", Labelled: true})
+			s.append(CaptchaLog, CaptchaEvent{Kind: Served, ID: "tampered", At: t0.Add(80 * time.Minute), Truth: "abcd", Seed: 6,
+				Renderer: captcha.RendererVersion, PNGSHA256: hash([]byte("other")), Method: "none", IP: "203.0.113.9", Device: "bot"})
+			s.append(CaptchaLog, CaptchaEvent{Kind: Answer, ID: "tampered", At: t0.Add(81 * time.Minute), Answer: "abcd", IP: "203.0.113.9", Device: "bot"})
+
+			pairs, st, err := Collect(context.Background(), logs, Options{ReadBatch: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Stats{Served: 7, Answers: 8, Orphans: 1, Unreproducible: 1, Attacker: 2, Other: 4, Labels: 3}
+			if st != want {
+				t.Errorf("stats %+v, want %+v", st, want)
+			}
+			if len(pairs) != 2 || pairs[0].ID != "late" || pairs[1].ID != "adv" {
+				t.Fatalf("pairs %v, want late and adv", ids(pairs))
+			}
+			late, adv := pairs[0], pairs[1]
+			if late.Truth != botTruth || late.Answer != "xxxx" || late.Correct || late.Reason != "dev:bot rule: slide: linear" {
+				t.Errorf("late pair %+v", late)
+			}
+			// The clean image is reproduced from its seed, byte for byte.
+			if string(late.PNG) != string(botPNG) || late.Method != "none" {
+				t.Errorf("late pair image or method wrong: %d bytes, %q", len(late.PNG), late.Method)
+			}
+			if string(adv.PNG) != string(advPNG) || adv.Model != "v1" || adv.Answer != "abce" {
+				t.Errorf("adversarial pair %+v", adv)
+			}
+
+			// With a longer lookback the 10:00 answer counts too.
+			pairs, _, err = Collect(context.Background(), logs, Options{Lookback: 2 * time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(pairs); len(got) != 3 || got[0] != "early" {
+				t.Errorf("with 2h of lookback: %v, want early, late, adv", got)
+			}
+			// With none, only the answer given under the label.
+			pairs, _, _ = Collect(context.Background(), logs, Options{Lookback: -1})
+			if got := ids(pairs); len(got) != 1 || got[0] != "adv" {
+				t.Errorf("without lookback: %v, want adv", got)
+			}
+		})
+	}
+}
+
+func ids(pairs []Pair) []string {
+	var out []string
+	for _, p := range pairs {
+		out = append(out, p.ID)
+	}
+	return out
+}
+
+func TestCollectRejectsCorruptRecords(t *testing.T) {
+	mem, _ := store.NewMemory(store.MemoryOptions{})
+	defer mem.Close()
+	_ = mem.Append(context.Background(), CaptchaLog, []byte("{not json"))
+	if _, _, err := Collect(context.Background(), mem, Options{}); err == nil {
+		t.Fatal("a corrupt record was accepted silently")
+	}
+}
+
+func TestWriteDataset(t *testing.T) {
+	style := captcha.DefaultStyle()
+	var pairs []Pair
+	for i := range 40 {
+		c, _ := style.Generate(uint64(100 + i))
+		png, _ := captcha.EncodePNG(c.Image)
+		answer := c.Text[:len(c.Text)-1] + "2"
+		pairs = append(pairs, Pair{ID: "id" + string(rune('A'+i)), PNG: png, Truth: c.Text, Answer: answer, Method: "none", At: t0})
+	}
+	pairs = append(pairs, Pair{ID: "bad1", PNG: []byte("x"), Answer: "a0c!"}, Pair{ID: "bad2", PNG: []byte("x"), Answer: ""})
+	dir := t.TempDir()
+	st, err := WriteDataset(dir, pairs, style.Charset, style.MaxLength+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Unusable != 2 || st.Train+st.HeldOut != 40 || st.HeldOut == 0 || st.Train == 0 {
+		t.Errorf("stats %+v: want 2 unusable and 40 split between train and held out", st)
+	}
+	// Both halves load as training datasets, labelled with the answers.
+	arch := solver.DefaultArchitecture()
+	for _, sub := range []string{"train", "heldout"} {
+		samples, err := solver.LoadDataset(filepath.Join(dir, sub), arch)
+		if err != nil {
+			t.Fatalf("%s: %v", sub, err)
+		}
+		for _, smp := range samples {
+			if smp.Text[len(smp.Text)-1] != '2' {
+				t.Errorf("%s: label %q is not the attacker's answer", sub, smp.Text)
+			}
+		}
+	}
+	// The split is a function of the id alone, and stable.
+	for _, p := range pairs[:40] {
+		_, err := os.Stat(filepath.Join(dir, "heldout", p.ID+".png"))
+		if (err == nil) != HeldOut(p.ID) {
+			t.Errorf("pair %s on the wrong side", p.ID)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "pairs.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) != 43 || rows[0][0] != "id" {
+		t.Errorf("pairs.csv: %d rows, %v", len(rows), err)
+	}
+	if _, err := WriteDataset(t.TempDir(), nil, style.Charset, 8); err == nil {
+		t.Error("no pairs: want an error")
+	}
+}
