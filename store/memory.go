@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -250,11 +251,14 @@ func (m *Memory) get(key string, take bool) ([]byte, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	v, ok := sh.kv[key]
-	if !ok || now.After(v.expires) || v.value == nil {
+	if !ok || now.After(v.expires) || (v.value == nil && v.n == 0) {
 		return nil, ErrNotFound
 	}
 	if take {
 		delete(sh.kv, key)
+	}
+	if v.value == nil { // a counter reads as Redis shows it
+		return strconv.AppendInt(nil, v.n, 10), nil
 	}
 	return append([]byte(nil), v.value...), nil
 }

@@ -384,5 +384,16 @@ func RunValues(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if n, err := s.Incr(ctx, "att:x", time.Minute); err != nil || n != 1 {
 			t.Fatalf("incr after expiry: %d %v", n, err)
 		}
+		// A counter reads as its decimal value and Take deletes it (locks
+		// are taken with Incr and released with Take).
+		if b, err := s.Peek(ctx, "att:x"); err != nil || string(b) != "1" {
+			t.Fatalf("peek of a counter: %q %v", b, err)
+		}
+		if b, err := s.Take(ctx, "att:x"); err != nil || string(b) != "1" {
+			t.Fatalf("take of a counter: %q %v", b, err)
+		}
+		if n, err := s.Incr(ctx, "att:x", time.Minute); err != nil || n != 1 {
+			t.Fatalf("incr after take: %d %v", n, err)
+		}
 	})
 }

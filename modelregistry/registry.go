@@ -1,0 +1,269 @@
+// Package modelregistry keeps the published versions of the solver model
+// (the substitute the adversarial captchas are computed against) in the
+// shared store: every gateway instance follows the current version, the
+// learning loop publishes new ones, and an operator can roll back.
+//
+// A version is published only by compare-and-set against the version its
+// publisher started from, under a short lock, so two extraction jobs that
+// ran at once cannot both publish: the second finds the current version
+// changed and gets ErrConflict.
+package modelregistry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/advcaptcha/advcaptcha/solver"
+	"github.com/advcaptcha/advcaptcha/store"
+)
+
+// KV is the part of the store the registry uses; store.Store is one.
+type KV interface {
+	PutOnce(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Peek(ctx context.Context, key string) ([]byte, error)
+	Take(ctx context.Context, key string) ([]byte, error)
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+}
+
+// Bounds of what the registry keeps.
+const (
+	// KeepVersions is how many published versions stay available for
+	// rollback.
+	KeepVersions = 20
+	// TTL of every registry key, renewed at each publication: a registry
+	// nobody publishes to for this long is forgotten, and the gateways fall
+	// back to their configured model.
+	TTL     = 400 * 24 * time.Hour
+	lockTTL = 30 * time.Second
+)
+
+// Keys, under the store's prefix.
+const (
+	currentKey = "model:current"
+	historyKey = "model:history"
+	lockKey    = "model:lock"
+	blobPrefix = "model:v:"
+)
+
+// Errors.
+var (
+	// ErrNone: nothing has been published (or it expired).
+	ErrNone = errors.New("no model version published")
+	// ErrConflict: the current version is not the one the publisher
+	// expected; someone else published (or rolled back) meanwhile.
+	ErrConflict = errors.New("the current model version changed meanwhile")
+	// ErrBusy: another publication or rollback holds the lock.
+	ErrBusy = errors.New("another publication is in progress")
+)
+
+// Version describes one published model.
+type Version struct {
+	// Version is the model's own version (solver.Model.Version).
+	Version   string    `json:"version"`
+	Published time.Time `json:"published"`
+	// Previous is the version this one replaced; "" for the first.
+	Previous string `json:"previous,omitempty"`
+	// Note says why it was published, e.g. the extraction's measurements.
+	Note string `json:"note,omitempty"`
+	// Fidelity is the agreement with held-out attacker answers, and
+	// CleanAccuracy the accuracy on clean captchas, when measured.
+	Fidelity      float64 `json:"fidelity,omitempty"`
+	CleanAccuracy float64 `json:"clean_accuracy,omitempty"`
+	// Rollback is set when this entry made an older version current again.
+	Rollback bool `json:"rollback,omitempty"`
+}
+
+// Registry reads and writes model versions in a store.
+type Registry struct{ kv KV }
+
+// New returns the registry kept in kv.
+func New(kv KV) *Registry { return &Registry{kv: kv} }
+
+// Current returns the current version, or ErrNone.
+func (r *Registry) Current(ctx context.Context) (*Version, error) {
+	b, err := r.kv.Peek(ctx, currentKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNone
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model registry: read current version: %w", err)
+	}
+	var v Version
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("model registry: current version record: %w", err)
+	}
+	return &v, nil
+}
+
+// Model loads a published version, checking its file checksum and that it
+// is the version asked for.
+func (r *Registry) Model(ctx context.Context, version string) (*solver.Model, error) {
+	b, err := r.kv.Peek(ctx, blobPrefix+version)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("model registry: version %s is not stored (expired or never published)", version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model registry: read version %s: %w", version, err)
+	}
+	m, err := solver.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("model registry: version %s: %w", version, err)
+	}
+	if m.Version() != version {
+		return nil, fmt.Errorf("model registry: stored as version %s, the file is version %s", version, m.Version())
+	}
+	return m, nil
+}
+
+// History returns the published versions, newest first (at most
+// KeepVersions; a rollback is an entry too).
+func (r *Registry) History(ctx context.Context) ([]Version, error) {
+	b, err := r.kv.Peek(ctx, historyKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model registry: read history: %w", err)
+	}
+	var out []Version
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("model registry: history record: %w", err)
+	}
+	return out, nil
+}
+
+// Publish makes m the current version if the current version is still
+// expect ("" when nothing is published yet). info fills the note and the
+// measurements; its Version, Published and Previous are set here.
+func (r *Registry) Publish(ctx context.Context, m *solver.Model, expect string, info Version) (*Version, error) {
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := r.expectCurrent(ctx, expect); err != nil {
+		return nil, err
+	}
+	v := info
+	v.Version, v.Published, v.Previous, v.Rollback = m.Version(), time.Now().UTC(), expect, false
+	if err := r.kv.PutOnce(ctx, blobPrefix+v.Version, m.Marshal(), TTL); err != nil {
+		return nil, fmt.Errorf("model registry: store version %s: %w", v.Version, err)
+	}
+	return &v, r.makeCurrent(ctx, v)
+}
+
+// Rollback makes the version before the current one current again. It
+// refuses when the current version is not expect, so an operator rolls
+// back what they looked at.
+func (r *Registry) Rollback(ctx context.Context, expect string) (*Version, error) {
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cur, err := r.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Version != expect {
+		return nil, fmt.Errorf("%w: it is %s, not %s", ErrConflict, cur.Version, expect)
+	}
+	if cur.Previous == "" {
+		return nil, fmt.Errorf("model registry: version %s is the first published; nothing to roll back to", cur.Version)
+	}
+	hist, err := r.History(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var prev *Version
+	for i := range hist {
+		if hist[i].Version == cur.Previous {
+			prev = &hist[i]
+			break
+		}
+	}
+	if prev == nil {
+		return nil, fmt.Errorf("model registry: version %s is no longer in the history", cur.Previous)
+	}
+	if _, err := r.Model(ctx, prev.Version); err != nil {
+		return nil, err
+	}
+	v := *prev
+	v.Published, v.Rollback = time.Now().UTC(), true
+	v.Note = "rollback from " + cur.Version
+	return &v, r.makeCurrent(ctx, v)
+}
+
+func (r *Registry) makeCurrent(ctx context.Context, v Version) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	hist, err := r.History(ctx)
+	if err != nil {
+		return err
+	}
+	hist = append([]Version{v}, hist...)
+	var dropped []Version
+	if len(hist) > KeepVersions {
+		hist, dropped = hist[:KeepVersions], hist[KeepVersions:]
+	}
+	hb, err := json.Marshal(hist)
+	if err != nil {
+		return err
+	}
+	if err := r.kv.PutOnce(ctx, historyKey, hb, TTL); err != nil {
+		return fmt.Errorf("model registry: record version %s: %w", v.Version, err)
+	}
+	if err := r.kv.PutOnce(ctx, currentKey, b, TTL); err != nil {
+		return fmt.Errorf("model registry: make %s current: %w", v.Version, err)
+	}
+	// Versions that fell out of the history can no longer be rolled back
+	// to: free their weights (megabytes each) unless still listed.
+	for _, d := range dropped {
+		if !listed(hist, d.Version) {
+			_, _ = r.kv.Take(ctx, blobPrefix+d.Version)
+		}
+	}
+	return nil
+}
+
+func listed(hist []Version, version string) bool {
+	for _, h := range hist {
+		if h.Version == version {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Registry) expectCurrent(ctx context.Context, expect string) error {
+	cur, err := r.Current(ctx)
+	switch {
+	case errors.Is(err, ErrNone):
+		if expect != "" {
+			return fmt.Errorf("%w: nothing is published, expected %s", ErrConflict, expect)
+		}
+		return nil
+	case err != nil:
+		return err
+	case cur.Version != expect:
+		return fmt.Errorf("%w: it is %s, expected %q", ErrConflict, cur.Version, expect)
+	}
+	return nil
+}
+
+// lock takes the registry's lock; it expires by itself if its holder dies.
+func (r *Registry) lock(ctx context.Context) (func(), error) {
+	n, err := r.kv.Incr(ctx, lockKey, lockTTL)
+	if err != nil {
+		return nil, fmt.Errorf("model registry: lock: %w", err)
+	}
+	if n != 1 {
+		return nil, ErrBusy
+	}
+	return func() { _, _ = r.kv.Take(context.WithoutCancel(ctx), lockKey) }, nil
+}
