@@ -11,23 +11,9 @@ import (
 	"time"
 
 	"github.com/advcaptcha/advcaptcha/captchapool"
-	"github.com/advcaptcha/advcaptcha/internal/redistest"
 	"github.com/advcaptcha/advcaptcha/store"
+	"github.com/advcaptcha/advcaptcha/store/storetest"
 )
-
-func stores(t *testing.T) map[string]store.Store {
-	mem, err := store.NewMemory(store.MemoryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := redistest.Start(t)
-	red, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "pooltest:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mem.Close(); red.Close() })
-	return map[string]store.Store{"memory": mem, "redis": red}
-}
 
 func entry(text string) *captchapool.Entry {
 	return &captchapool.Entry{Text: text, Method: "test", PNG: []byte("png of " + text)}
@@ -53,7 +39,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestFillerKeepsThePoolAtItsSize(t *testing.T) {
-	for name, s := range stores(t) {
+	for name, s := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			var made atomic.Int64
@@ -92,7 +78,7 @@ func TestFillerKeepsThePoolAtItsSize(t *testing.T) {
 }
 
 func TestFillerSurvivesPanicsAndErrors(t *testing.T) {
-	s := stores(t)["redis"]
+	s := storetest.MemoryAndRedis(t)["redis"]
 	var calls atomic.Int64
 	var mu sync.Mutex
 	var errs []error
@@ -130,7 +116,7 @@ func TestFillerSurvivesPanicsAndErrors(t *testing.T) {
 // can make the filler slower, never faster: a worker with a budget of a
 // quarter must rest three times as long as it generates.
 func TestFillerKeepsItsCPUBudget(t *testing.T) {
-	s := stores(t)["memory"]
+	s := storetest.MemoryAndRedis(t)["memory"]
 	const gen, n = 20 * time.Millisecond, 8
 	f := &captchapool.Filler{
 		Store: s, Key: "pool:budget", Size: n, TTL: time.Minute, Workers: 1, CPUBudget: 0.25,
@@ -150,7 +136,7 @@ func TestFillerKeepsItsCPUBudget(t *testing.T) {
 }
 
 func TestPopDropsCorruptEntries(t *testing.T) {
-	for name, s := range stores(t) {
+	for name, s := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			good, err := entry("good").Marshal()

@@ -12,30 +12,15 @@ import (
 	"time"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
-	"github.com/advcaptcha/advcaptcha/internal/redistest"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/store"
+	"github.com/advcaptcha/advcaptcha/store/storetest"
 )
 
 // logWriter is what the gateway does to the logs.
 type logWriter interface {
 	Append(ctx context.Context, log string, record []byte) error
 	LogReader
-}
-
-func stores(t *testing.T) map[string]logWriter {
-	mem, err := store.NewMemory(store.MemoryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mem.Close() })
-	srv := redistest.Start(t)
-	rd, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "t:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rd.Close() })
-	return map[string]logWriter{"memory": mem, "redis": rd}
 }
 
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
@@ -92,7 +77,7 @@ func TestCollect(t *testing.T) {
 	style := captcha.DefaultStyle()
 	c, _ := style.Generate(424242)
 	advPNG, _ := captcha.EncodePNG(c.Image)
-	for name, logs := range stores(t) {
+	for name, logs := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
 			s := scenario{t: t, logs: logs, png: advPNG}
 			// The bot answers from device "bot" at 9:50 and 10:30 and is

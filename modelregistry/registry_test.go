@@ -6,25 +6,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/advcaptcha/advcaptcha/internal/redistest"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/store"
+	"github.com/advcaptcha/advcaptcha/store/storetest"
 )
-
-func stores(t *testing.T) map[string]store.Store {
-	mem, err := store.NewMemory(store.MemoryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mem.Close() })
-	srv := redistest.Start(t)
-	rd, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "t:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rd.Close() })
-	return map[string]store.Store{"memory": mem, "redis": rd}
-}
 
 // small models with distinct weights, so distinct versions.
 func models(t *testing.T, n int) []*solver.Model {
@@ -45,7 +30,7 @@ func models(t *testing.T, n int) []*solver.Model {
 func TestPublishFollowAndRollBack(t *testing.T) {
 	ctx := context.Background()
 	ms := models(t, 3)
-	for name, st := range stores(t) {
+	for name, st := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
 			r := New(st)
 			if _, err := r.Current(ctx); !errors.Is(err, ErrNone) {
@@ -97,7 +82,7 @@ func TestPublishFollowAndRollBack(t *testing.T) {
 func TestConcurrentPublishOneWins(t *testing.T) {
 	ctx := context.Background()
 	ms := models(t, 9)
-	for name, st := range stores(t) {
+	for name, st := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
 			r := New(st)
 			base, err := r.Publish(ctx, ms[0], "", Version{})
@@ -135,7 +120,7 @@ func TestConcurrentPublishOneWins(t *testing.T) {
 func TestCorruptVersionRefused(t *testing.T) {
 	ctx := context.Background()
 	ms := models(t, 1)
-	for name, st := range stores(t) {
+	for name, st := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
 			r := New(st)
 			v, err := r.Publish(ctx, ms[0], "", Version{})

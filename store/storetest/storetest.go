@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/advcaptcha/advcaptcha/internal/redistest"
 	"github.com/advcaptcha/advcaptcha/store"
 )
 
@@ -396,4 +397,22 @@ func RunValues(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("incr after take: %d %v", n, err)
 		}
 	})
+}
+
+// MemoryAndRedis returns a fresh in-memory store and a store on a real
+// redis-server started for the test, for tests that must hold on both.
+func MemoryAndRedis(t *testing.T) map[string]store.Store {
+	t.Helper()
+	mem, err := store.NewMemory(store.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	srv := redistest.Start(t)
+	red, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { red.Close() })
+	return map[string]store.Store{"memory": mem, "redis": red}
 }
