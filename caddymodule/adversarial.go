@@ -13,6 +13,7 @@ import (
 
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/captchapool"
+	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/store"
@@ -50,6 +51,12 @@ type Adversarial struct {
 	// requests can turn against the server). Each use is counted in
 	// advcaptcha_captchas_served_total.
 	Fallback string `json:"fallback,omitempty"`
+	// FollowModels is how often the store is checked for a newly published
+	// solver model version (`caddy advcaptcha model publish`, or the
+	// learning loop): the pool then generates against it, without a
+	// restart. Default 30s; "off" (a negative value) keeps the configured
+	// model.
+	FollowModels caddy.Duration `json:"follow_models,omitempty"`
 }
 
 func (a *Adversarial) provision() {
@@ -64,6 +71,9 @@ func (a *Adversarial) provision() {
 	}
 	if a.Fallback == "" {
 		a.Fallback = "clean"
+	}
+	if a.FollowModels == 0 {
+		a.FollowModels = caddy.Duration(30 * time.Second)
 	}
 }
 
@@ -91,35 +101,55 @@ func (a *Adversarial) validate() error {
 		return fmt.Errorf("cpu_budget %g: want more than 0, at most 1", a.CPUBudget)
 	case a.Fallback != "clean" && a.Fallback != "sync":
 		return fmt.Errorf("fallback %q: want clean or sync", a.Fallback)
+	case a.FollowModels > 0 && time.Duration(a.FollowModels) < 100*time.Millisecond:
+		return fmt.Errorf("follow_models %v: check at most every 100ms", time.Duration(a.FollowModels))
 	}
 	return nil
 }
 
-// pools holds the generation workers, one set per store, pool key and worker
-// settings, so several handlers (sites) with the same settings do not
-// multiply the CPU spent, and a config reload that keeps them does not
-// restart them.
+// pools holds the generation workers, one set per store, attack, starting
+// model and worker settings, so several handlers (sites) with the same
+// settings do not multiply the CPU spent, and a config reload that keeps
+// them does not restart them.
 var pools = caddy.NewUsagePool()
 
-// adversarialPool is a running pool: its generator and filler.
+// adversarialPool is a running pool. It generates against one model
+// version at a time; when a new version is published in the store it
+// switches to it (a new generation with its own pool key) without a
+// restart.
 type adversarialPool struct {
-	gen      *captchapool.Generator
-	key      string
+	cfg      Adversarial
+	style    captcha.Style
+	store    store.Store
 	storeKey string
+	cur      atomic.Pointer[generation]
 	metrics  atomic.Pointer[metrics] // of the handler provisioned last
+	ctx      context.Context
 	stop     context.CancelFunc
-	done     chan struct{}
+	done     sync.WaitGroup // the watcher and every generation's workers
 	logger   *zap.Logger
 }
 
-// Destruct stops the workers without waiting for them: a worker finishes
-// the captcha it is computing (up to seconds) in the background, so a config
-// reload is not held up; the pool's store reference is released when the
-// last worker is done.
+// generation is the pool's state for one model version.
+type generation struct {
+	gen *captchapool.Generator
+	key string // the store queue of this version's captchas
+	// prevKey is the queue of the version before, served from while this
+	// one fills.
+	prevKey string
+	stop    context.CancelFunc
+}
+
+func (p *adversarialPool) current() *generation { return p.cur.Load() }
+
+// Destruct stops the watcher and the workers without waiting for them: a
+// worker finishes the captcha it is computing (up to seconds) in the
+// background, so a config reload is not held up; the pool's store reference
+// is released when the last worker is done.
 func (p *adversarialPool) Destruct() error {
 	p.stop()
 	go func() {
-		<-p.done
+		p.done.Wait()
 		if _, err := stores.Delete(p.storeKey); err != nil {
 			p.logger.Error("releasing the pool's store", zap.Error(err))
 		}
@@ -130,14 +160,11 @@ func (p *adversarialPool) Destruct() error {
 // openPool starts (or joins) the pool for this handler's settings.
 func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error) {
 	a := h.Adversarial
-	sol, err := solver.New(model, solver.Options{Workers: a.Workers})
-	if err != nil {
-		return "", nil, err
-	}
-	gen := &captchapool.Generator{Style: h.style, Solvers: []*solver.Solver{sol}, Attack: a.attack()}
+	attack := a.attack()
 	// Handlers share workers only when everything about them is the same:
 	// a reload that changes workers or the budget starts new ones.
-	key := fmt.Sprintf("%s\x00%s\x00%d/%d/%g/%t", h.storeKey, gen.Key(), a.PoolSize, a.Workers, a.CPUBudget, a.ExternalWorkers)
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d/%d/%g/%t/%v", h.storeKey, attack.String(), model.Version(),
+		a.PoolSize, a.Workers, a.CPUBudget, a.ExternalWorkers, time.Duration(a.FollowModels))
 	v, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
 		// The pool holds its own reference to the store, which outlives
 		// the handler that started it when a reload hands it over.
@@ -145,35 +172,18 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 			return nil, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		p := &adversarialPool{gen: gen, key: gen.Key(), storeKey: h.storeKey, stop: cancel, done: make(chan struct{}),
-			logger: h.logger.With(zap.String("pool", gen.Key()))}
+		p := &adversarialPool{cfg: *a, style: h.style, store: h.store, storeKey: h.storeKey, ctx: ctx, stop: cancel,
+			logger: h.logger.With(zap.String("attack", attack.String()))}
 		p.metrics.Store(h.metrics)
-		if a.ExternalWorkers {
-			close(p.done)
-			return p, nil
+		if err := p.switchTo(model); err != nil {
+			cancel()
+			_, _ = stores.Delete(h.storeKey)
+			return nil, err
 		}
-		logger := p.logger
-		var logOnce sync.Once
-		f := &captchapool.Filler{
-			Store: h.store, Key: p.key, Size: a.PoolSize, TTL: 24 * time.Hour,
-			Workers: a.Workers, CPUBudget: a.CPUBudget, Generate: gen.Generate,
-			Observe: func(took time.Duration, depth int, err error) {
-				m := p.metrics.Load()
-				if err != nil {
-					m.generation.WithLabelValues("error").Observe(took.Seconds())
-					logger.Error("adversarial captcha generation", zap.Error(err))
-					return
-				}
-				m.generation.WithLabelValues("ok").Observe(took.Seconds())
-				m.poolDepth.Set(float64(depth))
-				if depth == a.PoolSize {
-					logOnce.Do(func() { logger.Info("adversarial captcha pool full", zap.Int("size", depth)) })
-				}
-			},
+		if a.FollowModels > 0 {
+			p.done.Add(1)
+			go func() { defer p.done.Done(); p.follow(time.Duration(a.FollowModels)) }()
 		}
-		go func() { defer close(p.done); f.Run(ctx) }()
-		logger.Info("adversarial captcha pool started", zap.String("attack", gen.Attack.String()),
-			zap.String("model", gen.ModelVersion()), zap.Int("workers", a.Workers), zap.Float64("cpu_budget", a.CPUBudget))
 		return p, nil
 	})
 	if err != nil {
@@ -184,13 +194,115 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 	return key, p, nil
 }
 
+// switchTo makes the pool generate against model: it starts workers on
+// the model's own queue and then stops the previous version's.
+func (p *adversarialPool) switchTo(model *solver.Model) error {
+	sol, err := solver.New(model, solver.Options{Workers: p.cfg.Workers})
+	if err != nil {
+		return err
+	}
+	gen := &captchapool.Generator{Style: p.style, Solvers: []*solver.Solver{sol}, Attack: p.cfg.attack()}
+	ctx, cancel := context.WithCancel(p.ctx)
+	g := &generation{gen: gen, key: gen.Key(), stop: cancel}
+	if old := p.current(); old != nil {
+		g.prevKey = old.key
+	}
+	logger := p.logger.With(zap.String("model", gen.ModelVersion()))
+	if !p.cfg.ExternalWorkers {
+		var logOnce sync.Once
+		size := p.cfg.PoolSize
+		f := &captchapool.Filler{
+			Store: p.store, Key: g.key, Size: size, TTL: 24 * time.Hour,
+			Workers: p.cfg.Workers, CPUBudget: p.cfg.CPUBudget, Generate: gen.Generate,
+			Observe: func(took time.Duration, depth int, err error) {
+				m := p.metrics.Load()
+				if err != nil {
+					m.generation.WithLabelValues("error").Observe(took.Seconds())
+					logger.Error("adversarial captcha generation", zap.Error(err))
+					return
+				}
+				m.generation.WithLabelValues("ok").Observe(took.Seconds())
+				m.poolDepth.Set(float64(depth))
+				if depth == size {
+					logOnce.Do(func() { logger.Info("adversarial captcha pool full", zap.Int("size", depth)) })
+				}
+			},
+		}
+		p.done.Add(1)
+		go func() { defer p.done.Done(); f.Run(ctx) }()
+	}
+	old := p.cur.Swap(g)
+	if old != nil {
+		old.stop()
+	}
+	logger.Info("adversarial captcha pool generating", zap.Int("workers", p.cfg.Workers),
+		zap.Float64("cpu_budget", p.cfg.CPUBudget), zap.Bool("external_workers", p.cfg.ExternalWorkers))
+	return nil
+}
+
+// follow checks the model registry every interval and switches to a newly
+// published version. A version that cannot be loaded (corrupt, expired, or
+// for another captcha style) is refused once, loudly, and the pool keeps
+// the model it has.
+func (p *adversarialPool) follow(interval time.Duration) {
+	reg := modelregistry.New(p.store)
+	refused := ""
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		cur, err := reg.Current(p.ctx)
+		switch {
+		case errors.Is(err, modelregistry.ErrNone), p.ctx.Err() != nil:
+		case err != nil:
+			p.logger.Warn("reading the model registry", zap.Error(err))
+		case cur.Version == p.current().gen.ModelVersion(), cur.Version == refused:
+		default:
+			err := p.load(reg, cur.Version)
+			m := p.metrics.Load()
+			if err != nil {
+				refused = cur.Version
+				m.modelChanges.WithLabelValues("refused").Inc()
+				p.logger.Error("published model version refused; keeping the current one",
+					zap.String("version", cur.Version), zap.Error(err))
+				break
+			}
+			refused = ""
+			m.modelChanges.WithLabelValues("loaded").Inc()
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *adversarialPool) load(reg *modelregistry.Registry, version string) error {
+	m, err := reg.Model(p.ctx, version)
+	if err != nil {
+		return err
+	}
+	if err := m.Reads(p.style.Height, p.style.Width, p.style.Charset); err != nil {
+		return err
+	}
+	return p.switchTo(m)
+}
+
 // nextCaptcha returns the captcha to serve: from the pool, or by the
 // fallback when it is empty (or adversarial captchas are off). A plain
 // captcha has Method "none".
 func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 	h := v.h
 	if p := h.pool; p != nil {
-		e, dropped, err := captchapool.Pop(ctx, h.store, p.key)
+		g := p.current()
+		e, dropped, err := captchapool.Pop(ctx, h.store, g.key)
+		if errors.Is(err, store.ErrNotFound) && g.prevKey != "" {
+			// Just after a model change: the previous version's captchas
+			// are still adversarial, serve them while the new pool fills.
+			var more int
+			e, more, err = captchapool.Pop(ctx, h.store, g.prevKey)
+			dropped += more
+		}
 		h.metrics.poolDropped.Add(float64(dropped))
 		switch {
 		case err == nil:
@@ -199,7 +311,7 @@ func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 		case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, captchapool.ErrCorrupt):
 			return nil, err
 		case h.Adversarial.Fallback == "sync":
-			e, err := p.gen.Generate(captchapool.NewSeed())
+			e, err := g.gen.Generate(captchapool.NewSeed())
 			if err != nil {
 				return nil, err
 			}

@@ -19,8 +19,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/solver/solvertest"
+	"github.com/advcaptcha/advcaptcha/store"
 )
 
 // served reads a challenge's record from Redis.
@@ -224,5 +226,68 @@ func assertConfigError(t *testing.T, opts string, wants ...string) {
 	}
 	respond ok
 }`, opts), "caddyfile", want)
+	}
+}
+
+// servedModel asks for challenges until one is served against a model for
+// which accept returns true, and returns that model version.
+func (f *captchaFlow) servedModel(ip string, accept func(model string) bool, within time.Duration) string {
+	f.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		h := suspicious(ip)
+		id := f.challenge(h, "/")
+		if _, _, model, _ := f.served(id); accept(model) {
+			return model
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	f.t.Fatalf("no captcha served against the expected model within %v", within)
+	return ""
+}
+
+// TestPoolFollowsPublishedModel: a version published in the store reaches
+// the running gateway without a restart, and a corrupt one is refused
+// while the gateway keeps the version it has.
+func TestPoolFollowsPublishedModel(t *testing.T) {
+	opts, v1 := withModel(t, "adversarial {\n\t\tpool_size 1\n\t\tcpu_budget 1\n\t\tfollow_models 100ms\n\t\t"+quickAttack+"\n\t}")
+	f, _ := newCaptchaFlow(t, opts)
+	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{f.rdb.Options().Addr}, KeyPrefix: "advc:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	is := func(v string) func(string) bool { return func(m string) bool { return m == v } }
+	f.servedModel("198.51.100.130", is(v1), 2*time.Minute)
+
+	m2, err := solver.NewModel(solver.DefaultArchitecture(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := modelregistry.New(st)
+	v2, err := reg.Publish(ctx, m2, "", modelregistry.Version{Note: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.servedModel("198.51.100.131", is(v2.Version), 2*time.Minute)
+
+	// A version whose stored weights are damaged.
+	m3, _ := solver.NewModel(solver.DefaultArchitecture(), 3)
+	blob := m3.Marshal()
+	blob[len(blob)/2] ^= 0xff
+	from := len(readLog(t))
+	if err := st.PutOnce(ctx, "model:v:"+m3.Version(), blob, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := json.Marshal(modelregistry.Version{Version: m3.Version(), Previous: v2.Version})
+	if err := st.PutOnce(ctx, "model:current", cur, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, from, "published model version refused")
+	for i := 0; i < 3; i++ {
+		if got := f.servedModel("198.51.100.132", func(m string) bool { return m != "" }, 2*time.Minute); got != v2.Version {
+			t.Fatalf("after a corrupt publication: served against %q, want %s kept", got, v2.Version)
+		}
 	}
 }

@@ -88,6 +88,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			external_workers
 //			cpu_budget <share>
 //			fallback clean|sync
+//			follow_models <interval>|off
 //		}
 //		admin_token <token>
 //		device_cookie <name>
@@ -389,6 +390,20 @@ func (h *Handler) unmarshalAdversarial(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&a.Fallback) {
 				return d.ArgErr()
 			}
+		case "follow_models":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			if v == "off" {
+				a.FollowModels = -1
+				break
+			}
+			dur, perr := caddy.ParseDuration(v)
+			if perr != nil || dur <= 0 {
+				return d.Errf("follow_models: %q is not a positive duration or off", v)
+			}
+			a.FollowModels = caddy.Duration(dur)
 		default:
 			return d.Errf("unrecognized adversarial option '%s'", d.Val())
 		}

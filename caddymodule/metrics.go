@@ -20,6 +20,8 @@ type metrics struct {
 	generation  *prometheus.HistogramVec // outcome (ok, error)
 	poolServed  *prometheus.CounterVec   // source (pool, sync, clean)
 	poolDropped prometheus.Counter
+
+	modelChanges *prometheus.CounterVec // outcome (loaded, refused)
 }
 
 func newMetrics(registry *prometheus.Registry) *metrics {
@@ -62,6 +64,10 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 			Namespace: "advcaptcha", Name: "pool_corrupt_total",
 			Help: "Pool entries dropped because they did not decode or failed their checksum.",
 		}),
+		modelChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "advcaptcha", Name: "model_changes_total",
+			Help: "Newly published solver model versions this instance's pools switched to (loaded) or refused (corrupt, expired, another captcha style).",
+		}, []string{"outcome"}),
 	}
 	m.decisions = register(reg, m.decisions)
 	m.score = register(reg, m.score)
@@ -71,6 +77,7 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 	m.generation = register(reg, m.generation)
 	m.poolServed = register(reg, m.poolServed)
 	m.poolDropped = register(reg, m.poolDropped)
+	m.modelChanges = register(reg, m.modelChanges)
 	return m
 }
 
