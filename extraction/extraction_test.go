@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/solver"
+	"github.com/advcaptcha/advcaptcha/solver/solvertest"
 	"github.com/advcaptcha/advcaptcha/store"
 	"github.com/advcaptcha/advcaptcha/store/storetest"
 )
@@ -212,5 +214,59 @@ func TestWriteDataset(t *testing.T) {
 	}
 	if _, err := WriteDataset(t.TempDir(), nil, style.Charset, 8); err == nil {
 		t.Error("no pairs: want an error")
+	}
+}
+
+// An attacker whose solver reads better than the substitute: extraction
+// imitates it, fidelity (here the same as accuracy) rises, and the new model
+// is judged better. The synthetic task of solvertest trains in seconds.
+func TestFineTuneImitatesAttacker(t *testing.T) {
+	base, _, err := solver.Train(context.Background(), solver.TrainConfig{
+		Arch: solvertest.Arch(), Train: solvertest.Samples(64, 1), Batch: 16, Workers: 2, Epochs: 1, LR: 1e-2, Seed: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := FineTune(context.Background(), TuneConfig{
+		Base: base, Pairs: solvertest.Samples(256, 11), HeldOut: solvertest.Samples(64, 12),
+		Clean: solvertest.Samples(64, 13), CleanVal: solvertest.Samples(64, 14),
+		Epochs: 12, Batch: 16, Workers: 2, LR: 1e-2, Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Better || res.FidelityAfter < 0.9 || res.FidelityBefore > 0.5 {
+		t.Fatalf("%+v: want fidelity from under 50%% to at least 90%% and the model judged better", *res)
+	}
+	t.Logf("%s", res.Why)
+}
+
+// Answers with nothing to learn (scrambled texts) give no fidelity gain, or
+// cost clean accuracy; either way the new model is not judged better.
+func TestFineTuneRefusesWorseModel(t *testing.T) {
+	scramble := func(s []solver.Sample) []solver.Sample {
+		for i := range s {
+			b := []byte(s[i].Text)
+			for j := range b {
+				b[j] = "abc"[(i+j*2)%3]
+			}
+			s[i].Text = string(b)
+		}
+		return s
+	}
+	res, err := FineTune(context.Background(), TuneConfig{
+		Base: solvertest.Model(t), Pairs: scramble(solvertest.Samples(128, 11)), HeldOut: scramble(solvertest.Samples(64, 12)),
+		Clean: solvertest.Samples(32, 13), CleanVal: solvertest.Samples(64, 14),
+		Epochs: 2, Batch: 16, Workers: 2, LR: 1e-2, Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Better {
+		t.Fatalf("%+v: judged better", *res)
+	}
+	t.Logf("refused: %s", res.Why)
+	if _, err := FineTune(context.Background(), TuneConfig{Base: solvertest.Model(t), Pairs: solvertest.Samples(5, 1), HeldOut: solvertest.Samples(5, 2)}); !errors.Is(err, ErrTooFewPairs) {
+		t.Fatalf("5 held-out pairs: %v, want ErrTooFewPairs", err)
 	}
 }

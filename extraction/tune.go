@@ -1,0 +1,122 @@
+package extraction
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/advcaptcha/advcaptcha/solver"
+)
+
+// TuneConfig is one extraction run: fine-tune the substitute on attackers'
+// answers mixed with clean ground truth, and measure it before and after.
+type TuneConfig struct {
+	// Base is the substitute in use now.
+	Base *solver.Model
+	// Pairs are attacker-labelled images to train on (the text is the
+	// attacker's answer) and HeldOut those kept to measure fidelity.
+	Pairs, HeldOut []solver.Sample
+	// Clean are correctly labelled clean captchas mixed into training so
+	// the substitute keeps reading ordinary captchas; CleanVal measure it.
+	Clean, CleanVal []solver.Sample
+	// Training settings; defaults 2 epochs of 16 at lr 3e-4.
+	Epochs, Batch, Workers int
+	LR                     float64
+	Seed                   uint64
+	// MaxCleanDrop is how much clean accuracy a new model may lose and
+	// still be better (default 0.01: one point).
+	MaxCleanDrop float64
+	// MinHeldOut is the fewest held-out pairs that make a fidelity
+	// measurement worth acting on (default 20).
+	MinHeldOut int
+	Progress   io.Writer
+}
+
+// TuneResult is what an extraction run measured.
+type TuneResult struct {
+	Model *solver.Model
+	// Fidelity is the share of held-out attacker answers the model
+	// reproduces exactly; CleanAccuracy its accuracy on clean captchas.
+	FidelityBefore, FidelityAfter           float64
+	CleanAccuracyBefore, CleanAccuracyAfter float64
+	// Better says whether the new model should replace the base, and Why.
+	Better bool
+	Why    string
+}
+
+// ErrTooFewPairs is returned when there is not enough to train or measure.
+var ErrTooFewPairs = errors.New("too few attacker answers")
+
+// FineTune runs an extraction: it measures the base, fine-tunes a copy,
+// measures the copy, and says whether the copy is better: more faithful to
+// the attackers' answers without losing clean accuracy.
+func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
+	if cfg.Epochs <= 0 {
+		cfg.Epochs = 2
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 16
+	}
+	if cfg.LR <= 0 {
+		cfg.LR = 3e-4
+	}
+	if cfg.MaxCleanDrop == 0 {
+		cfg.MaxCleanDrop = 0.01
+	}
+	if cfg.MinHeldOut <= 0 {
+		cfg.MinHeldOut = 20
+	}
+	if len(cfg.Pairs) == 0 || len(cfg.HeldOut) < cfg.MinHeldOut {
+		return nil, fmt.Errorf("%w: %d to train on and %d held out (want at least 1 and %d)", ErrTooFewPairs, len(cfg.Pairs), len(cfg.HeldOut), cfg.MinHeldOut)
+	}
+	if len(cfg.CleanVal) == 0 {
+		return nil, errors.New("no clean captchas to measure clean accuracy on")
+	}
+	res := &TuneResult{}
+	var err error
+	if res.FidelityBefore, res.CleanAccuracyBefore, err = measure(cfg.Base, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
+		return nil, err
+	}
+	train := append(append([]solver.Sample(nil), cfg.Pairs...), cfg.Clean...)
+	model, _, err := solver.Train(ctx, solver.TrainConfig{
+		Init: cfg.Base, Train: train, Batch: cfg.Batch, Workers: cfg.Workers, Epochs: cfg.Epochs,
+		LR: cfg.LR, Augment: true, Seed: cfg.Seed, Progress: cfg.Progress,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fine-tune: %w", err)
+	}
+	res.Model = model
+	if res.FidelityAfter, res.CleanAccuracyAfter, err = measure(model, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
+		return nil, err
+	}
+	switch {
+	case res.FidelityAfter <= res.FidelityBefore:
+		res.Why = fmt.Sprintf("fidelity did not improve (%.1f%% → %.1f%%)", 100*res.FidelityBefore, 100*res.FidelityAfter)
+	case res.CleanAccuracyAfter < res.CleanAccuracyBefore-cfg.MaxCleanDrop:
+		res.Why = fmt.Sprintf("clean accuracy fell from %.1f%% to %.1f%%", 100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter)
+	default:
+		res.Better = true
+		res.Why = fmt.Sprintf("fidelity %.1f%% → %.1f%%, clean accuracy %.1f%% → %.1f%%",
+			100*res.FidelityBefore, 100*res.FidelityAfter, 100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter)
+	}
+	return res, nil
+}
+
+// measure returns a model's agreement with held-out answers and its
+// accuracy on clean captchas.
+func measure(m *solver.Model, heldOut, clean []solver.Sample, workers int) (fidelity, cleanAcc float64, err error) {
+	s, err := solver.New(m, solver.Options{Workers: workers})
+	if err != nil {
+		return 0, 0, err
+	}
+	f, err := solver.Evaluate(s, heldOut)
+	if err != nil {
+		return 0, 0, fmt.Errorf("measure fidelity: %w", err)
+	}
+	c, err := solver.Evaluate(s, clean)
+	if err != nil {
+		return 0, 0, fmt.Errorf("measure clean accuracy: %w", err)
+	}
+	return float64(f.Solved) / float64(f.Total), float64(c.Solved) / float64(c.Total), nil
+}
