@@ -24,7 +24,6 @@ import (
 	"github.com/advcaptcha/advcaptcha/captchapool"
 	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
-	"github.com/advcaptcha/advcaptcha/store"
 )
 
 // attackFlags are the flags that describe an attack, shared by the commands
@@ -260,8 +259,7 @@ func parseInts(s string) ([]int, error) {
 }
 
 func poolCommand() *cobra.Command {
-	var addrs []string
-	var masterName, prefix string
+	var rf redisFlags
 	var size, workers int
 	var budget float64
 	var attack attackFlags
@@ -274,25 +272,20 @@ flags and the model must be the gateway's, or the pool key differs and the
 gateways do not see these captchas. The Redis password, if any, is read from
 the environment variable ADVCAPTCHA_REDIS_PASSWORD. Stops on SIGINT/SIGTERM.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(addrs) == 0 {
-				return errors.New("--redis is required")
-			}
-			g, err := attack.generator(workers)
+			st, err := rf.open()
 			if err != nil {
 				return err
 			}
-			st, err := store.NewRedis(store.RedisOptions{
-				Addrs: addrs, MasterName: masterName, KeyPrefix: prefix,
-				Password: os.Getenv("ADVCAPTCHA_REDIS_PASSWORD"),
-			})
+			g, err := attack.generator(workers)
 			if err != nil {
+				st.Close()
 				return err
 			}
 			defer st.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			key := g.Key()
-			fmt.Printf("filling %s%s to %d: %s against %s, %d workers\n", prefix, key, size, g.Attack, g.ModelVersion(), workers)
+			fmt.Printf("filling %s%s to %d: %s against %s, %d workers\n", rf.prefix, key, size, g.Attack, g.ModelVersion(), workers)
 			f := &captchapool.Filler{
 				Store: st, Key: key, Size: size, TTL: 24 * time.Hour, Workers: workers, CPUBudget: budget,
 				Generate: g.Generate,
@@ -310,9 +303,7 @@ the environment variable ADVCAPTCHA_REDIS_PASSWORD. Stops on SIGINT/SIGTERM.`,
 		},
 	}
 	f := c.Flags()
-	f.StringArrayVar(&addrs, "redis", nil, "Redis address (repeatable: several make a Cluster)")
-	f.StringVar(&masterName, "master-name", "", "Sentinel master name (the addresses are Sentinels)")
-	f.StringVar(&prefix, "prefix", "advc:", "key prefix, as the gateway's redis key_prefix")
+	rf.register(f)
 	f.IntVar(&size, "size", 200, "pool size, as the gateway's pool_size")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "generation workers")
 	f.Float64Var(&budget, "cpu-budget", 1, "share of its time each worker spends generating")

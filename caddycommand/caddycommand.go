@@ -21,7 +21,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "advcaptcha",
-		Usage: "<dataset|gallery|sheet|pool|trajectories|train|eval> [flags]",
+		Usage: "<dataset|gallery|sheet|pool|trajectories|train|eval|extract|model> [flags]",
 		Short: "advcaptcha tools: captcha datasets, galleries, slide scoring",
 		Long: `Tools for advcaptcha that run without a server.
 
@@ -33,10 +33,13 @@ func init() {
            method and ε
   pool     fills a shared Redis pool with adversarial captchas
   train    trains a solver model; eval measures one
+  extract  model extraction: attackers' answers from Redis → training data
+           → a fine-tuned substitute, published when it is better
+  model    lists, publishes and rolls back the model versions gateways follow
   trajectories FILE.jsonl
            scores slide-bar drags as single slides of fresh devices`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(datasetCommand(), galleryCommand(), sheetCommand(), poolCommand(), trajectoriesCommand(), trainCommand(), evalCommand())
+			cmd.AddCommand(datasetCommand(), galleryCommand(), sheetCommand(), poolCommand(), trajectoriesCommand(), trainCommand(), evalCommand(), extractCommand(), modelCommand())
 		},
 	})
 }

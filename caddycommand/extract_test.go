@@ -1,0 +1,161 @@
+package caddycommand
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/extraction"
+	"github.com/advcaptcha/advcaptcha/internal/redistest"
+	"github.com/advcaptcha/advcaptcha/modelregistry"
+	"github.com/advcaptcha/advcaptcha/solver"
+	"github.com/advcaptcha/advcaptcha/solver/solvertest"
+	"github.com/advcaptcha/advcaptcha/store"
+)
+
+// output runs a command and returns what it printed.
+func output(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
+	t.Helper()
+	var b bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetContext(context.Background())
+	cmd.SetOut(&b)
+	cmd.SetErr(&b)
+	err := cmd.Execute()
+	return b.String(), err
+}
+
+func TestModelCommands(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := solvertest.UntrainedFile(t), untrainedFile(t, 2)
+	ma, _ := solver.Load(a)
+	mb, _ := solver.Load(b)
+	if out, err := output(t, modelCommand(), "list", "--redis", srv.Addr); err != nil || !strings.Contains(out, "no model version published") {
+		t.Fatalf("empty list: %q %v", out, err)
+	}
+	for _, f := range []string{a, b} {
+		if out, err := output(t, modelCommand(), "publish", "--redis", srv.Addr, "--file", f); err != nil || !strings.Contains(out, "published") {
+			t.Fatalf("publish %s: %q %v", f, out, err)
+		}
+	}
+	out, err := output(t, modelCommand(), "list", "--redis", srv.Addr)
+	if err != nil || !strings.Contains(out, "*  "+mb.Version()) || !strings.Contains(out, ma.Version()) {
+		t.Fatalf("list after two publications: %q %v", out, err)
+	}
+	// Rolling back from a version that is not current is refused.
+	if _, err := output(t, modelCommand(), "rollback", "--redis", srv.Addr, "--from", ma.Version()); err == nil {
+		t.Fatal("rollback from a version that is not current succeeded")
+	}
+	if out, err := output(t, modelCommand(), "rollback", "--redis", srv.Addr); err != nil || !strings.Contains(out, "to "+ma.Version()) {
+		t.Fatalf("rollback: %q %v", out, err)
+	}
+	// A file that is not a model is refused before anything is published.
+	bad := filepath.Join(t.TempDir(), "bad.crnn")
+	_ = os.WriteFile(bad, []byte("not a model"), 0o644)
+	if _, err := output(t, modelCommand(), "publish", "--redis", srv.Addr, "--file", bad); err == nil {
+		t.Fatal("published a file that is not a model")
+	}
+	st, _ := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
+	defer st.Close()
+	if cur, err := modelregistry.New(st).Current(context.Background()); err != nil || cur.Version != ma.Version() {
+		t.Fatalf("current after rollback: %+v %v", cur, err)
+	}
+}
+
+func untrainedFile(t *testing.T, seed uint64) string {
+	m, err := solver.NewModel(solver.DefaultArchitecture(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.crnn")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestExtractCommand: the gateway's logs in Redis → the attacker's
+// answers on disk → a fine-tuned model, published or not as measured.
+func TestExtractCommand(t *testing.T) {
+	srv := redistest.Start(t)
+	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	appendJSON := func(log string, v any) {
+		b, _ := json.Marshal(v)
+		if err := st.Append(ctx, log, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	appendJSON(extraction.LabelLog, extraction.LabelEvent{Kind: extraction.Labelled, Entity: "dev:bot", Reason: "webdriver",
+		Source: extraction.SourceRule, At: now, Expires: now.Add(time.Hour)})
+	style := captcha.DefaultStyle()
+	_ = style.Validate()
+	for i := range 30 {
+		c, _ := style.Generate(uint64(500 + i))
+		png, _ := captcha.EncodePNG(c.Image)
+		sum := sha256.Sum256(png)
+		id := "c" + strings.Repeat("x", 20) + string(rune('A'+i))
+		dev := "bot"
+		if i%3 == 0 {
+			dev = "person"
+		}
+		appendJSON(extraction.CaptchaLog, extraction.CaptchaEvent{Kind: extraction.Served, ID: id, At: now, Truth: c.Text, Seed: uint64(500 + i),
+			Renderer: captcha.RendererVersion, PNGSHA256: hex.EncodeToString(sum[:]), Method: "none", IP: "203.0.113.1", Device: dev})
+		appendJSON(extraction.CaptchaLog, extraction.CaptchaEvent{Kind: extraction.Answer, ID: id, At: now.Add(time.Second), Answer: "k3xm",
+			Method: "none", IP: "203.0.113.1", Device: dev})
+	}
+	dir := t.TempDir()
+	out, err := output(t, extractCommand(), "--redis", srv.Addr, "--out", dir)
+	if err != nil || !strings.Contains(out, "attackers' answers: 20 ") {
+		t.Fatalf("extract: %q %v", out, err)
+	}
+	train, _ := solver.LoadDataset(filepath.Join(dir, "train"), solver.DefaultArchitecture())
+	held, _ := solver.LoadDataset(filepath.Join(dir, "heldout"), solver.DefaultArchitecture())
+	if len(train)+len(held) != 20 || len(held) == 0 {
+		t.Fatalf("datasets: %d to train on, %d held out; want 20 in all", len(train), len(held))
+	}
+	for _, s := range append(train, held...) {
+		if s.Text != "k3xm" {
+			t.Fatalf("a pair is labelled %q, not with the attacker's answer", s.Text)
+		}
+	}
+
+	out, err = output(t, extractCommand(), "--redis", srv.Addr, "--out", dir, "--tune", "--publish", "--init", solvertest.UntrainedFile(t),
+		"--clean", "8", "--clean-val", "8", "--epochs", "1", "--min-heldout", "1", "--seed", "3", "--workers", "2")
+	if err != nil {
+		t.Fatalf("extract --tune: %q %v", out, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	cur, curErr := modelregistry.New(st).Current(ctx)
+	switch {
+	case strings.Contains(last, ": published "):
+		if curErr != nil || !strings.HasSuffix(last, cur.Version) {
+			t.Fatalf("says %q, registry has %+v %v", last, cur, curErr)
+		}
+	case strings.HasPrefix(last, "extraction: ") && strings.Contains(last, "not published"):
+		if curErr == nil {
+			t.Fatalf("says %q, but %s was published", last, cur.Version)
+		}
+	default:
+		t.Fatalf("last line %q", last)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "model-*.crnn")); len(files) != 1 {
+		t.Fatalf("fine-tuned model files: %v", files)
+	}
+}
