@@ -1,8 +1,11 @@
 package caddycommand
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,12 +21,16 @@ import (
 	"github.com/advcaptcha/advcaptcha/extraction"
 	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/solver"
+	"github.com/advcaptcha/advcaptcha/store"
 )
 
 // maxAnswerLen bounds the attacker answers used as training labels: the
 // solver's 25 steps read at most 12 characters (CTC needs a step between
 // repeated letters).
 const maxAnswerLen = 12
+
+// lastExtractionKey holds the watch's extraction.Mark.
+const lastExtractionKey = "extraction:last"
 
 func extractCommand() *cobra.Command {
 	var rf redisFlags
@@ -33,6 +40,9 @@ func extractCommand() *cobra.Command {
 	var cleanN, cleanValN, epochs, batch, workers, minHeldOut int
 	var lr, maxCleanDrop float64
 	var seed uint64
+	var watch bool
+	var trigger extraction.Trigger
+	var poll time.Duration
 	c := &cobra.Command{
 		Use:   "extract --redis ADDR --out DIR [--tune [--publish]]",
 		Short: "Model extraction: train the substitute on confirmed attackers' answers",
@@ -66,96 +76,17 @@ extractions at once cannot both publish). The last line reads
 				return err
 			}
 			defer st.Close()
-			style := captcha.DefaultStyle()
-			if err := style.Validate(); err != nil {
-				return err
-			}
-			pairs, stats, err := extraction.Collect(ctx, st, extraction.Options{Lookback: lookback, Style: &style})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "logs: %d captchas served, %d answers (%d without their served record), %d label records\n",
-				stats.Served, stats.Answers, stats.Orphans, stats.Labels)
-			fmt.Fprintf(w, "attackers' answers: %d (%d not reproducible); everyone else's: %d\n", stats.Attacker, stats.Unreproducible, stats.Other)
-			if len(pairs) == 0 {
-				fmt.Fprintln(w, "extraction: no attacker answers yet: not published (nothing to learn from)")
-				return nil
-			}
-			ds, err := extraction.WriteDataset(out, pairs, style.Charset, maxAnswerLen)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "wrote %s: %d to train on, %d held out, %d unusable answers\n", out, ds.Train, ds.HeldOut, ds.Unusable)
-			if !tune {
-				return nil
-			}
-
-			reg := modelregistry.New(st)
-			base, expect, err := extractionBase(cmd, reg, initPath)
-			if err != nil {
-				return err
-			}
-			train, err := solver.LoadDataset(filepath.Join(out, "train"), base.Arch)
-			if err != nil && ds.Train > 0 {
-				return err
-			}
-			heldOut, err := solver.LoadDataset(filepath.Join(out, "heldout"), base.Arch)
-			if err != nil && ds.HeldOut > 0 {
-				return err
-			}
-			if seed == 0 {
-				seed = captchapool.NewSeed()
-			}
-			clean, err := cleanSamples(&style, cleanN, seed)
-			if err != nil {
-				return err
-			}
-			cleanVal, err := cleanSamples(&style, cleanValN, seed+uint64(cleanN))
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "fine-tuning %s on %d answers and %d clean captchas (seed %d)\n", base.Version(), len(train), len(clean), seed)
-			res, err := extraction.FineTune(ctx, extraction.TuneConfig{
-				Base: base, Pairs: train, HeldOut: heldOut, Clean: clean, CleanVal: cleanVal,
-				Epochs: epochs, Batch: batch, Workers: workers, LR: lr, Seed: seed,
-				MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
-			})
-			if errors.Is(err, extraction.ErrTooFewPairs) {
-				fmt.Fprintf(w, "extraction: %v: not published (too few answers)\n", err)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			m := res.Model
-			m.Info = map[string]string{
-				"trained": time.Now().UTC().Format(time.RFC3339),
-				"about": fmt.Sprintf("model extraction from %s: %d attacker answers (%d held out) and %d clean captchas (seed %d)",
-					base.Version(), len(train), len(heldOut), len(clean), seed),
-				"init": base.Version(), "fidelity": fmt.Sprintf("%.4f", res.FidelityAfter),
-				"clean_accuracy": fmt.Sprintf("%.4f", res.CleanAccuracyAfter), "epochs": strconv.Itoa(epochs),
-			}
-			path := filepath.Join(out, "model-"+m.Version()+".crnn")
-			if err := m.Save(path); err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "wrote %s\n", path)
-			switch {
-			case !res.Better:
-				fmt.Fprintf(w, "extraction: %s: not published (%s)\n", res.Why, "not better")
-			case !publish:
-				fmt.Fprintf(w, "extraction: %s: not published (no --publish)\n", res.Why)
-			default:
-				v, err := reg.Publish(ctx, m, expect, modelregistry.Version{
-					Note: "extraction: " + res.Why, Fidelity: res.FidelityAfter, CleanAccuracy: res.CleanAccuracyAfter,
-				})
+			x := &extractRun{w: w, st: st, out: out, initPath: initPath, lookback: lookback, tune: tune, publish: publish,
+				cleanN: cleanN, cleanValN: cleanValN, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
+					LR: lr, Seed: seed, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr}}
+			if !watch {
+				pairs, err := x.collect(ctx)
 				if err != nil {
-					fmt.Fprintf(w, "extraction: %s: not published (%v)\n", res.Why, err)
 					return err
 				}
-				fmt.Fprintf(w, "extraction: %s: published %s\n", res.Why, v.Version)
+				return x.run(ctx, pairs)
 			}
-			return nil
+			return x.watch(ctx, trigger, poll)
 		},
 	}
 	f := c.Flags()
@@ -174,18 +105,179 @@ extractions at once cannot both publish). The last line reads
 	f.Float64Var(&maxCleanDrop, "max-clean-drop", 0.01, "clean accuracy the new model may lose and still be published")
 	f.IntVar(&minHeldOut, "min-heldout", 20, "fewest held-out answers to decide on")
 	f.Uint64Var(&seed, "seed", 0, "seed of the clean captchas and the training order (default random)")
+	f.BoolVar(&watch, "watch", false, "keep running: extract (with --tune/--publish) whenever a trigger is due")
+	f.DurationVar(&trigger.Every, "every", 0, "with --watch: run at least this often")
+	f.IntVar(&trigger.NewPairs, "after-pairs", 0, "with --watch: run once this many new attacker answers arrived")
+	f.Float64Var(&trigger.SuccessAbove, "success-above", 0, "with --watch: run when attackers solve more than this share of adversarial captchas")
+	f.IntVar(&trigger.MinAnswers, "min-answers", 50, "with --watch: fewest adversarial answers to judge --success-above on")
+	f.DurationVar(&poll, "poll", time.Minute, "with --watch: how often to read the logs")
 	return c
+}
+
+// extractRun is one configured extract command.
+type extractRun struct {
+	w                 io.Writer
+	st                *store.Redis
+	out, initPath     string
+	lookback          time.Duration
+	tune, publish     bool
+	cleanN, cleanValN int
+	cfg               extraction.TuneConfig
+}
+
+// collect reads the logs and reports what they hold.
+func (x *extractRun) collect(ctx context.Context) ([]extraction.Pair, error) {
+	style := captcha.DefaultStyle()
+	if err := style.Validate(); err != nil {
+		return nil, err
+	}
+	pairs, stats, err := extraction.Collect(ctx, x.st, extraction.Options{Lookback: x.lookback, Style: &style})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(x.w, "logs: %d captchas served, %d answers (%d without their served record), %d label records\n",
+		stats.Served, stats.Answers, stats.Orphans, stats.Labels)
+	fmt.Fprintf(x.w, "attackers' answers: %d (%d not reproducible); everyone else's: %d\n", stats.Attacker, stats.Unreproducible, stats.Other)
+	return pairs, nil
+}
+
+// run writes the pairs and, with --tune, fine-tunes and maybe publishes.
+func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
+	w := x.w
+	if len(pairs) == 0 {
+		fmt.Fprintln(w, "extraction: no attacker answers yet: not published (nothing to learn from)")
+		return nil
+	}
+	style := captcha.DefaultStyle()
+	if err := style.Validate(); err != nil {
+		return err
+	}
+	ds, err := extraction.WriteDataset(x.out, pairs, style.Charset, maxAnswerLen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wrote %s: %d to train on, %d held out, %d unusable answers\n", x.out, ds.Train, ds.HeldOut, ds.Unusable)
+	if !x.tune {
+		return nil
+	}
+	reg := modelregistry.New(x.st)
+	base, expect, err := extractionBase(ctx, reg, x.initPath)
+	if err != nil {
+		return err
+	}
+	cfg := x.cfg
+	cfg.Base = base
+	if cfg.Pairs, err = loadIfAny(filepath.Join(x.out, "train"), base.Arch, ds.Train); err != nil {
+		return err
+	}
+	if cfg.HeldOut, err = loadIfAny(filepath.Join(x.out, "heldout"), base.Arch, ds.HeldOut); err != nil {
+		return err
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = captchapool.NewSeed()
+	}
+	if cfg.Clean, err = cleanSamples(&style, x.cleanN, cfg.Seed); err != nil {
+		return err
+	}
+	if cfg.CleanVal, err = cleanSamples(&style, x.cleanValN, cfg.Seed+uint64(x.cleanN)); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "fine-tuning %s on %d answers and %d clean captchas (seed %d)\n", base.Version(), len(cfg.Pairs), len(cfg.Clean), cfg.Seed)
+	res, err := extraction.FineTune(ctx, cfg)
+	if errors.Is(err, extraction.ErrTooFewPairs) {
+		fmt.Fprintf(w, "extraction: %v: not published (too few answers)\n", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m := res.Model
+	m.Info = map[string]string{
+		"trained": time.Now().UTC().Format(time.RFC3339),
+		"about": fmt.Sprintf("model extraction from %s: %d attacker answers (%d held out) and %d clean captchas (seed %d)",
+			base.Version(), len(cfg.Pairs), len(cfg.HeldOut), len(cfg.Clean), cfg.Seed),
+		"init": base.Version(), "fidelity": fmt.Sprintf("%.4f", res.FidelityAfter),
+		"clean_accuracy": fmt.Sprintf("%.4f", res.CleanAccuracyAfter), "epochs": strconv.Itoa(cfg.Epochs),
+	}
+	path := filepath.Join(x.out, "model-"+m.Version()+".crnn")
+	if err := m.Save(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wrote %s\n", path)
+	switch {
+	case !res.Better:
+		fmt.Fprintf(w, "extraction: %s: not published (not better)\n", res.Why)
+	case !x.publish:
+		fmt.Fprintf(w, "extraction: %s: not published (no --publish)\n", res.Why)
+	default:
+		v, err := reg.Publish(ctx, m, expect, modelregistry.Version{
+			Note: "extraction: " + res.Why, Fidelity: res.FidelityAfter, CleanAccuracy: res.CleanAccuracyAfter,
+		})
+		if err != nil {
+			fmt.Fprintf(w, "extraction: %s: not published (%v)\n", res.Why, err)
+			return err
+		}
+		fmt.Fprintf(w, "extraction: %s: published %s\n", res.Why, v.Version)
+	}
+	return nil
+}
+
+// watch reads the logs every poll and runs an extraction whenever the
+// trigger is due, until ctx ends. A failed run is reported and retried at
+// the next due time; it does not stop the watch.
+func (x *extractRun) watch(ctx context.Context, trigger extraction.Trigger, poll time.Duration) error {
+	if trigger == (extraction.Trigger{MinAnswers: trigger.MinAnswers}) {
+		return errors.New("--watch needs a trigger: --every, --after-pairs or --success-above")
+	}
+	// The time of the last run is kept in the store, so a restarted watch
+	// does not count the same answers again.
+	var last extraction.Mark
+	if b, err := x.st.Peek(ctx, lastExtractionKey); err == nil {
+		_ = json.Unmarshal(b, &last)
+	}
+	for {
+		pairs, err := x.collect(ctx)
+		if err != nil {
+			fmt.Fprintf(x.w, "reading the logs: %v\n", err)
+		} else if due, why := trigger.Due(time.Now(), last, pairs); due {
+			fmt.Fprintf(x.w, "extraction due: %s\n", why)
+			if err := x.run(ctx, pairs); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				fmt.Fprintf(x.w, "extraction failed: %v\n", err)
+			}
+			last = extraction.MarkAfter(time.Now(), pairs)
+			if b, err := json.Marshal(last); err == nil {
+				if err := x.st.PutOnce(ctx, lastExtractionKey, b, 30*24*time.Hour); err != nil {
+					fmt.Fprintf(x.w, "recording the extraction time: %v\n", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll):
+		}
+	}
+}
+
+func loadIfAny(dir string, a solver.Architecture, n int) ([]solver.Sample, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	return solver.LoadDataset(dir, a)
 }
 
 // extractionBase is the model extraction starts from, and the published
 // version a new one must replace ("" when none is published).
-func extractionBase(cmd *cobra.Command, reg *modelregistry.Registry, initPath string) (*solver.Model, string, error) {
-	expect, err := currentVersion(cmd.Context(), reg)
+func extractionBase(ctx context.Context, reg *modelregistry.Registry, initPath string) (*solver.Model, string, error) {
+	expect, err := currentVersion(ctx, reg)
 	if err != nil {
 		return nil, "", err
 	}
 	if expect != "" {
-		m, err := reg.Model(cmd.Context(), expect)
+		m, err := reg.Model(ctx, expect)
 		return m, expect, err
 	}
 	m, err := loadModelOrDefault(initPath)

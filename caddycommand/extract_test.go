@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,31 +96,7 @@ func TestExtractCommand(t *testing.T) {
 	}
 	defer st.Close()
 	ctx := context.Background()
-	appendJSON := func(log string, v any) {
-		b, _ := json.Marshal(v)
-		if err := st.Append(ctx, log, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now()
-	appendJSON(extraction.LabelLog, extraction.LabelEvent{Kind: extraction.Labelled, Entity: "dev:bot", Reason: "webdriver",
-		Source: extraction.SourceRule, At: now, Expires: now.Add(time.Hour)})
-	style := captcha.DefaultStyle()
-	_ = style.Validate()
-	for i := range 30 {
-		c, _ := style.Generate(uint64(500 + i))
-		png, _ := captcha.EncodePNG(c.Image)
-		sum := sha256.Sum256(png)
-		id := "c" + strings.Repeat("x", 20) + string(rune('A'+i))
-		dev := "bot"
-		if i%3 == 0 {
-			dev = "person"
-		}
-		appendJSON(extraction.CaptchaLog, extraction.CaptchaEvent{Kind: extraction.Served, ID: id, At: now, Truth: c.Text, Seed: uint64(500 + i),
-			Renderer: captcha.RendererVersion, PNGSHA256: hex.EncodeToString(sum[:]), Method: "none", IP: "203.0.113.1", Device: dev})
-		appendJSON(extraction.CaptchaLog, extraction.CaptchaEvent{Kind: extraction.Answer, ID: id, At: now.Add(time.Second), Answer: "k3xm",
-			Method: "none", IP: "203.0.113.1", Device: dev})
-	}
+	writeBotAnswers(t, st, 30)
 	dir := t.TempDir()
 	out, err := output(t, extractCommand(), "--redis", srv.Addr, "--out", dir)
 	if err != nil || !strings.Contains(out, "attackers' answers: 20 ") {
@@ -157,5 +135,87 @@ func TestExtractCommand(t *testing.T) {
 	}
 	if files, _ := filepath.Glob(filepath.Join(dir, "model-*.crnn")); len(files) != 1 {
 		t.Fatalf("fine-tuned model files: %v", files)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestExtractWatch: the watch runs once when enough new answers arrived,
+// then waits for new ones instead of counting the same answers again.
+func TestExtractWatch(t *testing.T) {
+	srv := redistest.Start(t)
+	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	writeBotAnswers(t, st, 12)
+	if _, err := output(t, extractCommand(), "--redis", srv.Addr, "--out", t.TempDir(), "--watch"); err == nil {
+		t.Fatal("--watch without a trigger was accepted")
+	}
+	var out syncBuffer
+	cmd := extractCommand()
+	cmd.SetArgs([]string{"--redis", srv.Addr, "--out", t.TempDir(), "--watch", "--after-pairs", "5", "--poll", "50ms"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd.SetContext(ctx)
+	cmd.SetOut(&out)
+	done := make(chan error)
+	go func() { done <- cmd.Execute() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(out.String(), "logs:") < 4 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if strings.Count(got, "extraction due: 8 new attacker answers") != 1 || !strings.Contains(got, "wrote ") {
+		t.Fatalf("want exactly one extraction of the 8 answers, got:\n%s", got)
+	}
+}
+
+// writeBotAnswers logs n clean captchas served and answered "k3xm": two in
+// three by a device labelled as a bot, one in three by a person.
+func writeBotAnswers(t *testing.T, st store.Store, n int) {
+	t.Helper()
+	ctx := context.Background()
+	appendJSON := func(log string, v any) {
+		b, _ := json.Marshal(v)
+		if err := st.Append(ctx, log, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	appendJSON(extraction.LabelLog, extraction.LabelEvent{Kind: extraction.Labelled, Entity: "dev:bot", Reason: "webdriver",
+		Source: extraction.SourceRule, At: now, Expires: now.Add(time.Hour)})
+	style := captcha.DefaultStyle()
+	if err := style.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		c, _ := style.Generate(uint64(500 + i))
+		png, _ := captcha.EncodePNG(c.Image)
+		sum := sha256.Sum256(png)
+		id := "c" + strings.Repeat("x", 19) + strconv.Itoa(10+i)
+		dev := "bot"
+		if i%3 == 0 {
+			dev = "person"
+		}
+		appendJSON(extraction.CaptchaLog, extraction.CaptchaEvent{Kind: extraction.Served, ID: id, At: now, Truth: c.Text, Seed: uint64(500 + i),
+			Renderer: captcha.RendererVersion, PNGSHA256: hex.EncodeToString(sum[:]), Method: "none", IP: "203.0.113.1", Device: dev})
+		appendJSON(extraction.CaptchaLog, extraction.CaptchaEvent{Kind: extraction.Answer, ID: id, At: now.Add(time.Second), Answer: "k3xm",
+			Method: "none", IP: "203.0.113.1", Device: dev})
 	}
 }

@@ -270,3 +270,41 @@ func TestFineTuneRefusesWorseModel(t *testing.T) {
 		t.Fatalf("5 held-out pairs: %v, want ErrTooFewPairs", err)
 	}
 }
+
+func TestTrigger(t *testing.T) {
+	last := Mark{Ran: t0.Add(time.Hour), Seen: t0}
+	pair := func(min int, method string, correct bool) Pair {
+		return Pair{At: t0.Add(time.Duration(min) * time.Minute), Method: method, Correct: correct}
+	}
+	var pairs []Pair
+	for i := range 60 {
+		pairs = append(pairs, pair(-5, "mifgsm", true)) // before the last run: never count
+		pairs = append(pairs, pair(i+1, "mifgsm", i%4 == 0))
+	}
+	cases := []struct {
+		name string
+		tr   Trigger
+		now  time.Time
+		due  bool
+	}{
+		{"nothing set", Trigger{}, t0.Add(2 * time.Hour), false},
+		{"enough new pairs", Trigger{NewPairs: 60}, t0.Add(2 * time.Hour), true},
+		{"not enough new pairs", Trigger{NewPairs: 61}, t0.Add(2 * time.Hour), false},
+		{"success 25% above 20%", Trigger{SuccessAbove: 0.2}, t0.Add(2 * time.Hour), true},
+		{"success 25% not above 30%", Trigger{SuccessAbove: 0.3}, t0.Add(2 * time.Hour), false},
+		{"too few answers to judge success", Trigger{SuccessAbove: 0.2, MinAnswers: 61}, t0.Add(2 * time.Hour), false},
+		{"schedule elapsed", Trigger{Every: time.Hour}, t0.Add(2 * time.Hour), true},
+		{"schedule not elapsed", Trigger{Every: 3 * time.Hour}, t0.Add(2 * time.Hour), false},
+		// The schedule runs from when the last run ran, not from its answers.
+		{"schedule from the run", Trigger{Every: 90 * time.Minute}, t0.Add(2 * time.Hour), false},
+	}
+	for _, c := range cases {
+		if due, why := c.tr.Due(c.now, last, pairs); due != c.due {
+			t.Errorf("%s: due %v (%s), want %v", c.name, due, why, c.due)
+		}
+	}
+	mark := MarkAfter(t0.Add(2*time.Hour), pairs)
+	if due, _ := (Trigger{Every: time.Minute, NewPairs: 1}).Due(t0.Add(3*time.Hour), mark, pairs); due {
+		t.Error("due with no new answers")
+	}
+}
