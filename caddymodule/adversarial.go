@@ -259,6 +259,9 @@ func (p *adversarialPool) follow(interval time.Duration) {
 		default:
 			err := p.load(reg, cur.Version)
 			m := p.metrics.Load()
+			if err == nil && cur.Fidelity > 0 {
+				m.modelFidelity.WithLabelValues(cur.Version).Set(cur.Fidelity)
+			}
 			if err != nil {
 				refused = cur.Version
 				m.modelChanges.WithLabelValues("refused").Inc()

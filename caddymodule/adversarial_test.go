@@ -120,10 +120,14 @@ func TestAdversarialCaptchaComesFromThePool(t *testing.T) {
 		t.Fatalf("%d of %d pixels changed, by up to %d levels: want a perturbation within ε=12", changed, len(gray.Pix), most)
 	}
 
-	// A person who reads it passes.
+	// A person who reads it passes, and is counted as such.
 	r := post(t, "/.advcaptcha/answer", h, answerForm(id, text, "/"))
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/orders" {
 		t.Fatalf("correct answer to an adversarial captcha: %d", r.status)
+	}
+	want := `advcaptcha_captcha_answers_total{captcha="adversarial",client="other",model="` + version + `",outcome="correct"} 1`
+	if m := metricsText(t); !strings.Contains(m, want) {
+		t.Errorf("metrics lack %s", want)
 	}
 }
 

@@ -302,6 +302,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		outcome = "failed"
 	}
 	v.h.metrics.challenges.WithLabelValues("captcha", outcome).Inc()
+	v.h.metrics.countAnswer(rec.Method, rec.Model, labelled, correct)
 	if !correct {
 		v.recordFailure()
 		if audio {

@@ -601,12 +601,7 @@ func TestMetrics(t *testing.T) {
 	get(t, "/", with(curl("198.51.100.140"), "Accept-Encoding", "identity"))        // blocked: ua_automation weighs most
 	get(t, "/", with(browser("198.51.100.141"), "User-Agent", "python-requests/2")) // challenged: the slide is issued
 	get(t, "/", browser("198.51.100.142"))                                          // allowed
-	res, err := http.Get("http://localhost:2999/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b := metricsText(t)
 	for _, want := range []string{
 		`advcaptcha_decisions_total{decision="block",reason="ua_automation"}`,
 		`advcaptcha_decisions_total{decision="challenge",reason="ua_automation"}`,
@@ -614,8 +609,23 @@ func TestMetrics(t *testing.T) {
 		`advcaptcha_challenges_total{outcome="issued",stage="slide"}`,
 		`advcaptcha_score_bucket`,
 	} {
-		if !strings.Contains(string(b), want) {
+		if !strings.Contains(b, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// metricsText returns Caddy's metrics endpoint.
+func metricsText(t *testing.T) string {
+	t.Helper()
+	res, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

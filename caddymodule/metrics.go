@@ -21,7 +21,9 @@ type metrics struct {
 	poolServed  *prometheus.CounterVec   // source (pool, sync, clean)
 	poolDropped prometheus.Counter
 
-	modelChanges *prometheus.CounterVec // outcome (loaded, refused)
+	modelChanges  *prometheus.CounterVec // outcome (loaded, refused)
+	answers       *prometheus.CounterVec // captcha (clean, adversarial), client (attacker, other), outcome (correct, wrong), model
+	modelFidelity *prometheus.GaugeVec   // version
 }
 
 func newMetrics(registry *prometheus.Registry) *metrics {
@@ -68,6 +70,14 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 			Namespace: "advcaptcha", Name: "model_changes_total",
 			Help: "Newly published solver model versions this instance's pools switched to (loaded) or refused (corrupt, expired, another captcha style).",
 		}, []string{"outcome"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "advcaptcha", Name: "captcha_answers_total",
+			Help: "Captcha answers by captcha (clean, adversarial), client (attacker: labelled when answering; other), outcome (correct, wrong) and the model version the captcha was computed against: attackers' success rate on clean and adversarial captchas per version.",
+		}, []string{"captcha", "client", "outcome", "model"}),
+		modelFidelity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "advcaptcha", Name: "model_fidelity",
+			Help: "Agreement with held-out attacker answers that the model extraction measured for a published solver version, when this instance switched to it.",
+		}, []string{"version"}),
 	}
 	m.decisions = register(reg, m.decisions)
 	m.score = register(reg, m.score)
@@ -78,7 +88,24 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 	m.poolServed = register(reg, m.poolServed)
 	m.poolDropped = register(reg, m.poolDropped)
 	m.modelChanges = register(reg, m.modelChanges)
+	m.answers = register(reg, m.answers)
+	m.modelFidelity = register(reg, m.modelFidelity)
 	return m
+}
+
+// countAnswer counts a captcha answer for the attackers' success rate.
+func (m *metrics) countAnswer(method, model string, attacker, correct bool) {
+	captchaKind, client, outcome := "adversarial", "other", "wrong"
+	if method == "none" {
+		captchaKind, model = "clean", "none"
+	}
+	if attacker {
+		client = "attacker"
+	}
+	if correct {
+		outcome = "correct"
+	}
+	m.answers.WithLabelValues(captchaKind, client, outcome, model).Inc()
 }
 
 // register registers c, or returns the collector already registered under
