@@ -3,7 +3,7 @@
 # (white-box) and the transfer solvers of train-transfer.sh, on clean
 # captchas and on captchas perturbed by each method at each ε, each with no
 # preprocessing and with each attacker filter applied once and three times.
-# Writes one table per method and ε to bench/out/adversarial.md.
+# Writes one table per method and ε to bench/adversarial/RESULTS.md.
 #
 #   bench/adversarial/run.sh                 # N=200 captchas per set
 #   METHODS="mifgsm" EPSILONS="8 16" N=100 bench/adversarial/run.sh
@@ -17,7 +17,7 @@ command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteracti
 make -s build
 B=bin/caddy
 D=bench/out/adversarial
-T=bench/out/transfer
+T=bench/adversarial/solvers
 for m in narrow bilstm; do
 	[ -f $T/$m.crnn ] || { echo "missing $T/$m.crnn: run bench/adversarial/train-transfer.sh first" >&2; exit 1; }
 done
@@ -40,12 +40,12 @@ solved() { # solver-model dataset [filter passes] → percent
 	[ $# -gt 2 ] && filter=(--filter "$3" --passes "$4")
 	$B advcaptcha eval "${model[@]}" --data "$2" "${filter[@]}" | awk '/^solved/ {sub("%", "", $4); print $4}'
 }
-out=$D.md
+out=bench/adversarial/RESULTS.md
 {
 	echo "# Solver accuracy on clean and adversarial captchas"
 	echo
 	echo "Command: \`N=$N METHODS=\"$METHODS\" EPSILONS=\"$EPSILONS\" bench/adversarial/run.sh\` ($(date -u +%F), $(nproc) cores)."
-	echo "Substitute: the shipped model; transfer solvers: bench/out/transfer (never attacked)."
+	echo "Substitute: the shipped model; transfer solvers: bench/adversarial/solvers (never attacked)."
 	for s in "${sets[@]}"; do
 		echo
 		if [ $s = clean ]; then echo "## clean"; else

@@ -3,25 +3,28 @@
 # having computed a single gradient against them: this project's training
 # code on clean captchas, with other architectures and seeds than the shipped
 # substitute. Resumable: rerun after an interruption and it continues from
-# the checkpoints. Takes about an hour each on two cores.
+# the checkpoints (bench/out/transfer). The models are committed in
+# bench/adversarial/solvers/, so run.sh does not need this script.
 #
-#   bench/adversarial/train-transfer.sh      # → bench/out/transfer/{narrow,bilstm}.crnn
+#   bench/adversarial/train-transfer.sh      # → bench/adversarial/solvers/{narrow,bilstm}.crnn
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s build
 B=bin/caddy
 D=bench/out/transfer
-mkdir -p $D
+S=bench/adversarial/solvers
+mkdir -p $D $S
 [ -f $D/train/labels.csv ] || $B advcaptcha dataset --count 40000 --seed 5000000 --out $D/train >/dev/null
 [ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 6000000 --out $D/val >/dev/null
 train() {
 	name=$1
 	shift
-	[ -f $D/$name.crnn ] && return
+	[ -f $S/$name.crnn ] && return
 	resume=""
-	[ -f $D/$name.crnn.ckpt ] && resume=--resume
-	OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --out $D/$name.crnn \
-		--epochs 5 --batch 32 --lr 2e-3 $resume "$@" --about "transfer solver $name for bench/adversarial"
+	[ -f $D/$name.ckpt ] && resume=--resume
+	OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --out $S/$name.crnn \
+		--checkpoint $D/$name.ckpt --curve $S/$name.curve.png \
+		--epochs 5 --batch 32 --workers 2 --lr 2e-3 $resume "$@" --about "transfer solver $name for bench/adversarial"
 }
 # Narrower convolutions, one LSTM layer of 128, seed 11.
 train narrow --conv 32/2x2,64/2x2,96/2x1,48/2x1 --hidden 128 --layers 1 --seed 11
