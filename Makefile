@@ -1,5 +1,5 @@
 # advcaptcha — see README.md.
-.PHONY: build run test bench bench-solver fuzz clean
+.PHONY: build run test bench bench-solver simulate fuzz clean
 
 # The solver's matrix products run in OpenBLAS when Debian's libopenblas-dev
 # is installed (about twice as fast as gonum's pure Go; see
@@ -24,6 +24,12 @@ bench:
 # The solver against the same network in PyTorch.
 bench-solver:
 	./bench/solver/run.sh
+
+# The learning loop end to end: a simulated attacker against a real gateway
+# (about half an hour on two cores); last line "stages: clean=… fidelity=…".
+simulate:
+	command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
+	OPENBLAS_NUM_THREADS=1 go run $(BLAS_TAGS) ./bench/simulate
 
 # Short fuzzing of every parser (FUZZTIME=30s by default per target).
 fuzz:
