@@ -219,6 +219,9 @@ func TestBuiltInModel(t *testing.T) {
 
 func assertConfigError(t *testing.T, opts string, wants ...string) {
 	t.Helper()
+	if !strings.Contains(opts, "adversarial") && !strings.Contains(opts, "solver_model") {
+		opts += "\nadversarial off" // as in loadSite
+	}
 	for _, want := range wants {
 		caddytest.AssertLoadError(t, fmt.Sprintf(`{
 	admin localhost:2999

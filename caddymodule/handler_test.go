@@ -33,6 +33,8 @@ func provisionedWith(b *testing.B, redisCfg *RedisConfig) *Handler {
 		Secrets: []string{"bench-secret-0123456789abcdef0123456789"},
 		Redis:   redisCfg,
 		Limits:  &Limits{IP: []float64{0}, Device: []float64{0}, StrictIP: 1e12, StrictDevice: 1e12, StrictAccount: 1e12},
+		// Generation workers would compete with what is measured.
+		Adversarial: &Adversarial{Off: true},
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	b.Cleanup(cancel)
@@ -145,7 +147,7 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add(benchUA, "advc_device=x; advc_clearance=y", "192.0.2.1", `"Chromium";v="131"`, "en")
 	f.Add("curl/8", "", "2001:db8::1", "", "")
 	f.Add("\xff\xfe", "advc_device=\"\"; ;;=", "::ffff:1.2.3.4", `"a";v=`, "\x00")
-	h := &Handler{Secrets: []string{"fuzz-secret-0123456789abcdef0123456789ab"}, Account: "{http.request.header.X-Account}"}
+	h := &Handler{Secrets: []string{"fuzz-secret-0123456789abcdef0123456789ab"}, Account: "{http.request.header.X-Account}", Adversarial: &Adversarial{Off: true}}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	if err := h.Provision(ctx); err != nil {
@@ -185,7 +187,7 @@ func FuzzSlideBody(f *testing.F) {
 	f.Add([]byte(`{"nonce":"AAAAAAAAAAAAAAAAAAAAAA","points":[[0,0,0],[10,1,16]],"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":16,"fingerprint":{"ua":"x"}}`))
 	f.Add([]byte(`{"points":[[1e308,-1e308,1e308]]}`))
 	f.Add([]byte(`[`))
-	h := &Handler{Secrets: []string{"fuzz-secret-0123456789abcdef0123456789ab"}}
+	h := &Handler{Secrets: []string{"fuzz-secret-0123456789abcdef0123456789ab"}, Adversarial: &Adversarial{Off: true}}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	if err := h.Provision(ctx); err != nil {

@@ -74,7 +74,20 @@ func loadProxy(t *testing.T, opts string, up *upstream, proxyOpts string) *caddy
 // loadSite starts (or reconfigures) Caddy on :9080 with advcaptcha set up
 // with opts, then handler, logging to logOutput. Any failure to load ends
 // the test or benchmark: one that could not load its config has not passed.
+//
+// Unless opts configure adversarial captchas or a solver model, they are
+// turned off: generation workers would spend the CPU these tests measure
+// rates and timeouts with (TestBareDirectiveProtectsSensibly keeps them).
 func loadSite(t testing.TB, opts, handler, logOutput string) *caddytest.Tester {
+	t.Helper()
+	if !strings.Contains(opts, "adversarial") && !strings.Contains(opts, "solver_model") {
+		opts += "\nadversarial off"
+	}
+	return loadSiteAsIs(t, opts, handler, logOutput)
+}
+
+// loadSiteAsIs is loadSite with opts exactly as given.
+func loadSiteAsIs(t testing.TB, opts, handler, logOutput string) *caddytest.Tester {
 	t.Helper()
 	tc := caddytest.NewTester(t)
 	tc.InitServer(fmt.Sprintf(`{
@@ -207,7 +220,7 @@ func TestMain(m *testing.M) {
 
 func TestBareDirectiveProtectsSensibly(t *testing.T) {
 	up := newUpstream(t)
-	load(t, "", up)
+	loadSiteAsIs(t, "", "reverse_proxy "+strings.TrimPrefix(up.URL, "http://"), "file "+logFile)
 
 	r := get(t, "/", browser("198.51.100.1"))
 	if r.status != 200 || r.body != "upstream" {
