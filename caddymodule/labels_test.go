@@ -1,12 +1,17 @@
 package caddymodule_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/advcaptcha/advcaptcha/extraction"
 	"github.com/advcaptcha/advcaptcha/internal/redistest"
+	"github.com/advcaptcha/advcaptcha/store"
 )
 
 const adminToken = "operator-token-0123456789abcdefghijklmnop"
@@ -159,4 +164,46 @@ func TestAdminTokenTooShort(t *testing.T) {
 	assertConfigError(t, "admin_token short", "admin_token", "at least 32")
 	t.Setenv("ADVC_TEST_ADMIN_TOKEN", "")
 	assertConfigError(t, "admin_token {env.ADVC_TEST_ADMIN_TOKEN}", "admin_token", "environment variable")
+}
+
+// TestLearningRecordsSurviveRestarts: a captcha answered, then its client
+// labelled by an operator; Redis crashes (SIGKILL) and comes back from its
+// append-only file, and the gateway is reprovisioned with a new store
+// connection. The label is still in force, and the extraction still finds
+// the labelled pair and the label's history.
+func TestLearningRecordsSurviveRestarts(t *testing.T) {
+	srv := redistest.StartPersistent(t)
+	up := newUpstream(t)
+	base := "secret " + testSecret + "\nadmin_token " + adminToken + "\nchallenge captcha\nadversarial off"
+	load(t, "redis "+srv.Addr+"\n"+base, up)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	f := &captchaFlow{t: t, rdb: rdb}
+	h := suspicious("198.51.100.95")
+	id := f.challenge(h, "/")
+	post(t, "/.advcaptcha/answer", h, answerForm(id, "wxyz", "/"))
+	if r := post(t, "/.advcaptcha/admin/labels", adminHeader(adminToken), `{"entity":"ip:198.51.100.95","action":"confirm","reason":"bot farm"}`); r.status != 200 {
+		t.Fatalf("confirm: %d %s", r.status, r.body)
+	}
+
+	srv.Kill()
+	srv.Restart()
+	load(t, "redis "+srv.Addr+" {\n\t\ttimeout 300ms\n\t}\n"+base, up) // a new handler and connection
+
+	if r := get(t, "/", h); r.status != 403 || !strings.Contains(r.body, "Access denied") {
+		t.Fatalf("after the restarts the labelled client got %d", r.status)
+	}
+	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pairs, stats, err := extraction.Collect(context.Background(), st, extraction.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 1 || pairs[0].ID != id || pairs[0].Answer != "wxyz" || stats.Labels != 1 ||
+		!strings.Contains(pairs[0].Reason, "operator: bot farm") || len(pairs[0].PNG) == 0 {
+		t.Fatalf("after the restarts: pairs %+v, stats %+v", pairs, stats)
+	}
 }

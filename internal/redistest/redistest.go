@@ -115,7 +115,22 @@ func (s *Server) Kill() {
 	}
 }
 
-// Restart starts the server again on the same port, empty.
+// StartPersistent is Start with the append-only file on and synced on every
+// write, so that what a write acknowledged survives Kill and Restart.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not found on PATH (run `make test`, which installs Debian's redis-server): %v", err)
+	}
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: []string{"--appendonly", "yes", "--appendfsync", "always"}}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	s.start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// Restart starts the server again on the same port: empty, unless it was
+// started with StartPersistent.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
