@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,12 +275,48 @@ func TestPoolFollowsPublishedModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Requests keep coming while the gateway switches: none may fail.
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var sent, failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; loadCtx.Err() == nil; i++ {
+				h := browser(fmt.Sprintf("198.51.%d.%d", 110+w, i%250))
+				path := "/"
+				if i%2 == 1 {
+					h, path = suspicious(fmt.Sprintf("198.51.%d.%d", 120+w, i%250)), "/.advcaptcha/challenge"
+				}
+				req, _ := http.NewRequest("GET", siteURL+path, nil)
+				req.Header = h
+				res, err := client.Do(req)
+				sent.Add(1)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode >= 500 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
 	reg := modelregistry.New(st)
 	v2, err := reg.Publish(ctx, m2, "", modelregistry.Version{Note: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.servedModel("198.51.100.131", is(v2.Version), 2*time.Minute)
+	stopLoad()
+	wg.Wait()
+	if failed.Load() > 0 || sent.Load() < 10 {
+		t.Fatalf("during the switch %d of %d requests failed", failed.Load(), sent.Load())
+	}
+	t.Logf("%d requests during the switch, none failed", sent.Load())
 
 	// A version whose stored weights are damaged.
 	m3, _ := solver.NewModel(solver.DefaultArchitecture(), 3)
