@@ -2,11 +2,13 @@ package caddycommand
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/captchapool"
+	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
 )
@@ -262,6 +265,7 @@ func poolCommand() *cobra.Command {
 	var rf redisFlags
 	var size, workers int
 	var budget float64
+	var follow time.Duration
 	var attack attackFlags
 	c := &cobra.Command{
 		Use:   "pool --redis ADDR [--redis ADDR…] [attack flags]",
@@ -269,37 +273,57 @@ func poolCommand() *cobra.Command {
 		Long: `Runs generation workers outside the gateway: they keep the pool that gateways
 with "adversarial { external_workers }" serve from at its size. The attack
 flags and the model must be the gateway's, or the pool key differs and the
-gateways do not see these captchas. The Redis password, if any, is read from
-the environment variable ADVCAPTCHA_REDIS_PASSWORD. Stops on SIGINT/SIGTERM.`,
+gateways do not see these captchas; like the gateways, the workers switch to
+a model version published in Redis (--follow-models). The Redis password, if
+any, is read from the environment variable ADVCAPTCHA_REDIS_PASSWORD. Stops
+on SIGINT/SIGTERM.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := cmd.OutOrStdout()
+			if follow > 0 && len(attack.models) > 1 {
+				return errors.New("--follow-models follows one substitute; with an ensemble set --follow-models 0")
+			}
 			st, err := rf.open()
 			if err != nil {
 				return err
 			}
+			defer st.Close()
 			g, err := attack.generator(workers)
 			if err != nil {
-				st.Close()
 				return err
 			}
-			defer st.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			key := g.Key()
-			fmt.Printf("filling %s%s to %d: %s against %s, %d workers\n", rf.prefix, key, size, g.Attack, g.ModelVersion(), workers)
-			f := &captchapool.Filler{
-				Store: st, Key: key, Size: size, TTL: 24 * time.Hour, Workers: workers, CPUBudget: budget,
-				Generate: g.Generate,
-				Observe: func(took time.Duration, depth int, err error) {
-					if err != nil {
-						fmt.Fprintln(os.Stderr, "generation:", err)
-						return
-					}
-					fmt.Printf("\rdepth %d/%d, last captcha %v   ", depth, size, took.Round(time.Millisecond))
-				},
+			reg := modelregistry.New(st)
+			for {
+				key := g.Key()
+				fmt.Fprintf(w, "filling %s%s to %d: %s against %s, %d workers\n", rf.prefix, key, size, g.Attack, g.ModelVersion(), workers)
+				f := &captchapool.Filler{
+					Store: st, Key: key, Size: size, TTL: 24 * time.Hour, Workers: workers, CPUBudget: budget,
+					Generate: g.Generate,
+					Observe: func(took time.Duration, depth int, err error) {
+						if err != nil {
+							fmt.Fprintln(cmd.ErrOrStderr(), "generation:", err)
+							return
+						}
+						fmt.Fprintf(w, "\rdepth %d/%d, last captcha %v   ", depth, size, took.Round(time.Millisecond))
+					},
+				}
+				runCtx, cancel := context.WithCancel(ctx)
+				done := make(chan struct{})
+				go func() { defer close(done); f.Run(runCtx) }()
+				next := awaitNewModel(ctx, w, reg, g.ModelVersion(), follow)
+				cancel()
+				<-done
+				fmt.Fprintln(w)
+				if next == nil {
+					return nil
+				}
+				sol, err := solver.New(next, solver.Options{Workers: workers})
+				if err != nil {
+					return err
+				}
+				g = &captchapool.Generator{Style: g.Style, Solvers: []*solver.Solver{sol}, Attack: g.Attack}
 			}
-			f.Run(ctx)
-			fmt.Println()
-			return nil
 		},
 	}
 	f := c.Flags()
@@ -307,6 +331,43 @@ the environment variable ADVCAPTCHA_REDIS_PASSWORD. Stops on SIGINT/SIGTERM.`,
 	f.IntVar(&size, "size", 200, "pool size, as the gateway's pool_size")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "generation workers")
 	f.Float64Var(&budget, "cpu-budget", 1, "share of its time each worker spends generating")
+	f.DurationVar(&follow, "follow-models", 30*time.Second, "how often to check Redis for a newly published model (0: never)")
 	attack.register(f)
 	return c
+}
+
+// awaitNewModel returns a newly published model version that reads the
+// default captcha style, checking every interval, or nil when ctx ends (at
+// once when interval is 0). A version that does not load is reported once
+// and skipped.
+func awaitNewModel(ctx context.Context, w io.Writer, reg *modelregistry.Registry, have string, interval time.Duration) *solver.Model {
+	if interval <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	style := captcha.DefaultStyle()
+	_ = style.Validate()
+	refused := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+		cur, err := reg.Current(ctx)
+		if err != nil || cur.Version == have || cur.Version == refused {
+			continue
+		}
+		m, err := reg.Model(ctx, cur.Version)
+		if err == nil {
+			err = m.Reads(style.Height, style.Width, style.Charset)
+		}
+		if err != nil {
+			fmt.Fprintf(w, "\npublished model version %s refused, keeping %s: %v\n", cur.Version, have, err)
+			refused = cur.Version
+			continue
+		}
+		fmt.Fprintf(w, "\nswitching to the published model version %s\n", cur.Version)
+		return m
+	}
 }

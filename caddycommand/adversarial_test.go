@@ -16,9 +16,11 @@ import (
 
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/internal/redistest"
+	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/solver/solvertest"
+	"github.com/advcaptcha/advcaptcha/store"
 )
 
 // quick keeps the attacks of these tests short and attacks an untrained
@@ -104,7 +106,7 @@ func TestPoolCommandFillsRedis(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := execute(ctx, append([]string{"pool", "--redis", srv.Addr, "--size", "2", "--workers", "1"}, quick(t)...)...); err != nil {
+		if err := execute(ctx, append([]string{"pool", "--redis", srv.Addr, "--size", "2", "--workers", "1", "--follow-models", "100ms"}, quick(t)...)...); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -120,6 +122,34 @@ func TestPoolCommandFillsRedis(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the pool command did not fill a pool of 2 within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A newly published version gets its own pool, filled by the same
+	// command without a restart.
+	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m2, _ := solver.NewModel(solver.DefaultArchitecture(), 2)
+	if _, err := modelregistry.New(st).Publish(ctx, m2, "", modelregistry.Version{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		keys, _ := rdb.Keys(ctx, "advc:pool:*").Result()
+		full := 0
+		for _, k := range keys {
+			if n, _ := rdb.LLen(ctx, k).Result(); n == 2 {
+				full++
+			}
+		}
+		if len(keys) == 2 && full == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a publication: pools %v, want a second one filled", keys)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
