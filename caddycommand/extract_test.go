@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -217,5 +218,44 @@ func writeBotAnswers(t *testing.T, st store.Store, n int) {
 			Renderer: captcha.RendererVersion, PNGSHA256: hex.EncodeToString(sum[:]), Method: "none", IP: "203.0.113.1", Device: dev})
 		appendJSON(extraction.CaptchaLog, extraction.CaptchaEvent{Kind: extraction.Answer, ID: id, At: now.Add(time.Second), Answer: "k3xm",
 			Method: "none", IP: "203.0.113.1", Device: dev})
+	}
+}
+
+// TestTrainKeepsBestEpoch: train writes the model, its curve, and the
+// epoch with the best validation to MODEL.best.
+func TestTrainKeepsBestEpoch(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := WriteDataset(data, 32, 1, defaultStyle(t)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m.crnn")
+	if o, err := output(t, trainCommand(), "--data", data, "--val", data, "--out", out, "--epochs", "3", "--batch", "16", "--workers", "2",
+		"--conv", "4/2x2,8/2x2", "--hidden", "8", "--layers", "1", "--lr", "1e-2"); err != nil {
+		t.Fatalf("train: %v\n%s", err, o)
+	}
+	final, err := solver.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best, err := solver.Load(out + ".best")
+	if err != nil {
+		t.Fatalf("no best model: %v", err)
+	}
+	_, hist, err := solver.CheckpointHistory(out + ".ckpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bestEpoch := hist[0]
+	for _, r := range hist {
+		if r.Accuracy > bestEpoch.Accuracy {
+			bestEpoch = r
+		}
+	}
+	if got := best.Info["epoch"]; got != strconv.Itoa(bestEpoch.Epoch) || best.Info["val_text"] != fmt.Sprintf("%.4f", bestEpoch.Accuracy) {
+		t.Errorf("best model is epoch %s (%s), want epoch %d (%.4f)", got, best.Info["val_text"], bestEpoch.Epoch, bestEpoch.Accuracy)
+	}
+	if best.Arch.String() != final.Arch.String() {
+		t.Error("best and final models differ in architecture")
 	}
 }

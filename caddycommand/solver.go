@@ -90,9 +90,28 @@ Table 6 with height-only pooling in the last two blocks.`,
 				Augment: !noAugment, Seed: seed, Checkpoint: checkpoint, Resume: resume,
 				Progress: os.Stderr,
 			}
-			cfg.OnEpoch = func(solver.EpochResult, *solver.Model) {
+			// The epoch with the best validation is kept in MODEL.best:
+			// a run that diverges late (it happens at high learning rates)
+			// loses nothing it had reached. A resumed run compares with the
+			// file already there.
+			bestPath, best := out+".best", -1.0
+			if m, err := solver.Load(bestPath); err == nil {
+				best, _ = strconv.ParseFloat(m.Info["val_text"], 64)
+			}
+			cfg.OnEpoch = func(r solver.EpochResult, m *solver.Model) {
 				if err := writeCurve(curve, checkpoint); err != nil {
 					fmt.Fprintf(os.Stderr, "training curve: %v\n", err)
+				}
+				if len(cfg.Val) == 0 || r.Accuracy <= best {
+					return
+				}
+				best = r.Accuracy
+				snap := m.Clone()
+				snap.Info = map[string]string{"val_text": fmt.Sprintf("%.4f", r.Accuracy), "val_char": fmt.Sprintf("%.4f", r.CharAcc),
+					"epoch": strconv.Itoa(r.Epoch), "step": strconv.Itoa(r.Step), "about": about,
+					"command": "caddy advcaptcha train " + strings.Join(os.Args[3:], " ")}
+				if err := snap.Save(bestPath); err != nil {
+					fmt.Fprintf(os.Stderr, "best model: %v\n", err)
 				}
 			}
 			model, epochsDone, err := solver.Train(ctx, cfg)

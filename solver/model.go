@@ -110,8 +110,8 @@ func NewModel(arch Architecture, seed uint64) (*Model, error) {
 	return m, nil
 }
 
-// clone returns a deep copy, for a trainer to update.
-func (m *Model) clone() *Model {
+// Clone returns a deep copy: for a trainer to update, or to keep a snapshot.
+func (m *Model) Clone() *Model {
 	c := &Model{Arch: m.Arch, Info: map[string]string{}}
 	for k, v := range m.Info {
 		c.Info[k] = v

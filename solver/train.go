@@ -104,7 +104,7 @@ func Train(ctx context.Context, cfg TrainConfig) (*Model, []EpochResult, error) 
 	var model *Model
 	var err error
 	if cfg.Init != nil {
-		model = cfg.Init.clone()
+		model = cfg.Init.Clone()
 	} else if model, err = NewModel(cfg.Arch, cfg.Seed); err != nil {
 		return nil, nil, err
 	}
