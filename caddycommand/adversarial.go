@@ -299,7 +299,7 @@ on SIGINT/SIGTERM.`,
 				fmt.Fprintf(w, "filling %s%s to %d: %s against %s, %d workers\n", rf.prefix, key, size, g.Attack, g.ModelVersion(), workers)
 				f := &captchapool.Filler{
 					Store: st, Key: key, Size: size, TTL: 24 * time.Hour, Workers: workers, CPUBudget: budget,
-					Generate: g.Generate,
+					Generate: g.GenerateContext,
 					Observe: func(took time.Duration, depth int, err error) {
 						if err != nil {
 							fmt.Fprintln(cmd.ErrOrStderr(), "generation:", err)

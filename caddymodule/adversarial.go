@@ -213,7 +213,7 @@ func (p *adversarialPool) switchTo(model *solver.Model) error {
 		size := p.cfg.PoolSize
 		f := &captchapool.Filler{
 			Store: p.store, Key: g.key, Size: size, TTL: 24 * time.Hour,
-			Workers: p.cfg.Workers, CPUBudget: p.cfg.CPUBudget, Generate: gen.Generate,
+			Workers: p.cfg.Workers, CPUBudget: p.cfg.CPUBudget, Generate: gen.GenerateContext,
 			Observe: func(took time.Duration, depth int, err error) {
 				m := p.metrics.Load()
 				if err != nil {

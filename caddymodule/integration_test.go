@@ -123,7 +123,9 @@ var client = &http.Client{
 		t.DisableKeepAlives = true
 		return t
 	}(),
-	Timeout: 10 * time.Second,
+	// Long enough for a captcha computed on the request (fallback sync)
+	// under the race detector, which is many times slower.
+	Timeout: 60 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	},

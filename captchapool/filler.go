@@ -27,8 +27,9 @@ type Filler struct {
 	// CPUBudget is the share of its time a worker spends generating, in
 	// (0, 1]. 1 generates back to back.
 	CPUBudget float64
-	// Generate makes one entry.
-	Generate func(seed uint64) (*Entry, error)
+	// Generate makes one entry; it should give up when ctx is done (the
+	// filler is being stopped).
+	Generate func(ctx context.Context, seed uint64) (*Entry, error)
 	// Observe, when set, is told how each generation went and the pool's
 	// depth after it (for metrics and logs). err is non-nil for a failed
 	// generation, a recovered panic or a store error.
@@ -102,7 +103,7 @@ func (f *Filler) fillOne(ctx context.Context) (took time.Duration, err error) {
 			err = fmt.Errorf("captcha generation panicked: %v", p)
 		}
 	}()
-	e, err := f.Generate(NewSeed())
+	e, err := f.Generate(ctx, NewSeed())
 	if err != nil {
 		return 0, fmt.Errorf("generating captcha: %w", err)
 	}

@@ -46,7 +46,7 @@ func TestFillerKeepsThePoolAtItsSize(t *testing.T) {
 			f := &captchapool.Filler{
 				Store: s, Key: "pool:size", Size: 5, TTL: time.Minute, Workers: 2, CPUBudget: 1,
 				Idle: 10 * time.Millisecond,
-				Generate: func(seed uint64) (*captchapool.Entry, error) {
+				Generate: func(_ context.Context, seed uint64) (*captchapool.Entry, error) {
 					return entry(fmt.Sprint("t", made.Add(1))), nil
 				},
 			}
@@ -85,7 +85,7 @@ func TestFillerSurvivesPanicsAndErrors(t *testing.T) {
 	f := &captchapool.Filler{
 		Store: s, Key: "pool:panic", Size: 3, TTL: time.Minute, Workers: 1, CPUBudget: 1,
 		Idle: time.Millisecond,
-		Generate: func(seed uint64) (*captchapool.Entry, error) {
+		Generate: func(_ context.Context, seed uint64) (*captchapool.Entry, error) {
 			switch calls.Add(1) {
 			case 1:
 				panic("boom")
@@ -120,7 +120,7 @@ func TestFillerKeepsItsCPUBudget(t *testing.T) {
 	const gen, n = 20 * time.Millisecond, 8
 	f := &captchapool.Filler{
 		Store: s, Key: "pool:budget", Size: n, TTL: time.Minute, Workers: 1, CPUBudget: 0.25,
-		Generate: func(seed uint64) (*captchapool.Entry, error) {
+		Generate: func(_ context.Context, seed uint64) (*captchapool.Entry, error) {
 			for start := time.Now(); time.Since(start) < gen; {
 			}
 			return entry(fmt.Sprint(seed)), nil

@@ -77,11 +77,16 @@ type Generator struct {
 
 // Generate renders the captcha of seed and perturbs it.
 func (g *Generator) Generate(seed uint64) (*Entry, error) {
+	return g.GenerateContext(context.Background(), seed)
+}
+
+// GenerateContext is Generate that gives up when ctx is done.
+func (g *Generator) GenerateContext(ctx context.Context, seed uint64) (*Entry, error) {
 	c, err := g.Style.Generate(seed)
 	if err != nil {
 		return nil, fmt.Errorf("rendering captcha: %w", err)
 	}
-	res, err := perturb.Attack(g.Solvers, c.Image, c.Text, g.Attack, seed)
+	res, err := perturb.AttackContext(ctx, g.Solvers, c.Image, c.Text, g.Attack, seed)
 	if err != nil {
 		return nil, err
 	}

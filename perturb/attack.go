@@ -7,6 +7,7 @@
 package perturb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -194,6 +195,13 @@ type Result struct {
 // ensemble). Draws of targets and EOT filters come from seed, so the same
 // inputs give the same image.
 func Attack(subs []*solver.Solver, clean *image.Gray, truth string, cfg Config, seed uint64) (*Result, error) {
+	return AttackContext(context.Background(), subs, clean, truth, cfg, seed)
+}
+
+// AttackContext is Attack that gives up, with ctx's error, between two
+// iterations once ctx is done: a generation worker being stopped does not
+// finish a captcha nobody will serve.
+func AttackContext(ctx context.Context, subs []*solver.Solver, clean *image.Gray, truth string, cfg Config, seed uint64) (*Result, error) {
 	if len(subs) == 0 {
 		return nil, errors.New("perturb: no substitute model")
 	}
@@ -230,6 +238,9 @@ func Attack(subs []*solver.Solver, clean *image.Gray, truth string, cfg Config, 
 	momentum := make([]float32, len(x))
 	step := float32(cfg.Step) / 255
 	for range cfg.Iterations {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		g, err := gradient(subs, x, text, h, w, eot, cfg.EOTSamples, rng)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,8 @@ package perturb
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"image"
 	"testing"
 
@@ -155,5 +157,16 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v validated", c)
 		}
+	}
+}
+
+// A stopped context stops the attack between iterations.
+func TestAttackStopsWithContext(t *testing.T) {
+	s := testSolver(t)
+	imgs, texts := cleanCaptchas(t, s, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := AttackContext(ctx, []*solver.Solver{s}, imgs[0], texts[0], Config{Method: BIM, Epsilon: 8}, 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("attack under a cancelled context: %v, want context.Canceled", err)
 	}
 }
