@@ -66,11 +66,13 @@ var (
 
 const sitePort = 9380
 
+// logger is the simulation's own: Caddy redirects the standard logger.
+var logger = log.New(os.Stderr, "", log.Ltime)
+
 func main() {
 	flag.Parse()
-	log.SetFlags(log.Ltime)
 	if err := run(); err != nil {
-		log.Fatal(err)
+		logger.Fatal(err)
 	}
 }
 
@@ -114,7 +116,10 @@ func run() error {
 	if err := s.load(upstream.Addr().String(), "adversarial off"); err != nil {
 		return err
 	}
-	clean := s.attack(*perStage, func(string) bool { return true })
+	clean, err := s.attack(*perStage, func(string) bool { return true })
+	if err != nil {
+		return err
+	}
 	s.logf("clean: attacker solved %s", clean)
 
 	// (b) adversarial captchas against the shipped substitute.
@@ -122,7 +127,10 @@ func run() error {
 		return err
 	}
 	isSub := func(m string) bool { return m == sub.Version() }
-	adv := s.attack(*perStage, isSub)
+	adv, err := s.attack(*perStage, isSub)
+	if err != nil {
+		return err
+	}
 	s.logf("adversarial: attacker solved %s", adv)
 
 	// (c) the attacker adapts: its human farm labels adversarial captchas
@@ -135,7 +143,10 @@ func run() error {
 		return err
 	}
 	since := time.Now()
-	adaptedRate := s.attack(*collectN, isSub)
+	adaptedRate, err := s.attack(*collectN, isSub)
+	if err != nil {
+		return err
+	}
 	s.logf("adapted: attacker solved %s", adaptedRate)
 
 	// (d) extraction on the answers collected, as `extract --tune --publish`.
@@ -146,7 +157,10 @@ func run() error {
 	s.logf("extraction: %s; published %s", res.Why, published)
 
 	// (e) the gateway follows the new version; the adapted attacker returns.
-	after := s.attack(*perStage, func(m string) bool { return m == published })
+	after, err := s.attack(*perStage, func(m string) bool { return m == published })
+	if err != nil {
+		return err
+	}
 	s.logf("after extraction: attacker solved %s", after)
 
 	line := fmt.Sprintf("stages: clean=%s adversarial=%s adapted=%s after_extraction=%s fidelity=%.1f%%",
@@ -172,7 +186,7 @@ const adversarialBlock = `adversarial {
 
 func (s *sim) logf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	log.Print(msg)
+	logger.Print(msg)
 	fmt.Fprintf(&s.report, "- %s\n", msg)
 }
 
@@ -307,15 +321,23 @@ type challenge struct {
 	Image string `json:"image"`
 }
 
+// challengePage is the gateway's JSON answer with a captcha.
+type challengePage struct {
+	Challenge challenge `json:"challenge"`
+}
+
 // attack has the attacker answer n captchas served against a model that
 // counts (others — e.g. the previous version's, served while a new pool
 // fills — are answered but not scored), moving to a new identity after
 // every perIdentity answers, and bursting first so the old one is labelled.
-func (s *sim) attack(n int, counts func(model string) bool) rate {
+func (s *sim) attack(n int, counts func(model string) bool) (rate, error) {
 	var r rate
 	var id *identity
-	answered := 0
+	answered, refused := 0, 0
 	for r.total < n {
+		if refused == 50 {
+			return r, fmt.Errorf("50 challenge requests in a row gave no captcha")
+		}
 		if id == nil || answered == *perIdentity {
 			if id != nil {
 				id.burst()
@@ -323,15 +345,16 @@ func (s *sim) attack(n int, counts func(model string) bool) rate {
 			id, answered = s.newIdentity(), 0
 		}
 		res, body, err := id.do("GET", "/.advcaptcha/challenge", nil)
-		if err != nil || res.StatusCode != http.StatusForbidden {
+		var page challengePage
+		if err != nil || res.StatusCode != http.StatusForbidden || json.Unmarshal(body, &page) != nil || page.Challenge.ID == "" {
+			if refused++; refused%10 == 0 {
+				logger.Printf("no captcha: %v %v %.200s", err, statusOf(res), body)
+			}
 			id = nil // blocked (labelled), or a failure: move on
 			continue
 		}
-		var ch challenge
-		if json.Unmarshal(body, &ch) != nil || ch.ID == "" {
-			id = nil
-			continue
-		}
+		refused = 0
+		ch := page.Challenge
 		model := s.servedModel(ch.ID)
 		_, img, err := id.do("GET", ch.Image, nil)
 		if err != nil {
@@ -355,7 +378,14 @@ func (s *sim) attack(n int, counts func(model string) bool) rate {
 	if id != nil {
 		id.burst()
 	}
-	return r
+	return r, nil
+}
+
+func statusOf(res *http.Response) int {
+	if res == nil {
+		return 0
+	}
+	return res.StatusCode
 }
 
 // burst sends requests faster than the strict limit allows.
