@@ -327,6 +327,22 @@ func (m *Memory) Range(_ context.Context, log, after string, max int) ([]Record,
 	return out, nil
 }
 
+// Latest implements Store.
+func (m *Memory) Latest(_ context.Context, log string, max int) ([]Record, error) {
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	l := m.logs[log]
+	if l == nil || time.Since(l.touched) > LogTTL {
+		return nil, nil
+	}
+	out := make([]Record, 0, min(max, len(l.records)))
+	for i := len(l.records) - 1; i >= 0 && len(out) < max; i-- {
+		r := l.records[i]
+		out = append(out, Record{ID: r.ID, Value: append([]byte(nil), r.Value...)})
+	}
+	return out, nil
+}
+
 // PushList implements Store.
 func (m *Memory) PushList(_ context.Context, key string, value []byte, keep int, ttl time.Duration) ([][]byte, error) {
 	now := time.Now()

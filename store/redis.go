@@ -431,12 +431,25 @@ func (r *Redis) Range(ctx context.Context, log, after string, max int) ([]Record
 	if err != nil {
 		return nil, fmt.Errorf("redis range %s: %w", log, err)
 	}
+	return streamRecords(msgs), nil
+}
+
+func streamRecords(msgs []redis.XMessage) []Record {
 	out := make([]Record, 0, len(msgs))
 	for _, m := range msgs {
 		v, _ := m.Values["v"].(string)
 		out = append(out, Record{ID: m.ID, Value: []byte(v)})
 	}
-	return out, nil
+	return out
+}
+
+// Latest implements Store.
+func (r *Redis) Latest(ctx context.Context, log string, max int) ([]Record, error) {
+	msgs, err := r.client.XRevRangeN(ctx, r.opts.KeyPrefix+"log:"+log, "+", "-", int64(max)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis latest %s: %w", log, err)
+	}
+	return streamRecords(msgs), nil
 }
 
 // CountAudio implements Store: the count lives in the entity's counters

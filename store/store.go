@@ -133,6 +133,9 @@ type Store interface {
 	// Range returns up to max records of a log after the record id
 	// (after "" for the oldest), oldest first.
 	Range(ctx context.Context, log, after string, max int) ([]Record, error)
+	// Latest returns up to max of a log's newest records, newest first:
+	// what an operator looks at.
+	Latest(ctx context.Context, log string, max int) ([]Record, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

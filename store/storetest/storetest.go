@@ -282,6 +282,16 @@ func RunValues(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if recs, err := s.Range(ctx, "nothing-here", "", 10); err != nil || len(recs) != 0 {
 			t.Fatalf("empty log: %v %v", recs, err)
 		}
+		latest, err := s.Latest(ctx, "records", 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(latest) != 3 || string(latest[0].Value) != "r24" || string(latest[2].Value) != "r22" || latest[0].ID <= latest[1].ID {
+			t.Fatalf("latest 3: %q, want r24 r23 r22 with falling ids", latest)
+		}
+		if recs, err := s.Latest(ctx, "nothing-here", 10); err != nil || len(recs) != 0 {
+			t.Fatalf("latest of an empty log: %v %v", recs, err)
+		}
 	})
 	t.Run("lists keep the newest values", func(t *testing.T) {
 		s := newStore(t)
