@@ -91,6 +91,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			follow_models <interval>|off
 //		}
 //		admin_token <token>
+//		admin {
+//			path <prefix/>
+//			guard token|caddy_auth
+//		}
 //		device_cookie <name>
 //		clearance_cookie <name>
 //	}
@@ -255,6 +259,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.AdminToken) {
 				return d.ArgErr()
 			}
+		case "admin":
+			a := &Admin{}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				var dst *string
+				switch d.Val() {
+				case "path":
+					dst = &a.Path
+				case "guard":
+					dst = &a.Guard
+				default:
+					return d.Errf("unrecognized admin option '%s'", d.Val())
+				}
+				if !d.AllArgs(dst) {
+					return d.ArgErr()
+				}
+			}
+			h.Admin = a
 		case "device_cookie":
 			if !d.AllArgs(&h.DeviceCookie) {
 				return d.ArgErr()

@@ -124,6 +124,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 // TestCaddyfileExampleAdapts: the example the README runs adapts without
 // warnings and its handler provisions and validates.
 func TestCaddyfileExampleAdapts(t *testing.T) {
+	t.Setenv("ADVCAPTCHA_ADMIN_TOKEN", "example-token-0123456789abcdefghijklmnop") // as make run sets it
 	src, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)

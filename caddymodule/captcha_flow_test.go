@@ -119,16 +119,7 @@ func TestCaptchaStageClearsAPerson(t *testing.T) {
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/account?tab=2" {
 		t.Fatalf("correct answer: %d to %q", r.status, r.header.Get("Location"))
 	}
-	var clearanceCookie string
-	for _, c := range (&http.Response{Header: r.header}).Cookies() {
-		if c.Name == "advc_clearance" {
-			clearanceCookie = c.Value
-		}
-	}
-	if clearanceCookie == "" {
-		t.Fatal("no clearance cookie")
-	}
-	h.Set("Cookie", h.Get("Cookie")+"; advc_clearance="+clearanceCookie)
+	h.Set("Cookie", h.Get("Cookie")+"; advc_clearance="+responseCookie(t, r, "advc_clearance"))
 	before := up.hits.Load()
 	if r := get(t, "/account?tab=2", h); r.status != 200 || up.hits.Load() != before+1 {
 		t.Fatalf("cleared client: %d", r.status)
@@ -377,5 +368,30 @@ func TestAudioAlternative(t *testing.T) {
 	}
 	if got := up.lastHeader("X-Advcaptcha-Reasons"); !strings.Contains(got, "audio_captcha=15") {
 		t.Fatalf("reasons %q, want audio_captcha=15", got)
+	}
+}
+
+// TestCrossSitePostsRefused: a page on another site cannot make a
+// visitor's browser answer (and so burn) their captcha; the captcha is
+// still there for the visitor afterwards.
+func TestCrossSitePostsRefused(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "adversarial off")
+	h := suspicious("198.51.100.88")
+	id := f.challenge(h, "/")
+	truth := f.truth(id)
+	for name, hh := range map[string]http.Header{
+		"foreign Origin":          with(h, "Origin", "https://evil.example"),
+		"Sec-Fetch-Site: cross":   with(h, "Sec-Fetch-Site", "cross-site"),
+		"Sec-Fetch-Site: sibling": with(h, "Sec-Fetch-Site", "same-site"),
+	} {
+		for _, path := range []string{"/.advcaptcha/answer", "/.advcaptcha/slide", "/.advcaptcha/challenge"} {
+			if r := post(t, path, hh, answerForm(id, truth, "/")); r.status != http.StatusForbidden || !strings.Contains(r.body, "cross-site") {
+				t.Errorf("%s POST %s: %d %.100s, want 403", name, path, r.status, r.body)
+			}
+		}
+	}
+	r := post(t, "/.advcaptcha/answer", with(h, "Origin", siteURL, "Sec-Fetch-Site", "same-origin"), answerForm(id, truth, "/"))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("the visitor's own answer afterwards: %d %s", r.status, r.body)
 	}
 }

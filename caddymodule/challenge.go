@@ -136,6 +136,12 @@ func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
 // serveOwnRoute handles /.advcaptcha/… requests.
 func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
 	path := strings.TrimPrefix(v.r.URL.Path, routePrefix)
+	if v.r.Method == http.MethodPost && !sameOrigin(v.r) {
+		// Answers, slides and refreshes come from our own pages; a POST a
+		// browser makes for another site would only burn the visitor's
+		// challenge or spend their attempts.
+		return writeError(w, v.r, http.StatusForbidden, "cross-site request refused")
+	}
 	switch {
 	case strings.HasPrefix(path, "captcha/") && strings.HasSuffix(path, ".png") && (v.r.Method == http.MethodGet || v.r.Method == http.MethodHead):
 		return v.serveImage(w, strings.TrimSuffix(strings.TrimPrefix(path, "captcha/"), ".png"))
@@ -147,8 +153,6 @@ func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
 		return v.serveSlide(w)
 	case path == "answer" && v.r.Method == http.MethodPost:
 		return v.serveAnswer(w)
-	case strings.HasPrefix(path, adminPrefix):
-		return v.serveAdmin(w, strings.TrimPrefix(path, adminPrefix))
 	case path == "challenge" && (v.r.Method == http.MethodGet || v.r.Method == http.MethodPost):
 		return v.serveNewChallenge(w, safeReturn(v.r.URL.Query().Get("return")), "", true)
 	}

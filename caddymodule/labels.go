@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/advcaptcha/advcaptcha/extraction"
@@ -21,7 +22,6 @@ import (
 
 // Bounds of the operator API.
 const (
-	adminPrefix      = "admin/"
 	maxAdminBody     = 4 << 10
 	maxOperatorTTL   = 90 * 24 * time.Hour
 	maxLabelReason   = 200
@@ -76,17 +76,28 @@ func (h *Handler) appendLabelEvent(ctx context.Context, ev extraction.LabelEvent
 	}
 }
 
-// serveAdmin answers the operator API under /.advcaptcha/admin/. It exists
-// only with an admin_token, and every request must carry it.
+// serveAdmin answers the operators' area: the dashboard's page (which holds
+// no data) and the operator API, every request of which must pass the
+// guard.
 func (v *visit) serveAdmin(w http.ResponseWriter, path string) error {
-	if v.h.adminToken == nil {
-		return writeError(w, v.r, http.StatusNotFound, "no such advcaptcha endpoint")
-	}
-	if !v.h.adminAuthorized(v.r) {
+	get := v.r.Method == http.MethodGet || v.r.Method == http.MethodHead
+	_, asset := dashboardFiles[path]
+	caddyAuth := v.h.Admin.Guard == "caddy_auth"
+	if !(asset && get && !caddyAuth) && !v.h.adminAuthorized(v.r) {
+		if caddyAuth {
+			return writeAdminJSON(w, http.StatusUnauthorized, map[string]any{"ok": false, "error": "not authenticated: admin guard caddy_auth needs an authentication handler (basic_auth, forward_auth…) to run before advcaptcha on this path, or the admin token"})
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="advcaptcha admin"`)
 		return writeAdminJSON(w, http.StatusUnauthorized, map[string]any{"ok": false, "error": "missing or wrong admin token (Authorization: Bearer …)"})
 	}
+	if v.r.Method == http.MethodPost && !sameOrigin(v.r) {
+		return writeAdminJSON(w, http.StatusForbidden, map[string]any{"ok": false, "error": "cross-site request refused"})
+	}
 	switch {
+	case asset && get:
+		return serveDashboardAsset(w, path)
+	case path == "summary" && get:
+		return v.serveSummary(w)
 	case path == "labels" && v.r.Method == http.MethodGet:
 		return v.serveLabelLog(w)
 	case path == "labels" && v.r.Method == http.MethodPost:
@@ -97,12 +108,21 @@ func (v *visit) serveAdmin(w http.ResponseWriter, path string) error {
 	return writeAdminJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "no such admin endpoint"})
 }
 
-// adminAuthorized compares the bearer token in constant time (over hashes,
-// so the comparison does not leak the token's length either).
+// adminAuthorized passes a request that carries the admin token, compared
+// in constant time (over hashes, so the comparison does not leak the
+// token's length either), or, with guard caddy_auth, one that an
+// authentication handler before this one authenticated.
 func (h *Handler) adminAuthorized(r *http.Request) bool {
+	if h.Admin.Guard == "caddy_auth" {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			if id, _ := repl.GetString("http.auth.user.id"); id != "" {
+				return true
+			}
+		}
+	}
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok {
+	if !ok || h.adminToken == nil {
 		return false
 	}
 	got := sha256.Sum256([]byte(token))

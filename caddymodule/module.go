@@ -165,12 +165,16 @@ type Handler struct {
 	// default.
 	Adversarial *Adversarial `json:"adversarial,omitempty"`
 
-	// AdminToken opens the operator API under /.advcaptcha/admin/ (label
-	// review: confirm or clear labels, read the label log); every request
-	// to it must carry "Authorization: Bearer <token>". At least 32 bytes;
-	// placeholders such as {env.ADVCAPTCHA_ADMIN_TOKEN} are replaced.
-	// Without it the API does not exist.
+	// AdminToken opens the operators' area under /.advcaptcha/admin/ (see
+	// admin): the dashboard and the operator API (label review: confirm or
+	// clear labels, read the label log); every API request must carry
+	// "Authorization: Bearer <token>". At least 32 bytes; placeholders
+	// such as {env.ADVCAPTCHA_ADMIN_TOKEN} are replaced. Without it (and
+	// without admin.guard caddy_auth) the area does not exist.
 	AdminToken string `json:"admin_token,omitempty"`
+
+	// Admin moves the operators' area and chooses its guard.
+	Admin *Admin `json:"admin,omitempty"`
 
 	// DeviceCookie and ClearanceCookie name the cookies. Defaults
 	// "advc_device" and "advc_clearance".
@@ -197,7 +201,9 @@ type Handler struct {
 	pool       *adversarialPool // nil when adversarial captchas are off
 	poolKey    string
 	metrics    *metrics
-	adminToken []byte // SHA-256 of the admin token; nil: no operator API
+	adminToken []byte // SHA-256 of the admin token; nil: none
+	adminPath  string // where the operators' area is; "": it does not exist
+	samplerKey string
 }
 
 // Limits are request-rate limits per kind of entity. Each soft list has
@@ -295,6 +301,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		sum := sha256.Sum256([]byte(tok))
 		h.adminToken = sum[:]
 	}
+	if err := h.Admin.validate(h.adminToken != nil); err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
 
 	h.exempt = caddyhttp.MatchPath(h.Exempt)
 	if err := h.exempt.Provision(ctx); err != nil {
@@ -350,10 +359,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.counter = newCounter(h)
+	if h.adminToken != nil || h.Admin.Guard == "caddy_auth" {
+		h.adminPath = h.Admin.Path
+		if h.samplerKey, err = h.startSampler(); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+	}
 	return nil
 }
 
 func (h *Handler) applyDefaults() {
+	if h.Admin == nil {
+		h.Admin = &Admin{}
+	}
+	h.Admin.provision()
 	if h.ClearanceTTL == 0 {
 		h.ClearanceTTL = caddy.Duration(time.Hour)
 	}
@@ -517,6 +536,11 @@ func (h *Handler) Cleanup() error {
 	if h.counter != nil {
 		h.counter.stop()
 	}
+	if h.samplerKey != "" {
+		if _, err := samplers.Delete(h.samplerKey); err != nil {
+			return err
+		}
+	}
 	if h.poolKey != "" {
 		if _, err := pools.Delete(h.poolKey); err != nil {
 			return err
@@ -542,6 +566,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return v.respond(w, next, riskscore.Block)
 	case containsAddr(h.allow, v.addr):
 		return v.respond(w, next, riskscore.Allow)
+	}
+	if h.adminPath != "" && strings.HasPrefix(r.URL.Path, h.adminPath) {
+		return v.serveAdmin(w, strings.TrimPrefix(r.URL.Path, h.adminPath))
 	}
 	if v.device == "" {
 		v.newDevice(w)
