@@ -89,12 +89,24 @@ func loadSite(t testing.TB, opts, handler, logOutput string) *caddytest.Tester {
 // loadSiteAsIs is loadSite with opts exactly as given.
 func loadSiteAsIs(t testing.TB, opts, handler, logOutput string) *caddytest.Tester {
 	t.Helper()
+	return loadWithGrace(t, "1ns", opts, handler, logOutput)
+}
+
+// loadWithGrace is loadSiteAsIs with a grace period for the connections of
+// the config it replaces ("" for Caddy's default: wait for every request
+// in flight). The tests' 1ns makes reloads instant but cuts requests that
+// are in flight during one.
+func loadWithGrace(t testing.TB, grace, opts, handler, logOutput string) *caddytest.Tester {
+	t.Helper()
+	if grace != "" {
+		grace = "grace_period " + grace
+	}
 	tc := caddytest.NewTester(t)
 	tc.InitServer(fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080
 	https_port 9443
-	grace_period 1ns
+	%s
 	skip_install_trust
 	servers {
 		trusted_proxies static 127.0.0.1/32 ::1/128
@@ -110,7 +122,7 @@ func loadSiteAsIs(t testing.TB, opts, handler, logOutput string) *caddytest.Test
 	}
 	%s
 }
-`, logOutput, opts, handler), "caddyfile")
+`, grace, logOutput, opts, handler), "caddyfile")
 	if t.Failed() || t.Skipped() {
 		t.FailNow()
 	}
@@ -194,12 +206,19 @@ func with(h http.Header, kv ...string) http.Header {
 // deviceCookie returns the device cookie a first response set.
 func deviceCookie(t *testing.T, r reply) string {
 	t.Helper()
+	return responseCookie(t, r, "advc_device")
+}
+
+// responseCookie is the value of the cookie the reply sets; the test ends
+// when it sets none.
+func responseCookie(t *testing.T, r reply, name string) string {
+	t.Helper()
 	for _, c := range (&http.Response{Header: r.header}).Cookies() {
-		if c.Name == "advc_device" {
+		if c.Name == name {
 			return c.Value
 		}
 	}
-	t.Fatalf("no device cookie in %v", r.header)
+	t.Fatalf("no %s cookie in %v", name, r.header)
 	return ""
 }
 
@@ -207,6 +226,7 @@ func deviceCookie(t *testing.T, r reply) string {
 // net/http turns a handler panic into a dropped connection, which a test
 // might otherwise take for an ordinary network error.
 func TestMain(m *testing.M) {
+	runChildCaddy() // when this process is the second instance of a scale-out test
 	code := m.Run()
 	if b, err := os.ReadFile(logFile); err == nil && strings.Contains(string(b), "panic") {
 		fmt.Fprintln(os.Stderr, "Caddy logged a panic during the tests; see", logFile)
