@@ -1,6 +1,8 @@
 package riskscore
 
 import (
+	"encoding/json"
+	"math"
 	"testing"
 )
 
@@ -43,4 +45,26 @@ func TestJudgeFingerprint(t *testing.T) {
 			t.Errorf("%s: findings %v, want %s (certain %v)", name, f, tc.want, tc.certain)
 		}
 	}
+}
+
+// FuzzFingerprint: any JSON the page's script could be made to send is
+// judged without a panic, with finite points and a stable id.
+func FuzzFingerprint(f *testing.F) {
+	f.Add([]byte(`{"ua":"Mozilla/5.0","languages":["en"],"screen":[1920,1080],"plugins":5,"chrome":true}`), "Mozilla/5.0")
+	f.Add([]byte(`{"webdriver":true,"screen":[-1,1e308],"window":[0],"cores":-4,"uaData":{"brands":["\"a\";v=1"],"platform":""}}`), "")
+	f.Add([]byte(`{"worker":{"ua":"x","languages":null},"glRenderer":"SwiftShader","notification":"denied","notificationQuery":"granted"}`), "\xff")
+	f.Fuzz(func(t *testing.T, body []byte, headerUA string) {
+		var fp Fingerprint
+		if json.Unmarshal(body, &fp) != nil {
+			return
+		}
+		for _, fd := range JudgeFingerprint(&fp, headerUA) {
+			if math.IsNaN(fd.Points) || math.IsInf(fd.Points, 0) || fd.Name == "" {
+				t.Fatalf("finding %+v for %s", fd, body)
+			}
+		}
+		if id := fp.StableID(); id == "" || id != fp.StableID() {
+			t.Fatalf("stable id %q", id)
+		}
+	})
 }
