@@ -7,6 +7,7 @@
 #
 #   bench/adversarial/run.sh                 # N=200 captchas per set
 #   METHODS="mifgsm" EPSILONS="8 16" N=100 bench/adversarial/run.sh
+#   SETS="mifgsm-8 mifgsm-16 fgsm-16" bench/adversarial/run.sh   # chosen method-ε sets
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-200}
@@ -25,13 +26,16 @@ mkdir -p $D
 solvers=("substitute:" "narrow:$T/narrow.crnn" "bilstm:$T/bilstm.crnn")
 # A fresh seed range no model trained or validated on.
 [ -f $D/clean/labels.csv ] || $B advcaptcha dataset --count $N --seed 7000000 --out $D/clean >/dev/null
-sets=(clean)
-for m in $METHODS; do
-	for e in $EPSILONS; do
-		s=$m-$e
-		[ -f $D/$s/attack.json ] || $B advcaptcha dataset --adversarial --method $m --epsilon $e --count $N --seed 7000000 --out $D/$s >/dev/null
-		sets+=("$s")
+if [ -z "${SETS:-}" ]; then
+	for m in $METHODS; do
+		for e in $EPSILONS; do SETS="${SETS:-} $m-$e"; done
 	done
+fi
+sets=(clean)
+for s in $SETS; do
+	m=${s%-*} e=${s##*-}
+	[ -f $D/$s/attack.json ] || $B advcaptcha dataset --adversarial --method $m --epsilon $e --count $N --seed 7000000 --out $D/$s >/dev/null
+	sets+=("$s")
 done
 solved() { # solver-model dataset [filter passes] → percent
 	model=()
@@ -44,7 +48,7 @@ out=bench/adversarial/RESULTS.md
 {
 	echo "# Solver accuracy on clean and adversarial captchas"
 	echo
-	echo "Command: \`N=$N METHODS=\"$METHODS\" EPSILONS=\"$EPSILONS\" bench/adversarial/run.sh\` ($(date -u +%F), $(nproc) cores)."
+	echo "Command: \`N=$N SETS=\"$(echo $SETS)\" bench/adversarial/run.sh\` ($(date -u +%F), $(nproc) cores)."
 	echo "Substitute: the shipped model; transfer solvers: bench/adversarial/solvers (never attacked)."
 	for s in "${sets[@]}"; do
 		echo
