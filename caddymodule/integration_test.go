@@ -643,6 +643,7 @@ func TestMetrics(t *testing.T) {
 		`advcaptcha_decisions_total{decision="allow",reason="no_device_cookie"}`,
 		`advcaptcha_challenges_total{outcome="issued",stage="slide"}`,
 		`advcaptcha_score_bucket`,
+		`advcaptcha_store_seconds_count{op="score"} 3`,
 	} {
 		if !strings.Contains(b, want) {
 			t.Errorf("metrics lack %s", want)

@@ -50,7 +50,16 @@ func (h *Handler) setLabel(ctx context.Context, e store.Entity, l store.Label) e
 	})
 	h.logger.Info("labelled attacker", zap.String("entity", e.Key()), zap.String("reason", l.Reason),
 		zap.String("source", l.Source), zap.Time("expires", l.Expires))
+	h.emit("advcaptcha_labelled", map[string]any{"entity": e.Key(), "reason": l.Reason, "source": l.Source, "expires": l.Expires})
 	return nil
+}
+
+// emit sends a Caddy event (subscribe with the events app, e.g. `events {
+// on advcaptcha_labelled exec …}`). Events are rare: labels, model changes.
+func (h *Handler) emit(name string, data map[string]any) {
+	if h.events != nil {
+		h.events.Emit(h.eventsCtx, name, data)
+	}
 }
 
 func (h *Handler) clearLabel(ctx context.Context, e store.Entity, reason, source string) error {
@@ -61,6 +70,7 @@ func (h *Handler) clearLabel(ctx context.Context, e store.Entity, reason, source
 		Kind: extraction.Cleared, Entity: e.Key(), Reason: reason, Source: source, At: time.Now(),
 	})
 	h.logger.Info("label cleared", zap.String("entity", e.Key()), zap.String("reason", reason), zap.String("source", source))
+	h.emit("advcaptcha_label_cleared", map[string]any{"entity": e.Key(), "reason": reason, "source": source})
 	return nil
 }
 

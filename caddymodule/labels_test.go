@@ -3,10 +3,12 @@ package caddymodule_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/advcaptcha/advcaptcha/extraction"
@@ -205,5 +207,48 @@ func TestLearningRecordsSurviveRestarts(t *testing.T) {
 	if len(pairs) != 1 || pairs[0].ID != id || pairs[0].Answer != "wxyz" || stats.Labels != 1 ||
 		!strings.Contains(pairs[0].Reason, "operator: bot farm") || len(pairs[0].PNG) == 0 {
 		t.Fatalf("after the restarts: pairs %+v, stats %+v", pairs, stats)
+	}
+}
+
+// TestLabelEvents: labels set and cleared are Caddy events, which the
+// events app logs at debug level (and hands to any subscriber).
+func TestLabelEvents(t *testing.T) {
+	up := newUpstream(t)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	grace_period 1ns
+	skip_install_trust
+	debug
+	servers {
+		trusted_proxies static 127.0.0.1/32 ::1/128
+	}
+	log {
+		output file %s
+		format json
+	}
+}
+:9080 {
+	advcaptcha {
+		admin_token %s
+		adversarial off
+	}
+	reverse_proxy %s
+}
+`, logFile, adminToken, strings.TrimPrefix(up.URL, "http://")), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	mark := len(readLog(t))
+	for _, action := range []string{"confirm", "clear"} {
+		if r := post(t, "/.advcaptcha/admin/labels", adminHeader(adminToken), `{"entity":"ip:198.51.100.99","action":"`+action+`","reason":"events test"}`); r.status != 200 {
+			t.Fatalf("%s: %d %s", action, r.status, r.body)
+		}
+	}
+	waitLog(t, mark, `"name":"advcaptcha_labelled"`)
+	waitLog(t, mark, `"name":"advcaptcha_label_cleared"`)
+	if !strings.Contains(readLog(t)[mark:], `"entity":"ip:198.51.100.99"`) {
+		t.Error("the events lack the entity")
 	}
 }

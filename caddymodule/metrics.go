@@ -15,6 +15,7 @@ type metrics struct {
 	score      prometheus.Histogram
 	challenges *prometheus.CounterVec // stage (slide, captcha, audio), outcome
 	storeErrs  prometheus.Counter
+	storeTime  *prometheus.HistogramVec // op (score, flush)
 
 	poolDepth   prometheus.Gauge
 	generation  *prometheus.HistogramVec // outcome (ok, error)
@@ -49,6 +50,11 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 			Namespace: "advcaptcha", Name: "store_errors_total",
 			Help: "Store operations that failed.",
 		}),
+		storeTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "advcaptcha", Name: "store_seconds",
+			Help:    "Time of the store round trip that scores a request (op=score) or flushes cleared clients' counts (op=flush), failures included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5},
+		}, []string{"op"}),
 		poolDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "advcaptcha", Name: "pool_depth",
 			Help: "Adversarial captchas waiting in the pool, as last seen by this instance's workers.",
@@ -83,6 +89,7 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 	m.score = register(reg, m.score)
 	m.challenges = register(reg, m.challenges)
 	m.storeErrs = register(reg, m.storeErrs)
+	m.storeTime = register(reg, m.storeTime)
 	m.poolDepth = register(reg, m.poolDepth)
 	m.generation = register(reg, m.generation)
 	m.poolServed = register(reg, m.poolServed)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -201,6 +202,9 @@ type Handler struct {
 	pool       *adversarialPool // nil when adversarial captchas are off
 	poolKey    string
 	metrics    *metrics
+	storeTime  [2]prometheus.Observer // score, flush: looked up once
+	events     *caddyevents.App
+	eventsCtx  caddy.Context
 	adminToken []byte // SHA-256 of the admin token; nil: none
 	adminPath  string // where the operators' area is; "": it does not exist
 	samplerKey string
@@ -336,6 +340,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.metrics = newMetrics(ctx.GetMetricsRegistry())
+	h.storeTime = [2]prometheus.Observer{h.metrics.storeTime.WithLabelValues("score"), h.metrics.storeTime.WithLabelValues("flush")}
+	ev, err := ctx.App("events")
+	if err != nil {
+		return fmt.Errorf("the events app: %w", err)
+	}
+	h.events, h.eventsCtx = ev.(*caddyevents.App), ctx
 	h.health = &storeHealth{logger: h.logger, errors: h.metrics.storeErrs}
 	h.style = captcha.DefaultStyle()
 	if err := h.style.Validate(); err != nil {
@@ -692,6 +702,7 @@ func (v *visit) score() (riskscore.Decision, error) {
 		hits[i] = store.Hit{Entity: e, N: 1}
 	}
 	tallies, err := h.store.Observe(v.r.Context(), v.now, hits)
+	h.storeTime[0].Observe(time.Since(v.now).Seconds())
 	if err != nil {
 		h.health.failed(err, h.OnStoreError)
 		v.storeDown = true
