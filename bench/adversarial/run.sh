@@ -8,6 +8,7 @@
 #   bench/adversarial/run.sh                 # N=200 captchas per set
 #   METHODS="mifgsm" EPSILONS="8 16" N=100 bench/adversarial/run.sh
 #   SETS="mifgsm-8 mifgsm-16 fgsm-16" bench/adversarial/run.sh   # chosen method-ε sets
+#   TRANSFER=narrow bench/adversarial/run.sh                      # only these transfer solvers
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-200}
@@ -19,11 +20,13 @@ make -s build
 B=bin/caddy
 D=bench/out/adversarial
 T=bench/adversarial/solvers
-for m in narrow bilstm; do
+TRANSFER=${TRANSFER:-narrow bilstm}
+solvers=("substitute:")
+for m in $TRANSFER; do
 	[ -f $T/$m.crnn ] || { echo "missing $T/$m.crnn: run bench/adversarial/train-transfer.sh first" >&2; exit 1; }
+	solvers+=("$m:$T/$m.crnn")
 done
 mkdir -p $D
-solvers=("substitute:" "narrow:$T/narrow.crnn" "bilstm:$T/bilstm.crnn")
 # A fresh seed range no model trained or validated on.
 [ -f $D/clean/labels.csv ] || $B advcaptcha dataset --count $N --seed 7000000 --out $D/clean >/dev/null
 if [ -z "${SETS:-}" ]; then
@@ -48,7 +51,7 @@ out=bench/adversarial/RESULTS.md
 {
 	echo "# Solver accuracy on clean and adversarial captchas"
 	echo
-	echo "Command: \`N=$N SETS=\"$(echo $SETS)\" bench/adversarial/run.sh\` ($(date -u +%F), $(nproc) cores)."
+	echo "Command: \`N=$N SETS=\"$(echo $SETS)\" TRANSFER=\"$TRANSFER\" bench/adversarial/run.sh\` ($(date -u +%F), $(nproc) cores)."
 	echo "Substitute: the shipped model; transfer solvers: bench/adversarial/solvers (never attacked)."
 	for s in "${sets[@]}"; do
 		echo
