@@ -68,7 +68,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			color "<#rrggbb>"  (quoted: # starts a Caddyfile comment)
 //		}
 //		challenge_ttl <duration>
-//		max_failures device|ip <n>
+//		max_failures device|ip|account <n>
 //		max_audio <n>
 //		solver_model <file>
 //		adversarial off
@@ -248,8 +248,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.MaxFailuresDevice = v
 			case "ip":
 				h.MaxFailuresIP = v
+			case "account":
+				h.MaxFailuresAccount = v
 			default:
-				return d.Errf("max_failures: unknown entity %q (want device or ip)", kind)
+				return d.Errf("max_failures: unknown entity %q (want device, ip or account)", kind)
 			}
 		case "max_audio":
 			if err := intArg(d, &h.MaxAudioDevice); err != nil {

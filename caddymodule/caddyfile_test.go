@@ -56,6 +56,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		challenge_ttl 90s
 		max_failures device 7
 		max_failures ip 40
+		max_failures account 9
 		max_audio 4
 		solver_model /var/lib/advcaptcha/solver.crnn
 		adversarial {
@@ -74,6 +75,11 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 			external_workers
 			cpu_budget 0.25
 			fallback sync
+		}
+		admin_token {env.ADVC_ADMIN}
+		admin {
+			path /ops/bots/
+			guard caddy_auth
 		}
 		device_cookie dev
 		clearance_cookie clr
@@ -100,11 +106,12 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		"exempt": ["/robots.txt", "/healthz"],
 		"allow": ["10.0.0.0/8"], "deny": ["192.0.2.1"],
 		"crawlers": "score", "on_store_error": "closed", "upstream_headers": true,
-		"challenge_ttl": "90s", "max_failures_device": 7, "max_failures_ip": 40, "max_audio_device": 4,
+		"challenge_ttl": "90s", "max_failures_device": 7, "max_failures_ip": 40, "max_failures_account": 9, "max_audio_device": 4,
 		"solver_model": "/var/lib/advcaptcha/solver.crnn",
 		"adversarial": {"attack": {"method": "bim", "epsilon": 10, "step": 2, "iterations": 12, "momentum": 0.9,
 			"targeted": true, "eot": ["median", "binarize", "jpeg"], "eot_samples": 3, "smooth": 1.5, "min_ssim": 0.6},
 			"pool_size": 500, "workers": 2, "external_workers": true, "cpu_budget": 0.25, "fallback": "sync"},
+		"admin_token": "{env.ADVC_ADMIN}", "admin": {"path": "/ops/bots/", "guard": "caddy_auth"},
 		"device_cookie": "dev", "clearance_cookie": "clr"
 	}`
 	var fromJSON Handler

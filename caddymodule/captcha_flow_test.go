@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -393,5 +394,73 @@ func TestCrossSitePostsRefused(t *testing.T) {
 	r := post(t, "/.advcaptcha/answer", with(h, "Origin", siteURL, "Sec-Fetch-Site", "same-origin"), answerForm(id, truth, "/"))
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("the visitor's own answer afterwards: %d %s", r.status, r.body)
+	}
+}
+
+// TestFailurePenaltiesEscalate: a device labelled for wrong answers a
+// second time within the week is labelled twice as long; an account is
+// labelled for wrong answers given from different devices and IPs.
+func TestFailurePenaltiesEscalate(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "max_failures device 2\nmax_failures account 3\nlabel_ttl 1m\nadmin_token "+adminToken+
+		"\naccount {http.request.header.X-Account}\nadversarial off")
+	type event struct {
+		Kind, Entity, Reason string
+		At, Expires          time.Time
+	}
+	failureLabels := func() []event {
+		r := get(t, "/.advcaptcha/admin/labels", adminHeader(adminToken))
+		var page struct{ Events []event }
+		if err := json.Unmarshal([]byte(r.body), &page); err != nil {
+			t.Fatalf("label log %d %q: %v", r.status, r.body, err)
+		}
+		var out []event
+		for _, e := range page.Events {
+			if e.Kind == "label" && strings.HasPrefix(e.Reason, "too many wrong captcha answers") {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	answerWrong := func(h http.Header, id string) string {
+		r := post(t, "/.advcaptcha/answer", h, answerForm(id, "wrong", "/"))
+		if m := idPattern.FindStringSubmatch(r.body); m != nil {
+			return m[1]
+		}
+		return ""
+	}
+
+	h := suspicious("198.51.100.190")
+	id := f.challenge(h, "/")
+	id = answerWrong(h, id)
+	answerWrong(h, id)
+	first := failureLabels()
+	if len(first) != 1 || !strings.HasPrefix(first[0].Entity, "dev:") || first[0].Expires.Sub(first[0].At).Round(time.Second) != time.Minute {
+		t.Fatalf("after 2 wrong answers: %+v, want the device labelled for 1m", first)
+	}
+	if r := post(t, "/.advcaptcha/admin/labels", adminHeader(adminToken), `{"entity":"`+first[0].Entity+`","action":"clear","reason":"second chance"}`); r.status != 200 {
+		t.Fatalf("clear: %d %s", r.status, r.body)
+	}
+	r := get(t, "/.advcaptcha/challenge", h)
+	m := idPattern.FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("no captcha after the label was cleared: %d", r.status)
+	}
+	answerWrong(h, m[1])
+	again := failureLabels()
+	if len(again) != 2 || again[1].Entity != first[0].Entity || again[1].Expires.Sub(again[1].At).Round(time.Second) != 2*time.Minute ||
+		!strings.Contains(again[1].Reason, "again: 2 times") {
+		t.Fatalf("the second label: %+v, want the same device for 2m", again)
+	}
+
+	// Three wrong answers for one account, each from its own IP and device.
+	for i := range 3 {
+		c := with(suspicious(fmt.Sprintf("198.51.100.%d", 191+i)), "X-Account", "alice")
+		answerWrong(c, f.challenge(c, "/"))
+	}
+	if r := get(t, "/", with(browser("198.51.100.199"), "X-Account", "alice")); r.status != 403 || !strings.Contains(r.body, "Access denied") {
+		t.Fatalf("account after 3 wrong answers from 3 clients: %d, want blocked", r.status)
+	}
+	if r := get(t, "/", with(browser("198.51.100.198"), "X-Account", "bob")); r.status != 200 {
+		t.Fatalf("another account: %d", r.status)
 	}
 }

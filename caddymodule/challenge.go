@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"mime"
 	"net/http"
@@ -400,33 +401,59 @@ func safeReturn(s string) string {
 	return s
 }
 
-// failureLimits pairs the entities wrong answers are counted against with
-// their hourly limits.
-func (v *visit) failureLimits() [2]struct {
+// failureLimit is an entity wrong answers are counted against and its
+// hourly limit.
+type failureLimit struct {
 	e     store.Entity
 	limit int
-} {
-	return [2]struct {
-		e     store.Entity
-		limit int
-	}{
-		{store.Entity{Kind: store.KindDevice, ID: v.device}, v.h.MaxFailuresDevice},
-		{store.Entity{Kind: store.KindIP, ID: v.ipID}, v.h.MaxFailuresIP},
-	}
 }
 
-// recordFailure counts a wrong answer; a device or IP that reaches its
-// limit within the hour is labelled, which blocks it.
+// failureLimits lists the client's entities with their limits.
+func (v *visit) failureLimits() []failureLimit {
+	fl := append(make([]failureLimit, 0, 3),
+		failureLimit{store.Entity{Kind: store.KindDevice, ID: v.device}, v.h.MaxFailuresDevice},
+		failureLimit{store.Entity{Kind: store.KindIP, ID: v.ipID}, v.h.MaxFailuresIP})
+	if v.account != "" {
+		fl = append(fl, failureLimit{store.Entity{Kind: store.KindAccount, ID: v.account}, v.h.MaxFailuresAccount})
+	}
+	return fl
+}
+
+// Escalating penalties for wrong answers: the nth label within
+// penaltyMemory lasts label_ttl × 2^(n-1), at most maxPenalty.
+const (
+	penaltyMemory = 7 * 24 * time.Hour
+	maxPenalty    = 7 * 24 * time.Hour
+)
+
+// recordFailure counts a wrong answer; a device, IP or account that
+// reaches its limit within the hour is labelled, which blocks it, for
+// longer each time it happens again within a week.
 func (v *visit) recordFailure() {
+	ctx := v.r.Context()
 	for _, fl := range v.failureLimits() {
-		n, err := v.h.store.Incr(v.r.Context(), "fail:"+fl.e.Key(), time.Hour)
+		n, err := v.h.store.Incr(ctx, "fail:"+fl.e.Key(), time.Hour)
 		if err != nil {
 			v.h.health.failed(err, v.h.OnStoreError)
 			return
 		}
-		if n >= int64(fl.limit) {
-			v.h.label(v.r.Context(), fl.e, "too many wrong captcha answers")
+		if n < int64(fl.limit) {
+			continue
 		}
+		times, err := v.h.store.Incr(ctx, "penalty:"+fl.e.Key(), penaltyMemory)
+		if err != nil {
+			v.h.health.failed(err, v.h.OnStoreError)
+			return
+		}
+		ttl := time.Duration(v.h.LabelTTL) << min(times-1, 20)
+		if ttl > maxPenalty || ttl <= 0 {
+			ttl = maxPenalty
+		}
+		reason := "too many wrong captcha answers"
+		if times > 1 {
+			reason += fmt.Sprintf(" (again: %d times this week)", times)
+		}
+		v.h.labelFor(ctx, fl.e, reason, ttl)
 	}
 }
 

@@ -29,10 +29,16 @@ const (
 	maxLabelPage     = 1000
 )
 
-// label marks an entity a confirmed attacker by one of the gateway's rules.
+// label marks an entity a confirmed attacker by one of the gateway's rules,
+// for label_ttl.
 func (h *Handler) label(ctx context.Context, e store.Entity, reason string) {
+	h.labelFor(ctx, e, reason, time.Duration(h.LabelTTL))
+}
+
+// labelFor is label for another time.
+func (h *Handler) labelFor(ctx context.Context, e store.Entity, reason string, ttl time.Duration) {
 	now := time.Now()
-	l := store.Label{Reason: reason, Source: extraction.SourceRule, At: now, Expires: now.Add(time.Duration(h.LabelTTL))}
+	l := store.Label{Reason: reason, Source: extraction.SourceRule, At: now, Expires: now.Add(ttl)}
 	if err := h.setLabel(ctx, e, l); err != nil {
 		h.health.failed(err, h.OnStoreError)
 	}

@@ -148,6 +148,13 @@ type Handler struct {
 	// (and so blocked). Defaults 10 and 50.
 	MaxFailuresDevice int `json:"max_failures_device,omitempty"`
 	MaxFailuresIP     int `json:"max_failures_ip,omitempty"`
+	// MaxFailuresAccount is the same for an account (see account), from
+	// any device and IP. Default 20.
+	//
+	// Penalties escalate: each time an entity is labelled for wrong answers
+	// within a week, its label lasts twice as long as the time before
+	// (label_ttl, then 2×, 4×…, at most a week).
+	MaxFailuresAccount int `json:"max_failures_account,omitempty"`
 
 	// MaxAudioDevice is how many audio captchas a device may play in an
 	// hour. Audio is the accessible alternative to the image, and easier
@@ -455,6 +462,9 @@ func (h *Handler) applyDefaults() {
 	if h.MaxFailuresDevice == 0 {
 		h.MaxFailuresDevice = 10
 	}
+	if h.MaxFailuresAccount == 0 {
+		h.MaxFailuresAccount = 20
+	}
 	if h.MaxFailuresIP == 0 {
 		h.MaxFailuresIP = 50
 	}
@@ -497,8 +507,8 @@ func (h *Handler) Validate() error {
 	if h.MaxAudioDevice < 1 {
 		return fmt.Errorf("max_audio_device: %d must be at least 1", h.MaxAudioDevice)
 	}
-	if h.MaxFailuresDevice < 1 || h.MaxFailuresIP < 1 {
-		return fmt.Errorf("max_failures: limits must be at least 1 (device %d, ip %d)", h.MaxFailuresDevice, h.MaxFailuresIP)
+	if h.MaxFailuresDevice < 1 || h.MaxFailuresIP < 1 || h.MaxFailuresAccount < 1 {
+		return fmt.Errorf("max_failures: limits must be at least 1 (device %d, ip %d, account %d)", h.MaxFailuresDevice, h.MaxFailuresIP, h.MaxFailuresAccount)
 	}
 	if time.Duration(h.LabelTTL) < time.Second {
 		return fmt.Errorf("label_ttl: %v is shorter than 1s", time.Duration(h.LabelTTL))
