@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/redis/go-redis/v9"
 
@@ -211,11 +212,10 @@ func TestLearningRecordsSurviveRestarts(t *testing.T) {
 }
 
 // TestLabelEvents: labels set and cleared are Caddy events, which the
-// events app logs at debug level (and hands to any subscriber).
+// events app hands to its subscribers and logs at debug level.
 func TestLabelEvents(t *testing.T) {
 	up := newUpstream(t)
-	tc := caddytest.NewTester(t)
-	tc.InitServer(fmt.Sprintf(`{
+	cf := fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080
 	grace_period 1ns
@@ -236,7 +236,20 @@ func TestLabelEvents(t *testing.T) {
 	}
 	reverse_proxy %s
 }
-`, logFile, adminToken, strings.TrimPrefix(up.URL, "http://")), "caddyfile")
+`, logFile, adminToken, strings.TrimPrefix(up.URL, "http://"))
+	// The Caddyfile has no global option for an events app without a
+	// subscriber; add an empty one to the JSON.
+	js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(js, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["apps"].(map[string]any)["events"] = map[string]any{}
+	js, _ = json.Marshal(cfg)
+	caddytest.NewTester(t).InitServer(string(js), "json")
 	if t.Failed() {
 		t.FailNow()
 	}

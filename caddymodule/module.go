@@ -348,11 +348,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.metrics = newMetrics(ctx.GetMetricsRegistry())
 	h.storeTime = [2]prometheus.Observer{h.metrics.storeTime.WithLabelValues("score"), h.metrics.storeTime.WithLabelValues("flush")}
-	ev, err := ctx.App("events")
-	if err != nil {
+	// Events go to the events app when one is configured (it is, once
+	// anything subscribes); without one nobody could hear them.
+	if ev, err := ctx.AppIfConfigured("events"); err == nil {
+		h.events, h.eventsCtx = ev.(*caddyevents.App), ctx
+	} else if !errors.Is(err, caddy.ErrNotConfigured) {
 		return fmt.Errorf("the events app: %w", err)
 	}
-	h.events, h.eventsCtx = ev.(*caddyevents.App), ctx
 	h.health = &storeHealth{logger: h.logger, errors: h.metrics.storeErrs}
 	h.style = captcha.DefaultStyle()
 	if err := h.style.Validate(); err != nil {
