@@ -590,7 +590,14 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 
 func (s *sim) writeReport(line string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Learning-loop simulation\n\nCommand: `make simulate` (%s, %d cores).\n\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU())
+	cmd := "make simulate"
+	flag.Visit(func(f *flag.Flag) { // flags set differently from make simulate's defaults
+		if cmd == "make simulate" {
+			cmd = "OPENBLAS_NUM_THREADS=1 go run -tags openblas ./bench/simulate"
+		}
+		cmd += fmt.Sprintf(" -%s %s", f.Name, f.Value)
+	})
+	fmt.Fprintf(&b, "# Learning-loop simulation\n\nCommand: `%s` (%s, %d cores).\n\n", cmd, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU())
 	b.Write(s.report.Bytes())
 	fmt.Fprintf(&b, "\n```\n%s\n```\n", line)
 	return os.WriteFile(*out, []byte(b.String()), 0o644)
