@@ -123,12 +123,13 @@ type adversarialPool struct {
 	store    store.Store
 	storeKey string
 	cur      atomic.Pointer[generation]
-	metrics  atomic.Pointer[metrics] // of the handler provisioned last
-	events   atomic.Pointer[Handler] // the handler provisioned last, which emits its events
-	ctx      context.Context
-	stop     context.CancelFunc
-	done     sync.WaitGroup // the watcher and every generation's workers
-	logger   *zap.Logger
+	// last is the handler provisioned last: its metrics count the pool's
+	// work and it emits the pool's events.
+	last   atomic.Pointer[Handler]
+	ctx    context.Context
+	stop   context.CancelFunc
+	done   sync.WaitGroup // the watcher and every generation's workers
+	logger *zap.Logger
 }
 
 // generation is the pool's state for one model version.
@@ -175,8 +176,7 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 		ctx, cancel := context.WithCancel(context.Background())
 		p := &adversarialPool{cfg: *a, style: h.style, store: h.store, storeKey: h.storeKey, ctx: ctx, stop: cancel,
 			logger: h.logger.With(zap.String("attack", attack.String()))}
-		p.metrics.Store(h.metrics)
-		p.events.Store(h)
+		p.last.Store(h)
 		if err := p.switchTo(model); err != nil {
 			cancel()
 			_, _ = stores.Delete(h.storeKey)
@@ -192,8 +192,7 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 		return "", nil, err
 	}
 	p := v.(*adversarialPool)
-	p.metrics.Store(h.metrics)
-	p.events.Store(h)
+	p.last.Store(h)
 	return key, p, nil
 }
 
@@ -218,7 +217,7 @@ func (p *adversarialPool) switchTo(model *solver.Model) error {
 			Store: p.store, Key: g.key, Size: size, TTL: 24 * time.Hour,
 			Workers: p.cfg.Workers, CPUBudget: p.cfg.CPUBudget, Generate: gen.GenerateContext,
 			Observe: func(took time.Duration, depth int, err error) {
-				m := p.metrics.Load()
+				m := p.last.Load().metrics
 				if err != nil {
 					m.generation.WithLabelValues("error").Observe(took.Seconds())
 					logger.Error("adversarial captcha generation", zap.Error(err))
@@ -261,7 +260,7 @@ func (p *adversarialPool) follow(interval time.Duration) {
 		case cur.Version == p.current().gen.ModelVersion(), cur.Version == refused:
 		default:
 			err := p.load(reg, cur.Version)
-			m := p.metrics.Load()
+			m := p.last.Load().metrics
 			if err == nil && cur.Fidelity > 0 {
 				m.modelFidelity.WithLabelValues(cur.Version).Set(cur.Fidelity)
 			}
@@ -270,12 +269,12 @@ func (p *adversarialPool) follow(interval time.Duration) {
 				m.modelChanges.WithLabelValues("refused").Inc()
 				p.logger.Error("published model version refused; keeping the current one",
 					zap.String("version", cur.Version), zap.Error(err))
-				p.events.Load().emit("advcaptcha_model_refused", map[string]any{"version": cur.Version, "error": err.Error()})
+				p.last.Load().emit("advcaptcha_model_refused", map[string]any{"version": cur.Version, "error": err.Error()})
 				break
 			}
 			refused = ""
 			m.modelChanges.WithLabelValues("loaded").Inc()
-			p.events.Load().emit("advcaptcha_model_loaded", map[string]any{"version": cur.Version, "fidelity": cur.Fidelity})
+			p.last.Load().emit("advcaptcha_model_loaded", map[string]any{"version": cur.Version, "fidelity": cur.Fidelity})
 		}
 		select {
 		case <-p.ctx.Done():

@@ -98,7 +98,7 @@ func (c *counter) flush() {
 	defer cancel()
 	now := time.Now()
 	tallies, err := c.h.store.Observe(ctx, now, hits)
-	c.h.storeTime[1].Observe(time.Since(now).Seconds())
+	c.h.metrics.flushTime.Observe(time.Since(now).Seconds())
 	if err != nil {
 		// Counts of cleared clients are best effort: losing 100ms of them
 		// while the store is down is preferable to unbounded buffering.

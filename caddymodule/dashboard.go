@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -269,7 +270,7 @@ func (h *Handler) offenders(ctx context.Context, now time.Time) ([]offender, err
 		}
 		if ev.Kind == extraction.Labelled {
 			o.Labels++
-			if len(o.Reasons) < 5 && !contains(o.Reasons, ev.Reason) {
+			if len(o.Reasons) < 5 && !slices.Contains(o.Reasons, ev.Reason) {
 				o.Reasons = append(o.Reasons, ev.Reason)
 			}
 		}
@@ -300,15 +301,6 @@ func (h *Handler) offenders(ctx context.Context, now time.Time) ([]offender, err
 		rows[i] = *o
 	}
 	return rows, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // instanceSummary reads this configuration's advcaptcha metrics.
@@ -402,15 +394,9 @@ func (r *seriesRing) add(d seriesPoint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n := len(r.pts); n > 0 && r.pts[n-1].At == d.At {
-		p := &r.pts[n-1]
-		p.Allow += d.Allow
-		p.Challenge += d.Challenge
-		p.Block += d.Block
-		for i := range 2 {
-			p.CleanAttacker[i] += d.CleanAttacker[i]
-			p.AdversarialAttack[i] += d.AdversarialAttack[i]
-			p.CleanOther[i] += d.CleanOther[i]
-			p.AdversarialOther[i] += d.AdversarialOther[i]
+		dst, src := r.pts[n-1].counts(), d.counts()
+		for i := range dst {
+			*dst[i] += *src[i]
 		}
 		return
 	}
@@ -464,13 +450,18 @@ func (m *metrics) totals() seriesPoint {
 	return p
 }
 
+// counts are the point's numbers, for arithmetic over all of them.
+func (p *seriesPoint) counts() [11]*float64 {
+	return [11]*float64{&p.Allow, &p.Challenge, &p.Block,
+		&p.CleanAttacker[0], &p.CleanAttacker[1], &p.AdversarialAttack[0], &p.AdversarialAttack[1],
+		&p.CleanOther[0], &p.CleanOther[1], &p.AdversarialOther[0], &p.AdversarialOther[1]}
+}
+
 func (p seriesPoint) minus(q seriesPoint) seriesPoint {
-	d := seriesPoint{Allow: p.Allow - q.Allow, Challenge: p.Challenge - q.Challenge, Block: p.Block - q.Block}
-	for i := range 2 {
-		d.CleanAttacker[i] = p.CleanAttacker[i] - q.CleanAttacker[i]
-		d.AdversarialAttack[i] = p.AdversarialAttack[i] - q.AdversarialAttack[i]
-		d.CleanOther[i] = p.CleanOther[i] - q.CleanOther[i]
-		d.AdversarialOther[i] = p.AdversarialOther[i] - q.AdversarialOther[i]
+	d := p
+	dst, sub := d.counts(), q.counts()
+	for i := range dst {
+		*dst[i] -= *sub[i]
 	}
 	return d
 }

@@ -16,6 +16,8 @@ type metrics struct {
 	challenges *prometheus.CounterVec // stage (slide, captcha, audio), outcome
 	storeErrs  prometheus.Counter
 	storeTime  *prometheus.HistogramVec // op (score, flush)
+	// scoreTime and flushTime are storeTime's two series, looked up once.
+	scoreTime, flushTime prometheus.Observer
 
 	poolDepth   prometheus.Gauge
 	generation  *prometheus.HistogramVec // outcome (ok, error)
@@ -90,6 +92,7 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 	m.challenges = register(reg, m.challenges)
 	m.storeErrs = register(reg, m.storeErrs)
 	m.storeTime = register(reg, m.storeTime)
+	m.scoreTime, m.flushTime = m.storeTime.WithLabelValues("score"), m.storeTime.WithLabelValues("flush")
 	m.poolDepth = register(reg, m.poolDepth)
 	m.generation = register(reg, m.generation)
 	m.poolServed = register(reg, m.poolServed)

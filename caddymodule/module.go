@@ -209,7 +209,6 @@ type Handler struct {
 	pool       *adversarialPool // nil when adversarial captchas are off
 	poolKey    string
 	metrics    *metrics
-	storeTime  [2]prometheus.Observer // score, flush: looked up once
 	events     *caddyevents.App
 	eventsCtx  caddy.Context
 	adminToken []byte // SHA-256 of the admin token; nil: none
@@ -347,7 +346,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.metrics = newMetrics(ctx.GetMetricsRegistry())
-	h.storeTime = [2]prometheus.Observer{h.metrics.storeTime.WithLabelValues("score"), h.metrics.storeTime.WithLabelValues("flush")}
 	// Events go to the events app when one is configured (it is, once
 	// anything subscribes); without one nobody could hear them.
 	if ev, err := ctx.AppIfConfigured("events"); err == nil {
@@ -713,8 +711,9 @@ func (v *visit) score() (riskscore.Decision, error) {
 	for i, e := range ents {
 		hits[i] = store.Hit{Entity: e, N: 1}
 	}
+	start := time.Now()
 	tallies, err := h.store.Observe(v.r.Context(), v.now, hits)
-	h.storeTime[0].Observe(time.Since(v.now).Seconds())
+	h.metrics.scoreTime.Observe(time.Since(start).Seconds())
 	if err != nil {
 		h.health.failed(err, h.OnStoreError)
 		v.storeDown = true
