@@ -26,6 +26,8 @@ type Server struct {
 	extra []string
 	// tls, when set, is how start's readiness check connects.
 	tls *tls.Config
+	// password, when set, is sent with AUTH by the readiness check.
+	password string
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
@@ -87,12 +89,16 @@ func (s *Server) start() {
 			}
 		}
 		if err == nil {
-			_, _ = c.Write([]byte("PING\r\n"))
+			ping, want := "PING\r\n", "+PONG"
+			if s.password != "" {
+				ping, want = "AUTH "+s.password+"\r\n", "+OK"
+			}
+			_, _ = c.Write([]byte(ping))
 			buf := make([]byte, 7)
 			_ = c.SetReadDeadline(time.Now().Add(time.Second))
 			n, _ := c.Read(buf)
 			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
+			if strings.HasPrefix(string(buf[:n]), want) {
 				return
 			}
 		}
@@ -123,6 +129,20 @@ func StartPersistent(t testing.TB) *Server {
 		t.Fatalf("redis-server not found on PATH (run `make test`, which installs Debian's redis-server): %v", err)
 	}
 	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: []string{"--appendonly", "yes", "--appendfsync", "always"}}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	s.start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// StartWithPassword is Start with requirepass set to password (which must
+// not need quoting on a RESP command line).
+func StartWithPassword(t testing.TB, password string) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not found on PATH (run `make test`, which installs Debian's redis-server): %v", err)
+	}
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: []string{"--requirepass", password}, password: password}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.start()
 	t.Cleanup(s.Kill)
