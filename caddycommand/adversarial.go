@@ -35,6 +35,7 @@ type attackFlags struct {
 	method, eot         string
 	epsilon, iterations int
 	step, eotSamples    int
+	shift               int
 	smooth, minSSIM     float64
 	targeted            bool
 	models              []string
@@ -49,6 +50,7 @@ func (a *attackFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&a.eot, "eot", strings.Join(d.EOT, ","), `attacker filters to average over, comma-separated, or "off"`)
 	f.IntVar(&a.eotSamples, "eot-samples", d.EOTSamples, "draws per step")
 	f.Float64Var(&a.smooth, "smooth", d.Smooth, "σ in pixels of the gradient smoothing (0: off)")
+	f.IntVar(&a.shift, "shift", d.Shift, "random translation of each draw, up to this many pixels (0: off)")
 	f.Float64Var(&a.minSSIM, "min-ssim", d.MinSSIM, "SSIM floor to the clean image (0: off)")
 	f.BoolVar(&a.targeted, "targeted", false, "aim for a wrong text instead of away from the true one")
 	f.StringArrayVar(&a.models, "model", nil, "substitute model file, repeatable for an ensemble (default: the shipped model)")
@@ -57,7 +59,7 @@ func (a *attackFlags) register(f *pflag.FlagSet) {
 func (a *attackFlags) config() (perturb.Config, error) {
 	c := perturb.Config{
 		Method: perturb.Method(a.method), Epsilon: a.epsilon, Iterations: a.iterations, Step: a.step,
-		EOTSamples: a.eotSamples, Smooth: a.smooth, MinSSIM: a.minSSIM, Targeted: a.targeted,
+		EOTSamples: a.eotSamples, Shift: a.shift, Smooth: a.smooth, MinSSIM: a.minSSIM, Targeted: a.targeted,
 	}
 	if a.eot != "off" && a.eot != "" {
 		c.EOT = strings.Split(a.eot, ",")

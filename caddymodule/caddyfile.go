@@ -82,6 +82,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			eot <filter...>|off
 //			eot_samples <n>
 //			smooth <sigma>
+//			shift <pixels>
 //			min_ssim <floor>
 //			pool_size <n>
 //			workers <n>
@@ -399,6 +400,8 @@ func (h *Handler) unmarshalAdversarial(d *caddyfile.Dispenser) error {
 			err = intArg(d, &at.EOTSamples)
 		case "smooth":
 			err = floatArg(d, &at.Smooth)
+		case "shift":
+			err = intArg(d, &at.Shift)
 		case "min_ssim":
 			err = floatArg(d, &at.MinSSIM)
 		case "pool_size":

@@ -53,8 +53,14 @@ type Config struct {
 	// unfiltered image.
 	EOT []string `json:"eot,omitempty"`
 	// EOTSamples is how many draws each step averages. Default 4 when EOT
-	// is set.
+	// or Shift is set.
 	EOTSamples int `json:"eot_samples,omitempty"`
+	// Shift translates every draw by a random offset of up to Shift pixels
+	// each way (input diversity): a perturbation that fools the substitute
+	// wherever the text sits does not depend on where this substitute's
+	// pooling grid happens to fall, which is what other solvers differ in.
+	// 0 turns it off.
+	Shift int `json:"shift,omitempty"`
 	// Smooth is the σ, in pixels, of a Gaussian applied to each step's
 	// gradient: the perturbation then varies slowly across the image, and
 	// median, mean and Gaussian filters do not remove it. 0 turns it off.
@@ -107,6 +113,9 @@ func (c Config) Merge(o Config) Config {
 	if o.Smooth != 0 {
 		c.Smooth = o.Smooth
 	}
+	if o.Shift != 0 {
+		c.Shift = o.Shift
+	}
 	if o.MinSSIM != 0 {
 		c.MinSSIM = o.MinSSIM
 	}
@@ -134,6 +143,9 @@ func (c *Config) Validate() error {
 	if c.Smooth < 0 || c.Smooth > 10 || c.MinSSIM < 0 || c.MinSSIM >= 1 {
 		return fmt.Errorf("smooth %g, min_ssim %g: want 0–10 and 0–1", c.Smooth, c.MinSSIM)
 	}
+	if c.Shift < 0 || c.Shift > 10 {
+		return fmt.Errorf("shift %d: want 0–10 pixels", c.Shift)
+	}
 	return nil
 }
 
@@ -150,10 +162,11 @@ func (c Config) withDefaults() Config {
 	if c.Momentum == 0 {
 		c.Momentum = 1
 	}
-	if len(c.EOT) > 0 && c.EOTSamples == 0 {
+	random := len(c.EOT) > 0 || c.Shift > 0
+	if random && c.EOTSamples == 0 {
 		c.EOTSamples = 4
 	}
-	if len(c.EOT) == 0 {
+	if !random {
 		c.EOTSamples = 1
 	}
 	return c
@@ -170,6 +183,9 @@ func (c Config) String() string {
 	}
 	if c.Smooth > 0 {
 		s += fmt.Sprintf(" smooth=%g", c.Smooth)
+	}
+	if c.Shift > 0 {
+		s += fmt.Sprintf(" shift=%d", c.Shift)
 	}
 	return s
 }
@@ -241,7 +257,7 @@ func AttackContext(ctx context.Context, subs []*solver.Solver, clean *image.Gray
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		g, err := gradient(subs, x, text, h, w, eot, cfg.EOTSamples, rng)
+		g, err := gradient(subs, x, text, h, w, eot, cfg.EOTSamples, cfg.Shift, rng)
 		if err != nil {
 			return nil, err
 		}
@@ -287,21 +303,27 @@ func AttackContext(ctx context.Context, subs []*solver.Solver, clean *image.Gray
 }
 
 // gradient is the ensemble's mean L1-normalised gradient of the loss of text,
-// each model's averaged over the EOT draws (one batch per model).
-func gradient(subs []*solver.Solver, x []float32, text string, h, w int, eot []Filter, samples int, rng *rand.Rand) ([]float32, error) {
+// each model's averaged over the random draws (one batch per model): a filter
+// of eot or none, then a shift of up to shift pixels.
+func gradient(subs []*solver.Solver, x []float32, text string, h, w int, eot []Filter, samples, shift int, rng *rand.Rand) ([]float32, error) {
 	imgs := make([]solver.Image, samples)
 	texts := make([]string, samples)
 	used := make([]int, samples) // index into eot, -1 for none
+	dx, dy := make([]int, samples), make([]int, samples)
 	for k := range imgs {
 		used[k], texts[k] = -1, text
 		if len(eot) > 0 {
 			used[k] = rng.IntN(len(eot)+1) - 1
 		}
+		img := x
 		if used[k] >= 0 {
-			imgs[k] = eot[used[k]].Apply(x, h, w)
-		} else {
-			imgs[k] = x
+			img = eot[used[k]].Apply(x, h, w)
 		}
+		if shift > 0 {
+			dx[k], dy[k] = rng.IntN(2*shift+1)-shift, rng.IntN(2*shift+1)-shift
+			img = Translate(img, h, w, dx[k], dy[k])
+		}
+		imgs[k] = img
 	}
 	sum := make([]float32, len(x))
 	for _, s := range subs {
@@ -311,6 +333,9 @@ func gradient(subs []*solver.Solver, x []float32, text string, h, w int, eot []F
 		}
 		model := make([]float32, len(x))
 		for k, gk := range g.Grads {
+			if dx[k] != 0 || dy[k] != 0 {
+				gk = solver.Image(translateBack(gk, h, w, dx[k], dy[k]))
+			}
 			if used[k] >= 0 {
 				gk = solver.Image(eot[used[k]].Backward(gk, h, w))
 			}

@@ -56,6 +56,7 @@ func TestMethodsRaiseLossWithinBudget(t *testing.T) {
 		{Method: MIFGSM, Epsilon: 64},
 		{Method: MIFGSM, Epsilon: 64, EOT: []string{"gaussian", "median", "binarize"}},
 		{Method: MIFGSM, Epsilon: 64, Smooth: 1},
+		{Method: MIFGSM, Epsilon: 64, Shift: 2},
 	} {
 		fooled := 0
 		for i, img := range imgs {
@@ -118,7 +119,7 @@ func TestTargetedReachesTarget(t *testing.T) {
 func TestDeterministicForSeed(t *testing.T) {
 	s := testSolver(t)
 	imgs, texts := cleanCaptchas(t, s, 1)
-	cfg := Config{Method: MIFGSM, Epsilon: 8, EOT: []string{"gaussian", "jpeg"}, Targeted: true}
+	cfg := Config{Method: MIFGSM, Epsilon: 8, EOT: []string{"gaussian", "jpeg"}, Shift: 2, Targeted: true}
 	a, err := Attack([]*solver.Solver{s}, imgs[0], texts[0], cfg, 42)
 	if err != nil {
 		t.Fatal(err)

@@ -254,3 +254,29 @@ func FromGray(g *image.Gray) []float32 {
 	}
 	return out
 }
+
+// Translate moves the image by dx pixels right and dy down, replicating the
+// edges into the uncovered border (captchas have a plain background there).
+func Translate(img []float32, h, w, dx, dy int) []float32 {
+	out := make([]float32, len(img))
+	for y := range h {
+		for x := range w {
+			out[y*w+x] = at(img, h, w, y-dy, x-dx)
+		}
+	}
+	return out
+}
+
+// translateBack is Translate's transpose: each output pixel's gradient goes
+// back to the input pixel it was copied from, so the replicated edge pixels
+// collect the gradient of every copy.
+func translateBack(grad []float32, h, w, dx, dy int) []float32 {
+	out := make([]float32, len(grad))
+	for y := range h {
+		for x := range w {
+			sy, sx := min(max(y-dy, 0), h-1), min(max(x-dx, 0), w-1)
+			out[sy*w+sx] += grad[y*w+x]
+		}
+	}
+	return out
+}

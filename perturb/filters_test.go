@@ -58,3 +58,29 @@ func TestFiltersKeepSizeAndRange(t *testing.T) {
 		}
 	}
 }
+
+// translateBack must be Translate's transpose, ⟨T x, g⟩ = ⟨x, Tᵀ g⟩, or the
+// shifted draws' gradients point the wrong way.
+func TestTranslateBackIsTranspose(t *testing.T) {
+	h, w := 7, 11
+	x, g := make([]float32, h*w), make([]float32, h*w)
+	for i := range x {
+		x[i] = float32((i*37)%17) / 17
+		g[i] = float32((i*53)%13)/13 - 0.5
+	}
+	for _, d := range [][2]int{{0, 0}, {2, 0}, {-3, 1}, {1, -2}, {-1, -1}} {
+		tx := Translate(x, h, w, d[0], d[1])
+		tg := translateBack(g, h, w, d[0], d[1])
+		var a, b float64
+		for i := range x {
+			a += float64(tx[i] * g[i])
+			b += float64(x[i] * tg[i])
+		}
+		if math.Abs(a-b) > 1e-4 {
+			t.Errorf("shift %v: ⟨Tx,g⟩ = %.6f, ⟨x,Tᵀg⟩ = %.6f", d, a, b)
+		}
+	}
+	if got := Translate(x, h, w, 1, 0)[1]; got != x[0] {
+		t.Errorf("a shift right by one puts %v at (0,1), want x(0,0) = %v", got, x[0])
+	}
+}

@@ -53,4 +53,4 @@ fi
 # One bidirectional LSTM layer of 96 over other narrow convolutions, seed 12.
 # (Two bidirectional layers of 128 over 48/96/96/48 filters cost about twice
 # the narrow network's 0.45 s a step: 80 minutes on two cores.)
-train bilstm --conv 32/2x2,64/2x2,64/2x1,48/2x1 --hidden 96 --layers 1 --bidirectional --seed 12 --epochs 5 --lr 1.5e-3
+train bilstm --conv 32/2x2,64/2x2,64/2x1,48/2x1 --hidden 96 --layers 1 --bidirectional --seed 12 --epochs 4 --lr 2e-3
