@@ -193,6 +193,61 @@ func TestRedisClusterContract(t *testing.T) {
 	storetest.Run(t, redisStores(store.RedisOptions{Addrs: cl.Addrs}))
 }
 
+// TestRedisSentinelFailover kills the master under a Sentinel: the store,
+// not recreated, follows the Sentinel to the promoted replica and finds there
+// what it wrote before (labels are what an operator would miss most).
+func TestRedisSentinelFailover(t *testing.T) {
+	sn := redistest.StartSentinelWithReplica(t)
+	r, err := store.NewRedis(store.RedisOptions{Addrs: []string{sn.Addr}, MasterName: sn.MasterName,
+		Options: store.Options{Windows: storetest.Windows}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	ctx := context.Background()
+	now := time.Now()
+	before := store.Entity{Kind: store.KindIP, ID: "198.51.100.1"}
+	if err := r.SetLabel(ctx, before, store.Label{Reason: "written before the failover", At: now, Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	// Asynchronous replication may lose the last writes before a crash;
+	// the test waits for the replica so that it tests the failover, not that.
+	master := redis.NewClient(&redis.Options{Addr: sn.Master.Addr})
+	if n, err := master.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n != 1 {
+		t.Fatalf("WAIT for the replica: %d, %v", n, err)
+	}
+	master.Close()
+
+	sn.Master.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	var tallies []store.Tally
+	for {
+		tallies, err = r.Observe(ctx, time.Now(), []store.Hit{{Entity: before, N: 1}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store did not recover within 30s of the master's death: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := sn.MasterAddr(); got != sn.Replica.Addr {
+		t.Fatalf("the Sentinel reports master %s, want the promoted replica %s", got, sn.Replica.Addr)
+	}
+	if l := tallies[0].Label; l == nil || l.Reason != "written before the failover" {
+		t.Fatalf("label after the failover: %+v", l)
+	}
+	after := store.Entity{Kind: store.KindIP, ID: "198.51.100.2"}
+	if err := r.SetLabel(ctx, after, store.Label{Reason: "written after", At: now, Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatalf("writing after the failover: %v", err)
+	}
+	promoted := redis.NewClient(&redis.Options{Addr: sn.Replica.Addr})
+	defer promoted.Close()
+	if n, _ := promoted.DBSize(ctx).Result(); n == 0 {
+		t.Fatal("the promoted replica holds nothing")
+	}
+}
+
 // TestRedisSentinelContract runs the contract through a real Sentinel.
 func TestRedisSentinelContract(t *testing.T) {
 	sn := redistest.StartSentinel(t)

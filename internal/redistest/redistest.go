@@ -219,6 +219,8 @@ func StartCluster(t testing.TB) *Cluster {
 // Sentinel is a Redis master watched by one Sentinel.
 type Sentinel struct {
 	Master *Server
+	// Replica replicates Master, for StartSentinelWithReplica; nil otherwise.
+	Replica *Server
 	// Addr is the Sentinel's address; MasterName the name it knows the
 	// master by.
 	Addr       string
@@ -229,10 +231,35 @@ type Sentinel struct {
 // until the Sentinel reports the master.
 func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
+	return startSentinel(t, false)
+}
+
+// StartSentinelWithReplica is StartSentinel with a replica of the master,
+// in sync before it returns, which the Sentinel promotes a few seconds
+// after the master dies.
+func StartSentinelWithReplica(t testing.TB) *Sentinel {
+	t.Helper()
+	return startSentinel(t, true)
+}
+
+func startSentinel(t testing.TB, withReplica bool) *Sentinel {
+	t.Helper()
 	master := Start(t)
+	var replica *Server
+	if withReplica {
+		replica = &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.port)}}
+		replica.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(replica.port))
+		replica.start()
+		t.Cleanup(replica.Kill)
+		waitFor(t, "the replica to sync", func() bool {
+			out, _ := exec.Command("redis-cli", "-p", strconv.Itoa(replica.port), "info", "replication").Output()
+			return strings.Contains(string(out), "master_link_status:up")
+		})
+	}
 	port := freePort(t)
 	dir := t.TempDir()
-	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor advc 127.0.0.1 %d 1\nsentinel down-after-milliseconds advc 1000\n",
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor advc 127.0.0.1 %d 1\n"+
+		"sentinel down-after-milliseconds advc 1000\nsentinel failover-timeout advc 5000\n",
 		port, dir, master.port)
 	path := dir + "/sentinel.conf"
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
@@ -243,15 +270,38 @@ func StartSentinel(t testing.TB) *Sentinel {
 		t.Fatalf("start redis-server --sentinel: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	s := &Sentinel{Master: master, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), MasterName: "advc"}
+	s := &Sentinel{Master: master, Replica: replica, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), MasterName: "advc"}
+	waitFor(t, "the Sentinel to report the master", func() bool {
+		return s.MasterAddr() == master.Addr
+	})
+	if replica != nil {
+		waitFor(t, "the Sentinel to discover the replica", func() bool {
+			out, _ := exec.Command("redis-cli", "-p", strconv.Itoa(port), "sentinel", "replicas", "advc").Output()
+			return strings.Contains(string(out), strconv.Itoa(replica.port))
+		})
+	}
+	return s
+}
+
+// MasterAddr is the master's address as the Sentinel reports it now, or ""
+// when it cannot be asked.
+func (s *Sentinel) MasterAddr() string {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	out, err := exec.Command("redis-cli", "-p", port, "sentinel", "get-master-addr-by-name", s.MasterName).Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) != 2 {
+		return ""
+	}
+	return net.JoinHostPort(f[0], f[1])
+}
+
+// waitFor polls ok for up to 10 s and ends the test when it stays false.
+func waitFor(t testing.TB, what string, ok func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "sentinel", "get-master-addr-by-name", "advc").Output()
-		if err == nil && strings.Contains(string(out), strconv.Itoa(master.port)) {
-			return s
-		}
+	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("Sentinel did not report the master within 10s: %v %s", err, out)
+			t.Fatalf("waited 10s for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
