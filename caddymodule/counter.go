@@ -15,9 +15,9 @@ import (
 // flushInterval is how often a counter sends its requests to the store.
 const flushInterval = 100 * time.Millisecond
 
-// counter counts cleared clients' requests without a store round trip on
-// their path: hits add up locally and are flushed in one Observe every
-// flushInterval. The flush also brings back labels and strict-limit
+// counter counts cleared clients' requests, and new devices' first ones,
+// without a store round trip on their path: hits add up locally and are
+// flushed in one Observe every flushInterval. The flush also brings back labels and strict-limit
 // crossings; entities found so are revoked, and their next request goes
 // through full scoring, which blocks them.
 type counter struct {
@@ -120,7 +120,7 @@ func (c *counter) flush() {
 		}
 	}
 	if len(hits) > 0 {
-		c.h.logger.Debug("flushed cleared-client counts", zap.Int("entities", len(hits)))
+		c.h.logger.Debug("flushed counts", zap.Int("entities", len(hits)))
 	}
 }
 

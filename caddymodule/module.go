@@ -196,24 +196,26 @@ type Handler struct {
 	weights    riskscore.Weights
 	thresholds riskscore.Thresholds
 	windows    []time.Duration
-	freq       [numKinds]riskscore.Frequency
-	exempt     caddyhttp.MatchPath
-	allow      []netip.Prefix
-	deny       []netip.Prefix
-	crawlers   *crawler.Verifier
-	failClosed bool
-	counter    *counter
-	health     *storeHealth
-	style      captcha.Style
-	solver     *solver.Model
-	pool       *adversarialPool // nil when adversarial captchas are off
-	poolKey    string
-	metrics    *metrics
-	events     *caddyevents.App
-	eventsCtx  caddy.Context
-	adminToken []byte // SHA-256 of the admin token; nil: none
-	adminPath  string // where the operators' area is; "": it does not exist
-	samplerKey string
+	// firstCounts is the window counts of an entity seen once.
+	firstCounts []float64
+	freq        [numKinds]riskscore.Frequency
+	exempt      caddyhttp.MatchPath
+	allow       []netip.Prefix
+	deny        []netip.Prefix
+	crawlers    *crawler.Verifier
+	failClosed  bool
+	counter     *counter
+	health      *storeHealth
+	style       captcha.Style
+	solver      *solver.Model
+	pool        *adversarialPool // nil when adversarial captchas are off
+	poolKey     string
+	metrics     *metrics
+	events      *caddyevents.App
+	eventsCtx   caddy.Context
+	adminToken  []byte // SHA-256 of the admin token; nil: none
+	adminPath   string // where the operators' area is; "": it does not exist
+	samplerKey  string
 }
 
 // Limits are request-rate limits per kind of entity. Each soft list has
@@ -270,6 +272,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	for _, w := range h.Windows {
 		h.windows = append(h.windows, time.Duration(w))
+		h.firstCounts = append(h.firstCounts, 1)
 	}
 	lim := h.Limits
 	if len(lim.IP)+len(lim.Device)+len(lim.Account) == 0 {
@@ -634,6 +637,8 @@ type visit struct {
 	assessment riskscore.Assessment
 	reasonBuf  [8]riskscore.Reason
 	entityBuf  [numKinds]store.Entity
+	hitBuf     [numKinds]store.Hit
+	kindBuf    [numKinds]int
 	storeDown  bool
 	scored     bool // the full assessment ran (not cleared, listed or exempt)
 }
@@ -707,9 +712,17 @@ func (v *visit) score() (riskscore.Decision, error) {
 		a.Add(&h.weights, riskscore.NoDeviceCookie, 1, "")
 	}
 	ents := v.entities()
-	hits := make([]store.Hit, len(ents))
+	// A device id minted on this request has no counts and no label in the
+	// store yet: its hit goes with the counter's next flush instead of this
+	// round trip, which then carries only the IP (and account) — half the
+	// store's work for a new client.
+	hits, kinds := v.hitBuf[:0], v.kindBuf[:0]
 	for i, e := range ents {
-		hits[i] = store.Hit{Entity: e, N: 1}
+		if i == kindDevice && v.newDev {
+			h.counter.add(ents[i : i+1])
+			continue
+		}
+		hits, kinds = append(hits, store.Hit{Entity: e, N: 1}), append(kinds, i)
 	}
 	start := time.Now()
 	tallies, err := h.store.Observe(v.r.Context(), v.now, hits)
@@ -720,7 +733,12 @@ func (v *visit) score() (riskscore.Decision, error) {
 		return h.thresholds.Decide(a), err
 	}
 	h.health.ok()
-	for i, t := range tallies {
+	if v.newDev {
+		// This request is the device's only one so far.
+		h.freq[kindDevice].Assess(a, &h.weights, freqSignals[kindDevice], h.firstCounts)
+	}
+	for j, t := range tallies {
+		i := kinds[j]
 		if t.Label != nil {
 			a.Add(&h.weights, riskscore.Labelled, 1, string(storeKinds[i])+": "+t.Label.Reason)
 		}
