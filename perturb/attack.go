@@ -337,7 +337,7 @@ func gradient(subs []*solver.Solver, x []float32, text string, h, w int, eot []F
 				gk = solver.Image(translateBack(gk, h, w, dx[k], dy[k]))
 			}
 			if used[k] >= 0 {
-				gk = solver.Image(eot[used[k]].Backward(x, gk, h, w))
+				gk = solver.Image(eot[used[k]].Backward(gk, h, w))
 			}
 			for i, v := range gk {
 				model[i] += v

@@ -13,34 +13,25 @@ import (
 type Filter struct {
 	Name  string
 	Apply func(img []float32, h, w int) []float32
-	// Backward maps a gradient at the filter's output to one at its input
-	// img: the transposed filter for linear ones (symmetric kernels are their
-	// own transpose), the median's own subgradient, a soft threshold for
-	// binarisation (BPDA), and identity (straight-through) for the others.
-	Backward func(img, grad []float32, h, w int) []float32
+	// Backward maps a gradient at the filter's output to one at its input:
+	// the transposed filter for linear ones (symmetric kernels are their own
+	// transpose), identity (BPDA, straight-through) for the others.
+	Backward func(grad []float32, h, w int) []float32
 }
 
-func identity(_, g []float32, _, _ int) []float32 { return g }
-
-// linear is the Backward of a linear filter whose transpose is t.
-func linear(t func(g []float32, h, w int) []float32) func(img, grad []float32, h, w int) []float32 {
-	return func(_, g []float32, h, w int) []float32 { return t(g, h, w) }
-}
+func identity(g []float32, _, _ int) []float32 { return g }
 
 // Filters are the preprocessing steps the robustness benchmark applies (each
 // once and three times) and the expectation-over-transformation draws from.
 var Filters = []Filter{
-	{"gaussian", gaussian1, linear(gaussian1)},
-	{"median", Median3, median3Backward},
-	{"mean", Mean3, linear(Mean3)},
+	{"gaussian", func(img []float32, h, w int) []float32 { return GaussianBlur(img, h, w, 1) }, func(g []float32, h, w int) []float32 { return GaussianBlur(g, h, w, 1) }},
+	{"median", Median3, identity},
+	{"mean", Mean3, Mean3},
 	{"bilateral", func(img []float32, h, w int) []float32 { return Bilateral(img, h, w, 2, 1.5, 0.15) }, identity},
-	{"binarize", Binarize, binarizeBackward},
-	{"resize", rescale75, linear(rescale75)},
+	{"binarize", Binarize, identity},
+	{"resize", func(img []float32, h, w int) []float32 { return Rescale(img, h, w, 0.75) }, func(g []float32, h, w int) []float32 { return Rescale(g, h, w, 0.75) }},
 	{"jpeg", func(img []float32, h, w int) []float32 { return JPEG(img, h, w, 75) }, identity},
 }
-
-func gaussian1(img []float32, h, w int) []float32 { return GaussianBlur(img, h, w, 1) }
-func rescale75(img []float32, h, w int) []float32 { return Rescale(img, h, w, 0.75) }
 
 // FilterByName returns the named filter.
 func FilterByName(name string) (Filter, bool) {
@@ -132,34 +123,6 @@ func Median3(img []float32, h, w int) []float32 {
 	return out
 }
 
-// median3Backward is the median filter's subgradient: each output pixel's
-// gradient goes to the input pixel that was its window's median, the only
-// one a small change of which moves the output.
-func median3Backward(img, grad []float32, h, w int) []float32 {
-	out := make([]float32, len(img))
-	var idx [9]int
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			n := 0
-			for dy := -1; dy <= 1; dy++ {
-				for dx := -1; dx <= 1; dx++ {
-					idx[n] = min(max(y+dy, 0), h-1)*w + min(max(x+dx, 0), w-1)
-					n++
-				}
-			}
-			// Insertion sort by value, stable, as Median3's sort picks a
-			// value (ties are equal values, so any of them is the median).
-			for i := 1; i < 9; i++ {
-				for j := i; j > 0 && img[idx[j]] < img[idx[j-1]]; j-- {
-					idx[j], idx[j-1] = idx[j-1], idx[j]
-				}
-			}
-			out[idx[4]] += grad[y*w+x]
-		}
-	}
-	return out
-}
-
 // Bilateral is the edge-preserving bilateral filter: neighbours within radius
 // weighted by distance (σs pixels) and by difference in value (σr).
 func Bilateral(img []float32, h, w, radius int, sigmaS, sigmaR float64) []float32 {
@@ -185,34 +148,6 @@ func Bilateral(img []float32, h, w, radius int, sigmaS, sigmaR float64) []float3
 
 // Binarize thresholds at Otsu's threshold: black text on white.
 func Binarize(img []float32, h, w int) []float32 {
-	thr := otsu(img)
-	out := make([]float32, len(img))
-	for i, v := range img {
-		if quantize(v) > thr {
-			out[i] = 1
-		}
-	}
-	return out
-}
-
-// binarizeBackward is a soft threshold's gradient (BPDA): a step function's
-// gradient is zero almost everywhere, and straight-through spreads the
-// budget over pixels no step of ε can carry across the threshold; a Gaussian
-// bump around Otsu's threshold puts it on the pixels that can cross.
-func binarizeBackward(img, grad []float32, h, w int) []float32 {
-	const width = 16.0 / 255 // about the budget: farther pixels cannot cross
-	thr := (float32(otsu(img)) + 0.5) / 255
-	out := make([]float32, len(grad))
-	for i, g := range grad {
-		d := float64(img[i]-thr) / width
-		out[i] = g * float32(math.Exp(-d*d/2))
-	}
-	return out
-}
-
-// otsu is Otsu's threshold of img in 8-bit levels: values above it are
-// background.
-func otsu(img []float32) uint8 {
 	var hist [256]int
 	for _, v := range img {
 		hist[quantize(v)]++
@@ -240,7 +175,13 @@ func otsu(img []float32) uint8 {
 			best, thr = between, t
 		}
 	}
-	return uint8(thr)
+	out := make([]float32, len(img))
+	for i, v := range img {
+		if quantize(v) > uint8(thr) {
+			out[i] = 1
+		}
+	}
+	return out
 }
 
 // Rescale shrinks the image by scale and enlarges it back (bilinear both
