@@ -9,6 +9,8 @@
 #   METHODS="mifgsm" EPSILONS="8 16" N=100 bench/adversarial/run.sh
 #   SETS="mifgsm-8 mifgsm-16 fgsm-16" bench/adversarial/run.sh   # chosen method-ε sets
 #   TRANSFER=narrow bench/adversarial/run.sh                      # only these transfer solvers
+#   SETS="mifgsm-24-ens" bench/adversarial/run.sh   # -ens: against the shipped model and
+#                                                   # solvers/second.crnn at once (train-ensemble.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-200}
@@ -36,8 +38,13 @@ if [ -z "${SETS:-}" ]; then
 fi
 sets=(clean)
 for s in $SETS; do
-	m=${s%-*} e=${s##*-}
-	[ -f $D/$s/attack.json ] || $B advcaptcha dataset --adversarial --method $m --epsilon $e --count $N --seed 7000000 --out $D/$s >/dev/null
+	IFS=- read -r m e variant <<<"$s"
+	extra=()
+	if [ "$variant" = ens ]; then
+		[ -f $T/second.crnn ] || { echo "missing $T/second.crnn: run bench/adversarial/train-ensemble.sh first" >&2; exit 1; }
+		extra=(--model solver/models/default.crnn --model $T/second.crnn)
+	fi
+	[ -f $D/$s/attack.json ] || $B advcaptcha dataset --adversarial --method $m --epsilon $e "${extra[@]}" --count $N --seed 7000000 --out $D/$s >/dev/null
 	sets+=("$s")
 done
 solved() { # solver-model dataset [filter passes] → percent
@@ -58,7 +65,7 @@ out=bench/adversarial/RESULTS.md
 		if [ $s = clean ]; then echo "## clean"; else
 			echo "## $(jq -r .description $D/$s/attack.json)"
 			echo
-			echo "mean SSIM $(jq -r '.mean_ssim*1000|round/1000' $D/$s/attack.json), substitute fooled at generation $(jq -r '.substitute_fooled*100|round' $D/$s/attack.json)%"
+			echo "against model $(jq -r .models $D/$s/attack.json); mean SSIM $(jq -r '.mean_ssim*1000|round/1000' $D/$s/attack.json), substitute fooled at generation $(jq -r '.substitute_fooled*100|round' $D/$s/attack.json)%"
 		fi
 		echo
 		printf "| solver | none |"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Trains a second substitute for ensemble attacks (perturb's gradients of
+# several models at once): this project's training code on clean captchas,
+# with an architecture and seed of its own — neither the shipped model's nor
+# either transfer solver's, which must stay unattacked for run.sh to mean
+# anything. Resumable from bench/out/ensemble/second.ckpt.
+#
+#   bench/adversarial/train-ensemble.sh    # → bench/adversarial/solvers/second.crnn
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+make -s build
+B=bin/caddy
+D=bench/out/ensemble
+S=bench/adversarial/solvers
+mkdir -p $D $S
+# Its own training captchas (other seeds than the transfer solvers').
+[ -f $D/train/labels.csv ] || $B advcaptcha dataset --count 40000 --seed 8000000 --out $D/train >/dev/null
+[ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 8100000 --out $D/val >/dev/null
+resume=""
+[ -f $D/second.ckpt ] && resume=--resume
+OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --out $D/second.crnn \
+	--checkpoint $D/second.ckpt --curve $S/second.curve.png \
+	--batch 32 --workers 2 $resume --conv 48/2x2,96/2x2,128/2x1,64/2x1 --hidden 192 --layers 1 --seed 31 \
+	--epochs ${EPOCHS:-2} --lr 2e-3 --about "second substitute for ensemble attacks (bench/adversarial)"
+cp $D/second.crnn $S/second.crnn
