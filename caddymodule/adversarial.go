@@ -57,6 +57,13 @@ type Adversarial struct {
 	// restart. Default 30s; "off" (a negative value) keeps the configured
 	// model.
 	FollowModels caddy.Duration `json:"follow_models,omitempty"`
+	// Ensemble lists further substitute model files attacked together with
+	// the solver model: each step follows the mean of their gradients
+	// (each L1-normalised), so a perturbation must fool several
+	// architectures at once, which is what makes it transfer to solvers
+	// never seen. Each costs one more gradient per step. The learning loop
+	// replaces the solver model only; these stay.
+	Ensemble []string `json:"ensemble,omitempty"`
 }
 
 func (a *Adversarial) provision() {
@@ -118,8 +125,10 @@ var pools = caddy.NewUsagePool()
 // switches to it (a new generation with its own pool key) without a
 // restart.
 type adversarialPool struct {
-	cfg      Adversarial
-	style    captcha.Style
+	cfg   Adversarial
+	style captcha.Style
+	// ensemble are the fixed further substitutes (Adversarial.Ensemble).
+	ensemble []*solver.Solver
 	store    store.Store
 	storeKey string
 	cur      atomic.Pointer[generation]
@@ -134,8 +143,9 @@ type adversarialPool struct {
 
 // generation is the pool's state for one model version.
 type generation struct {
-	gen *captchapool.Generator
-	key string // the store queue of this version's captchas
+	gen   *captchapool.Generator
+	model string // the version of the (followed) solver model
+	key   string // the store queue of this version's captchas
 	// prevKey is the queue of the version before, served from while this
 	// one fills.
 	prevKey string
@@ -160,12 +170,16 @@ func (p *adversarialPool) Destruct() error {
 }
 
 // openPool starts (or joins) the pool for this handler's settings.
-func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error) {
+func (h *Handler) openPool(model *solver.Model, ensemble []*solver.Model) (string, *adversarialPool, error) {
 	a := h.Adversarial
 	attack := a.attack()
+	versions := model.Version()
+	for _, m := range ensemble {
+		versions += "+" + m.Version()
+	}
 	// Handlers share workers only when everything about them is the same:
 	// a reload that changes workers or the budget starts new ones.
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d/%d/%g/%t/%v", h.storeKey, attack.String(), model.Version(),
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d/%d/%g/%t/%v", h.storeKey, attack.String(), versions,
 		a.PoolSize, a.Workers, a.CPUBudget, a.ExternalWorkers, time.Duration(a.FollowModels))
 	v, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
 		// The pool holds its own reference to the store, which outlives
@@ -177,6 +191,15 @@ func (h *Handler) openPool(model *solver.Model) (string, *adversarialPool, error
 		p := &adversarialPool{cfg: *a, style: h.style, store: h.store, storeKey: h.storeKey, ctx: ctx, stop: cancel,
 			logger: h.logger.With(zap.String("attack", attack.String()))}
 		p.last.Store(h)
+		for _, m := range ensemble {
+			sol, err := solver.New(m, solver.Options{Workers: a.Workers})
+			if err != nil {
+				cancel()
+				_, _ = stores.Delete(h.storeKey)
+				return nil, err
+			}
+			p.ensemble = append(p.ensemble, sol)
+		}
 		if err := p.switchTo(model); err != nil {
 			cancel()
 			_, _ = stores.Delete(h.storeKey)
@@ -203,9 +226,9 @@ func (p *adversarialPool) switchTo(model *solver.Model) error {
 	if err != nil {
 		return err
 	}
-	gen := &captchapool.Generator{Style: p.style, Solvers: []*solver.Solver{sol}, Attack: p.cfg.attack()}
+	gen := &captchapool.Generator{Style: p.style, Solvers: append([]*solver.Solver{sol}, p.ensemble...), Attack: p.cfg.attack()}
 	ctx, cancel := context.WithCancel(p.ctx)
-	g := &generation{gen: gen, key: gen.Key(), stop: cancel}
+	g := &generation{gen: gen, model: model.Version(), key: gen.Key(), stop: cancel}
 	if old := p.current(); old != nil {
 		g.prevKey = old.key
 	}
@@ -257,7 +280,7 @@ func (p *adversarialPool) follow(interval time.Duration) {
 		case errors.Is(err, modelregistry.ErrNone), p.ctx.Err() != nil:
 		case err != nil:
 			p.logger.Warn("reading the model registry", zap.Error(err))
-		case cur.Version == p.current().gen.ModelVersion(), cur.Version == refused:
+		case cur.Version == p.current().model, cur.Version == refused:
 		default:
 			err := p.load(reg, cur.Version)
 			m := p.last.Load().metrics

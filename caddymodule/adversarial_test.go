@@ -150,6 +150,32 @@ func TestAdversarialFallbacks(t *testing.T) {
 	}
 }
 
+// TestAdversarialEnsemble: with an ensemble, captchas are computed against
+// the solver model and the ensemble's models together, and the captcha's
+// record names them all; a model that cannot be loaded fails the config.
+func TestAdversarialEnsemble(t *testing.T) {
+	m, err := solver.NewModel(solver.DefaultArchitecture(), 2) // another seed than withModel's
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "second.crnn")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	second, err := solver.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, version := withModel(t, "adversarial {\n\t\texternal_workers\n\t\tfallback sync\n\t\tensemble "+path+"\n\t\t"+quickAttack+"\n\t}")
+	f, _ := newCaptchaFlow(t, opts)
+	id := f.challenge(suspicious("198.51.100.122"), "/")
+	if _, method, model, _ := f.served(id); !strings.HasPrefix(method, "mifgsm") || model != version+"+"+second.Version() {
+		t.Fatalf("served method %q against %q, want mifgsm against %s+%s", method, model, version, second.Version())
+	}
+	missing := filepath.Join(t.TempDir(), "missing.crnn")
+	assertConfigError(t, "adversarial {\n\t\tensemble "+missing+"\n\t}", "adversarial: ensemble "+missing)
+}
+
 func TestAdversarialConfigErrorsNameTheField(t *testing.T) {
 	for want, opts := range map[string]string{
 		"epsilon":    "adversarial {\n\t\tepsilon 500\n\t}",

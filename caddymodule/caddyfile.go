@@ -84,6 +84,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			smooth <sigma>
 //			shift <pixels>
 //			min_ssim <floor>
+//			ensemble <model file...>
 //			pool_size <n>
 //			workers <n>
 //			external_workers
@@ -404,6 +405,10 @@ func (h *Handler) unmarshalAdversarial(d *caddyfile.Dispenser) error {
 			err = intArg(d, &at.Shift)
 		case "min_ssim":
 			err = floatArg(d, &at.MinSSIM)
+		case "ensemble":
+			if a.Ensemble = d.RemainingArgs(); len(a.Ensemble) == 0 {
+				return d.ArgErr()
+			}
 		case "pool_size":
 			err = intArg(d, &a.PoolSize)
 		case "workers":

@@ -69,7 +69,9 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 			eot median binarize jpeg
 			eot_samples 3
 			smooth 1.5
+			shift 2
 			min_ssim 0.6
+			ensemble /var/lib/advcaptcha/b.crnn /var/lib/advcaptcha/c.crnn
 			pool_size 500
 			workers 2
 			external_workers
@@ -109,8 +111,9 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		"challenge_ttl": "90s", "max_failures_device": 7, "max_failures_ip": 40, "max_failures_account": 9, "max_audio_device": 4,
 		"solver_model": "/var/lib/advcaptcha/solver.crnn",
 		"adversarial": {"attack": {"method": "bim", "epsilon": 10, "step": 2, "iterations": 12, "momentum": 0.9,
-			"targeted": true, "eot": ["median", "binarize", "jpeg"], "eot_samples": 3, "smooth": 1.5, "min_ssim": 0.6},
-			"pool_size": 500, "workers": 2, "external_workers": true, "cpu_budget": 0.25, "fallback": "sync"},
+			"targeted": true, "eot": ["median", "binarize", "jpeg"], "eot_samples": 3, "smooth": 1.5, "shift": 2, "min_ssim": 0.6},
+			"pool_size": 500, "workers": 2, "external_workers": true, "cpu_budget": 0.25, "fallback": "sync",
+			"ensemble": ["/var/lib/advcaptcha/b.crnn", "/var/lib/advcaptcha/c.crnn"]},
 		"admin_token": "{env.ADVC_ADMIN}", "admin": {"path": "/ops/bots/", "guard": "caddy_auth"},
 		"device_cookie": "dev", "clearance_cookie": "clr"
 	}`

@@ -218,7 +218,7 @@ func (v *visit) serveSummary(w http.ResponseWriter) error {
 			failed("pool", err)
 		}
 		s.Pool = &poolSummary{Depth: n, Size: p.cfg.PoolSize, Model: g.gen.ModelVersion(), Method: p.cfg.attack().String()}
-		s.Models.Serving = g.gen.ModelVersion()
+		s.Models.Serving = g.model
 	} else if h.solver != nil {
 		s.Models.Serving = h.solver.Version()
 	}

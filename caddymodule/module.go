@@ -367,6 +367,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Adversarial.validate(); err != nil {
 		return fmt.Errorf("adversarial: %w", err)
 	}
+	var ensemble []*solver.Model
+	for _, path := range h.Adversarial.Ensemble {
+		m, err := loadSolver(path, h.style)
+		if err != nil {
+			return fmt.Errorf("adversarial: ensemble %s: %w", path, err)
+		}
+		ensemble = append(ensemble, m)
+	}
 	switch {
 	case h.Adversarial.Off:
 	case h.solver == nil && adversarialConfigured:
@@ -374,7 +382,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	case h.solver == nil:
 		h.logger.Warn("serving plain captchas: this build has no built-in solver model and solver_model is not set")
 	default:
-		if h.poolKey, h.pool, err = h.openPool(h.solver); err != nil {
+		if h.poolKey, h.pool, err = h.openPool(h.solver, ensemble); err != nil {
 			return fmt.Errorf("adversarial: %w", err)
 		}
 	}
