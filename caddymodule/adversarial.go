@@ -191,16 +191,11 @@ func (h *Handler) openPool(model *solver.Model, ensemble []*solver.Model) (strin
 		p := &adversarialPool{cfg: *a, style: h.style, store: h.store, storeKey: h.storeKey, ctx: ctx, stop: cancel,
 			logger: h.logger.With(zap.String("attack", attack.String()))}
 		p.last.Store(h)
-		for _, m := range ensemble {
-			sol, err := solver.New(m, solver.Options{Workers: a.Workers})
-			if err != nil {
-				cancel()
-				_, _ = stores.Delete(h.storeKey)
-				return nil, err
-			}
-			p.ensemble = append(p.ensemble, sol)
+		err := p.startEnsemble(ensemble)
+		if err == nil {
+			err = p.switchTo(model)
 		}
-		if err := p.switchTo(model); err != nil {
+		if err != nil {
 			cancel()
 			_, _ = stores.Delete(h.storeKey)
 			return nil, err
@@ -217,6 +212,19 @@ func (h *Handler) openPool(model *solver.Model, ensemble []*solver.Model) (strin
 	p := v.(*adversarialPool)
 	p.last.Store(h)
 	return key, p, nil
+}
+
+// startEnsemble builds the fixed further substitutes every generation
+// attacks together with its model.
+func (p *adversarialPool) startEnsemble(models []*solver.Model) error {
+	for _, m := range models {
+		sol, err := solver.New(m, solver.Options{Workers: p.cfg.Workers})
+		if err != nil {
+			return fmt.Errorf("ensemble model %s: %w", m.Version(), err)
+		}
+		p.ensemble = append(p.ensemble, sol)
+	}
+	return nil
 }
 
 // switchTo makes the pool generate against model: it starts workers on

@@ -17,9 +17,9 @@ const flushInterval = 100 * time.Millisecond
 
 // counter counts cleared clients' requests, and new devices' first ones,
 // without a store round trip on their path: hits add up locally and are
-// flushed in one Observe every flushInterval. The flush also brings back labels and strict-limit
-// crossings; entities found so are revoked, and their next request goes
-// through full scoring, which blocks them.
+// flushed in one Observe every flushInterval. The flush also brings back
+// labels and strict-limit crossings; entities found so are revoked, and
+// their next request goes through full scoring, which blocks them.
 type counter struct {
 	h       *Handler
 	mu      sync.Mutex

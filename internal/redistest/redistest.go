@@ -28,18 +28,25 @@ type Server struct {
 	tls *tls.Config
 	// password, when set, is sent with AUTH by the readiness check.
 	password string
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu       sync.Mutex
+	cmd      *exec.Cmd
 }
 
 // Start launches redis-server on a free port and stops it when the test
 // ends. A missing redis-server fails the test: `make test` installs it.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return launch(t, "")
+}
+
+// launch starts a redis-server with extra arguments, which authenticates
+// with password when it is not "", and stops it when the test ends.
+func launch(t testing.TB, password string, extra ...string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found on PATH (run `make test`, which installs Debian's redis-server): %v", err)
 	}
-	s := &Server{t: t, port: freePort(t), dir: t.TempDir()}
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: extra, password: password}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.start()
 	t.Cleanup(s.Kill)
@@ -125,28 +132,14 @@ func (s *Server) Kill() {
 // write, so that what a write acknowledged survives Kill and Restart.
 func StartPersistent(t testing.TB) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redis-server not found on PATH (run `make test`, which installs Debian's redis-server): %v", err)
-	}
-	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: []string{"--appendonly", "yes", "--appendfsync", "always"}}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-	s.start()
-	t.Cleanup(s.Kill)
-	return s
+	return launch(t, "", "--appendonly", "yes", "--appendfsync", "always")
 }
 
 // StartWithPassword is Start with requirepass set to password (which must
 // not need quoting on a RESP command line).
 func StartWithPassword(t testing.TB, password string) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redis-server not found on PATH (run `make test`, which installs Debian's redis-server): %v", err)
-	}
-	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: []string{"--requirepass", password}, password: password}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-	s.start()
-	t.Cleanup(s.Kill)
-	return s
+	return launch(t, password, "--requirepass", password)
 }
 
 // Restart starts the server again on the same port: empty, unless it was
@@ -247,10 +240,7 @@ func startSentinel(t testing.TB, withReplica bool) *Sentinel {
 	master := Start(t)
 	var replica *Server
 	if withReplica {
-		replica = &Server{t: t, port: freePort(t), dir: t.TempDir(), extra: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.port)}}
-		replica.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(replica.port))
-		replica.start()
-		t.Cleanup(replica.Kill)
+		replica = launch(t, "", "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
 		waitFor(t, "the replica to sync", func() bool {
 			out, _ := exec.Command("redis-cli", "-p", strconv.Itoa(replica.port), "info", "replication").Output()
 			return strings.Contains(string(out), "master_link_status:up")
