@@ -62,6 +62,7 @@ var (
 	farmN        = flag.Int("farm", 1000, "adversarial captchas the attacker's human farm labels for its adaptation")
 	perIdentity  = flag.Int("per-identity", 8, "captchas the attacker answers from one IP and device before it bursts and is labelled")
 	out          = flag.String("out", "bench/simulate/RESULTS.md", "results file")
+	keep         = flag.String("keep", "", "if set, a directory to keep the adapted attacker (attacker-adapted.crnn) and the extraction's dataset (train/, heldout/) in, to study the extraction offline")
 )
 
 const sitePort = 9380
@@ -141,6 +142,14 @@ func run() error {
 	}
 	if s.attacker, err = solver.New(adapted, solver.Options{}); err != nil {
 		return err
+	}
+	if *keep != "" {
+		if err := os.MkdirAll(*keep, 0o755); err != nil {
+			return err
+		}
+		if err := adapted.Save(filepath.Join(*keep, "attacker-adapted.crnn")); err != nil {
+			return err
+		}
 	}
 	since := time.Now()
 	adaptedRate, err := s.attack(*collectN, isSub)
@@ -534,11 +543,13 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 		}
 	}
 	s.logf("the gateway's logs: %d answers, %d by labelled attackers, %d since the attacker adapted", stats.Answers, stats.Attacker, len(fresh))
-	dir, err := os.MkdirTemp("", "advcaptcha-extraction-")
-	if err != nil {
-		return nil, "", err
+	dir := *keep
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "advcaptcha-extraction-"); err != nil {
+			return nil, "", err
+		}
+		defer os.RemoveAll(dir)
 	}
-	defer os.RemoveAll(dir)
 	style := captcha.DefaultStyle()
 	if err := style.Validate(); err != nil {
 		return nil, "", err
