@@ -721,13 +721,14 @@ func (v *visit) score() (riskscore.Decision, error) {
 	}
 	ents := v.entities()
 	// A device id minted on this request has no counts and no label in the
-	// store yet: its hit goes with the counter's next flush instead of this
-	// round trip, which then carries only the IP (and account) — half the
-	// store's work for a new client.
+	// store, and is not written there either: its count starts with its
+	// second request, the first to carry the cookie. A client that drops
+	// its cookies — most bots — would otherwise leave one store record per
+	// request that nothing ever reads; its requests still count against
+	// its IP.
 	hits, kinds := v.hitBuf[:0], v.kindBuf[:0]
 	for i, e := range ents {
 		if i == kindDevice && v.newDev {
-			h.counter.add(ents[i : i+1])
 			continue
 		}
 		hits, kinds = append(hits, store.Hit{Entity: e, N: 1}), append(kinds, i)

@@ -101,6 +101,11 @@ end
 return out
 `)
 
+// maxScriptEntities bounds the entities of one script call, and so how long
+// one call holds Redis (about 25 µs of Redis time per entity on the
+// project's machine; BenchmarkRedisObserve).
+const maxScriptEntities = 32
+
 // NewRedis connects lazily; use Ping to check reachability.
 func NewRedis(opts RedisOptions) (*Redis, error) {
 	if err := opts.normalize(); err != nil {
@@ -161,25 +166,35 @@ func (r *Redis) Observe(ctx context.Context, now time.Time, hits []Hit) ([]Tally
 	for i, w := range r.opts.Windows {
 		common = append(common, r.windowArgs[i]+":"+strconv.FormatInt(bucketIndex(now, w)-1, 10))
 	}
-	var calls []scriptCall
+	var cmds []*redis.Cmd
 	if r.cluster {
-		calls = make([]scriptCall, len(hits))
+		calls := make([]scriptCall, len(hits))
 		for i, h := range hits {
 			c, l := r.keys(h.Entity)
 			calls[i] = scriptCall{keys: []string{c, l}, args: append(common[:len(common):len(common)], h.N)}
 		}
-	} else {
-		call := scriptCall{keys: make([]string, 0, 2*len(hits)), args: common}
-		for _, h := range hits {
-			c, l := r.keys(h.Entity)
-			call.keys = append(call.keys, c, l)
-			call.args = append(call.args, h.N)
+		var err error
+		if cmds, err = r.runObserve(ctx, calls); err != nil {
+			return nil, fmt.Errorf("redis observe: %w", err)
 		}
-		calls = []scriptCall{call}
-	}
-	cmds, err := r.runObserve(ctx, calls)
-	if err != nil {
-		return nil, fmt.Errorf("redis observe: %w", err)
+	} else {
+		// Redis runs one script at a time and every other client waits
+		// for it, so a large batch (a busy counter flush) goes in chunks,
+		// one round trip each, that other clients' calls run between.
+		for start := 0; start < len(hits); start += maxScriptEntities {
+			chunk := hits[start:min(start+maxScriptEntities, len(hits))]
+			call := scriptCall{keys: make([]string, 0, 2*len(chunk)), args: common[:len(common):len(common)]}
+			for _, h := range chunk {
+				c, l := r.keys(h.Entity)
+				call.keys = append(call.keys, c, l)
+				call.args = append(call.args, h.N)
+			}
+			done, err := r.runObserve(ctx, []scriptCall{call})
+			if err != nil {
+				return nil, fmt.Errorf("redis observe: %w", err)
+			}
+			cmds = append(cmds, done...)
+		}
 	}
 	per := 2 + 2*nwin
 	var vals []any
