@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,4 +99,39 @@ func commandMicros(ctx context.Context, b *testing.B, c *redis.Client) float64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkRedisObserveParallel is a new client's scoring call (one new
+// IP) from 16 concurrent requests, with the calls that coincide merged
+// (the default) and each sent alone.
+func BenchmarkRedisObserveParallel(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	for _, mode := range []string{"coalesced", "alone"} {
+		b.Run(mode, func(b *testing.B) {
+			r, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: mode + ":", NoCoalescing: mode == "alone"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			var next atomic.Int64
+			admin.ConfigResetStat(ctx)
+			b.SetParallelism(16 / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				hits := make([]store.Hit, 1)
+				for pb.Next() {
+					hits[0] = store.Hit{Entity: store.Entity{Kind: store.KindIP, ID: "ip" + strconv.FormatInt(next.Add(1), 10)}, N: 1}
+					if _, err := r.Observe(ctx, time.Now(), hits); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(commandMicros(ctx, b, admin)/float64(b.N), "redis-µs/op")
+		})
+	}
 }

@@ -38,6 +38,10 @@ type RedisOptions struct {
 	DialTimeout, ReadTimeout time.Duration
 	// PoolSize is the connection pool size per node (go-redis default when 0).
 	PoolSize int
+	// NoCoalescing sends every Observe as its own script call. By default
+	// (off a Cluster) the small calls that arrive while others are in flight
+	// share one, which costs Redis and the gateway less per request.
+	NoCoalescing bool
 }
 
 // Redis is a Store on Redis single node, Sentinel or Cluster. Each entity's
@@ -51,6 +55,9 @@ type Redis struct {
 	// windowArgs and retentionArg are script arguments in milliseconds.
 	windowArgs   []string
 	retentionArg string
+	// coalesce merges concurrent small Observe calls; nil on a Cluster or
+	// with NoCoalescing.
+	coalesce *coalescer
 }
 
 // observeScript adds hits to entities' bucket counters and returns, per
@@ -143,6 +150,9 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	for _, w := range opts.Windows {
 		r.windowArgs = append(r.windowArgs, strconv.FormatInt(w.Milliseconds(), 10))
 	}
+	if !isCluster && !opts.NoCoalescing {
+		r.coalesce = newCoalescer(opts.Windows, r.observe)
+	}
 	return r, nil
 }
 
@@ -152,11 +162,19 @@ func (r *Redis) keys(e Entity) (counters, label string) {
 }
 
 // Observe implements Store in one round trip: one script call for all
-// entities, or on a Cluster one per entity in a single pipeline.
+// entities (shared with other callers' when they coincide), or on a
+// Cluster one per entity in a single pipeline.
 func (r *Redis) Observe(ctx context.Context, now time.Time, hits []Hit) ([]Tally, error) {
 	if len(hits) == 0 {
 		return nil, nil
 	}
+	if r.coalesce != nil && len(hits) <= coalesceMaxHits {
+		return r.coalesce.observe(ctx, now, hits)
+	}
+	return r.observe(ctx, now, hits)
+}
+
+func (r *Redis) observe(ctx context.Context, now time.Time, hits []Hit) ([]Tally, error) {
 	nwin := len(r.opts.Windows)
 	common := make([]any, 0, 2+2*nwin+len(hits))
 	common = append(common, r.retentionArg, nwin)
@@ -489,7 +507,12 @@ func (r *Redis) Ping(ctx context.Context) error {
 }
 
 // Close implements Store.
-func (r *Redis) Close() error { return r.client.Close() }
+func (r *Redis) Close() error {
+	if r.coalesce != nil {
+		r.coalesce.close()
+	}
+	return r.client.Close()
+}
 
 // Client exposes the underlying client for packages that keep their own
 // state in the same Redis (challenges, the captcha pool).

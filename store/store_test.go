@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -252,4 +253,48 @@ func TestRedisSentinelFailover(t *testing.T) {
 func TestRedisSentinelContract(t *testing.T) {
 	sn := redistest.StartSentinel(t)
 	storetest.Run(t, redisStores(store.RedisOptions{Addrs: []string{sn.Addr}, MasterName: sn.MasterName}))
+}
+
+// TestRedisObserveAfterClose: a closed store answers with an error at
+// once; no caller waits on workers that are gone.
+func TestRedisObserveAfterClose(t *testing.T) {
+	srv := redistest.Start(t)
+	r, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := store.Entity{Kind: store.KindIP, ID: "192.0.2.11"}
+	if _, err := r.Observe(context.Background(), time.Now(), []store.Hit{{Entity: e, N: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := r.Observe(ctx, time.Now(), []store.Hit{{Entity: e, N: 1}}); err == nil || ctx.Err() != nil {
+		t.Fatalf("Observe after Close: %v (context: %v), want an error at once", err, ctx.Err())
+	}
+}
+
+// TestRedisObserveHonoursContext: a caller whose context ends while Redis
+// does not answer gets its context's error, not a wait for the server.
+func TestRedisObserveHonoursContext(t *testing.T) {
+	srv := redistest.Start(t)
+	r, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, ReadTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	// CLIENT PAUSE holds every write for 3 s, so the script call hangs.
+	if err := admin.Do(context.Background(), "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = r.Observe(ctx, time.Now(), []store.Hit{{Entity: store.Entity{Kind: store.KindIP, ID: "192.0.2.12"}, N: 1}})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("Observe with a 200ms context against a paused Redis: %v after %v", err, time.Since(start))
+	}
 }

@@ -143,25 +143,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s := newStore(t)
 		e := store.Entity{Kind: store.KindIP, ID: "192.0.2.4"}
 		const workers, each = 8, 50
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < each; i++ {
-					if _, err := s.Observe(ctx, base, []store.Hit{{Entity: e, N: 1}}); err != nil {
-						errs <- err
-						return
-					}
+		concurrently(t, workers, func(int) error {
+			for i := 0; i < each; i++ {
+				if _, err := s.Observe(ctx, base, []store.Hit{{Entity: e, N: 1}}); err != nil {
+					return err
 				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+			}
+			return nil
+		})
 		tl := observe(t, s, base, store.Hit{Entity: e})
 		if tl[0].Counts[0] != workers*each {
 			t.Fatalf("counts %v, want %d", tl[0].Counts, workers*each)
@@ -169,6 +158,26 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	})
 
 	RunValues(t, newStore)
+
+	t.Run("concurrent callers get their own tallies", func(t *testing.T) {
+		s := newStore(t)
+		concurrently(t, 16, func(w int) error {
+			for i := 0; i < 40; i++ {
+				// Caller w's call i adds one hit to an IP and w+1 to a
+				// device, both new; each caller must see exactly its own.
+				dev := store.Entity{Kind: store.KindDevice, ID: fmt.Sprintf("own-%d-%d", w, i)}
+				ip := store.Entity{Kind: store.KindIP, ID: fmt.Sprintf("198.18.%d.%d", w, i)}
+				tl, err := s.Observe(ctx, base, []store.Hit{{Entity: ip, N: 1}, {Entity: dev, N: int64(w + 1)}})
+				if err != nil {
+					return err
+				}
+				if len(tl) != 2 || tl[0].Counts[0] != 1 || tl[1].Counts[0] != float64(w+1) {
+					return fmt.Errorf("caller %d call %d got %+v", w, i, tl)
+				}
+			}
+			return nil
+		})
+	})
 
 	t.Run("many entities in one call", func(t *testing.T) {
 		s := newStore(t)
@@ -183,6 +192,27 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}
 	})
+}
+
+// concurrently runs f(0)…f(workers-1) at once and fails t with their errors.
+func concurrently(t *testing.T, workers int, f func(worker int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(w); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }
 
 func observe(t *testing.T, s store.Store, now time.Time, hits ...store.Hit) []store.Tally {
