@@ -163,10 +163,18 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	s.logf("extraction: %s; published %s", res.Why, published)
-
-	// (e) the gateway follows the new version; the adapted attacker returns.
-	after, err := s.attack(*perStage, func(m string) bool { return m == published })
+	// (e) the gateway follows the new version, if there is one — a model
+	// that is not better is not published, and then the gateway keeps
+	// serving captchas against the one it has — and the adapted attacker
+	// returns.
+	serving := published
+	if published == "" {
+		s.logf("extraction: not published (%s); the gateway keeps %s", res.Why, sub.Version())
+		serving = sub.Version()
+	} else {
+		s.logf("extraction: %s; published %s", res.Why, published)
+	}
+	after, err := s.attack(*perStage, func(m string) bool { return m == serving })
 	if err != nil {
 		return err
 	}
@@ -588,7 +596,7 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 	s.logf("fidelity %.1f%% → %.1f%%, clean accuracy %.1f%% → %.1f%%", 100*res.FidelityBefore, 100*res.FidelityAfter,
 		100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter)
 	if !res.Better {
-		return res, "", fmt.Errorf("the extracted model is not better (%s): nothing to publish", res.Why)
+		return res, "", nil
 	}
 	v, err := modelregistry.New(s.st).Publish(ctx, res.Model, "", modelregistry.Version{
 		Note: "simulation: " + res.Why, Fidelity: res.FidelityAfter, CleanAccuracy: res.CleanAccuracyAfter,
