@@ -8,7 +8,9 @@
 #   bench/compare.sh bin/caddy-old bin/caddy-new     (SCENARIO=b by default)
 #
 # Scenarios: a (cleared client on Redis), b (new client on Redis),
-# bm (new client on the memory store).
+# bm (new client on the memory store). PIN=1 runs Redis alone on the
+# second core and Caddy and wrk on the first — Redis on a machine of its
+# own, as deployed — instead of all three sharing both cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-10s}
@@ -16,11 +18,13 @@ ROUNDS=${ROUNDS:-3}
 CONN=${CONN:-16}
 SCENARIO=${SCENARIO:-b}
 (($# > 0)) || { echo "usage: $0 caddy-binary..." >&2; exit 2; }
-out=bench/out/compare
+out=bench/out/compare-$SCENARIO${PIN:+-pinned}
 mkdir -p "$out"
 go build -o bin/mintcookie ./bench/mintcookie
 redis_port=16379
-redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null &
+gateway=() redis=()
+if [ "${PIN:-}" = 1 ]; then gateway=(taskset -c 0) redis=(taskset -c 1); fi
+"${redis[@]}" redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null &
 redis_pid=$!
 caddy_pid=
 trap 'kill $caddy_pid $redis_pid 2>/dev/null || true' EXIT
@@ -39,7 +43,7 @@ redis_cpu() {
 	redis-cli -p $redis_port info cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.3f", s}'
 }
 start() { # binary
-	"$1" run --config bench/Caddyfile --adapter caddyfile >"$out/caddy.log" 2>&1 &
+	"${gateway[@]}" "$1" run --config bench/Caddyfile --adapter caddyfile >"$out/caddy.log" 2>&1 &
 	caddy_pid=$!
 	for _ in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:18080/ && return; sleep 0.2; done
 	echo "caddy did not start: $(tail -3 "$out/caddy.log")" >&2
@@ -50,7 +54,7 @@ run() { # name port args...
 	local name=$1 port=$2 before after f="$out/$1.$round.txt"
 	shift 2
 	before=$(redis_cpu)
-	wrk -t1 -c"$CONN" -d"$DUR" --latency "$@" "http://127.0.0.1:$port/" >"$f"
+	"${gateway[@]}" wrk -t1 -c"$CONN" -d"$DUR" --latency "$@" "http://127.0.0.1:$port/" >"$f"
 	after=$(redis_cpu)
 	awk -v name="$name" -v round="$round" -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" '
 		function ms(v) { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; return n }
@@ -70,7 +74,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 
-echo "== scenario $SCENARIO, medians over $ROUNDS rounds (wrk -t1 -c$CONN -d$DUR; $(date -u +%FT%TZ), $(nproc) cores)" | tee "$out/summary.txt"
+echo "== scenario $SCENARIO${PIN:+, Redis pinned to its own core}, medians over $ROUNDS rounds (wrk -t1 -c$CONN -d$DUR; $(date -u +%FT%TZ), $(nproc) cores)" | tee "$out/summary.txt"
 awk '
 function median(arr, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t } return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2 }
 { k = $1; n[k]++; rps[k, n[k]] = $3; p50[k, n[k]] = $4; p99[k, n[k]] = $5; cpu[k, n[k]] = $6; if (!(k in seen)) { seen[k] = 1; order[++m] = k } }
