@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,7 +16,11 @@ import (
 // so requests that would each have sent their own call share one. An
 // idle gateway sends each call at once: nothing waits for company.
 type coalescer struct {
-	run   func(ctx context.Context, now time.Time, hits []Hit) ([]Tally, error)
+	run func(ctx context.Context, now time.Time, hits []Hit) ([]Tally, error)
+	// wait bounds how long a caller waits for its result, queueing
+	// included, when its context sets no deadline: with Redis down, calls
+	// would otherwise queue behind the workers' timeouts.
+	wait  time.Duration
 	queue chan *observeCall
 	quit  chan struct{}
 	wg    sync.WaitGroup
@@ -33,6 +39,9 @@ type observeCall struct {
 	out  []Tally
 	err  error
 	done chan struct{}
+	// abandoned is set by a caller that stopped waiting; a worker that
+	// has not sent the call yet drops it.
+	abandoned atomic.Bool
 }
 
 const (
@@ -47,8 +56,8 @@ const (
 
 var errClosed = errors.New("store closed")
 
-func newCoalescer(windows []time.Duration, run func(context.Context, time.Time, []Hit) ([]Tally, error)) *coalescer {
-	c := &coalescer{run: run, windows: windows, queue: make(chan *observeCall, 256), quit: make(chan struct{})}
+func newCoalescer(windows []time.Duration, wait time.Duration, run func(context.Context, time.Time, []Hit) ([]Tally, error)) *coalescer {
+	c := &coalescer{run: run, wait: wait, windows: windows, queue: make(chan *observeCall, 256), quit: make(chan struct{})}
 	for range coalesceWorkers {
 		c.wg.Add(1)
 		go c.work()
@@ -59,6 +68,11 @@ func newCoalescer(windows []time.Duration, run func(context.Context, time.Time, 
 // observe sends the call to the next free worker and waits for its result
 // or for ctx to end.
 func (c *coalescer) observe(ctx context.Context, now time.Time, hits []Hit) ([]Tally, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.wait)
+		defer cancel()
+	}
 	call := &observeCall{now: now, hits: hits, done: make(chan struct{})}
 	c.mu.RLock()
 	if c.closed {
@@ -76,7 +90,8 @@ func (c *coalescer) observe(ctx context.Context, now time.Time, hits []Hit) ([]T
 	case <-call.done:
 		return call.out, call.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		call.abandoned.Store(true)
+		return nil, fmt.Errorf("redis observe: %w", ctx.Err())
 	}
 }
 
@@ -95,11 +110,19 @@ func (c *coalescer) work() {
 				return
 			}
 		}
+		if first.abandoned.Load() {
+			close(first.done)
+			continue
+		}
 		batch, hits = append(batch[:0], first), append(hits[:0], first.hits...)
 	merge:
 		for len(hits) < maxScriptEntities {
 			select {
 			case next := <-c.queue:
+				if next.abandoned.Load() {
+					close(next.done)
+					continue
+				}
 				if !c.sameBuckets(first.now, next.now) {
 					carry = next
 					break merge

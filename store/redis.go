@@ -151,7 +151,8 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		r.windowArgs = append(r.windowArgs, strconv.FormatInt(w.Milliseconds(), 10))
 	}
 	if !isCluster && !opts.NoCoalescing {
-		r.coalesce = newCoalescer(opts.Windows, r.observe)
+		// A call waits at most one batch ahead of its own, plus its own.
+		r.coalesce = newCoalescer(opts.Windows, 2*(opts.DialTimeout+opts.ReadTimeout), r.observe)
 	}
 	return r, nil
 }

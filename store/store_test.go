@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -296,5 +298,53 @@ func TestRedisObserveHonoursContext(t *testing.T) {
 	_, err = r.Observe(ctx, time.Now(), []store.Hit{{Entity: store.Entity{Kind: store.KindIP, ID: "192.0.2.12"}, N: 1}})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 		t.Fatalf("Observe with a 200ms context against a paused Redis: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestRedisStalledCallsAreBounded: with Redis not answering, many callers
+// at once (whose contexts set no deadline) each get an error within the
+// store's bound — twice its dial plus read timeout — rather than queueing
+// behind each other's timeouts.
+func TestRedisStalledCallsAreBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	r, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "CLIENT", "PAUSE", "6000", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 2000
+	bound := 2 * (500*time.Millisecond + 250*time.Millisecond) // the default timeouts
+	var wg sync.WaitGroup
+	var slowest atomic.Int64
+	failed := atomic.Int64{}
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			_, err := r.Observe(context.Background(), time.Now(), []store.Hit{{Entity: store.Entity{Kind: store.KindIP, ID: fmt.Sprintf("203.0.%d.%d", i/256, i%256)}, N: 1}})
+			if err != nil {
+				failed.Add(1)
+			}
+			took := int64(time.Since(start))
+			for {
+				old := slowest.Load()
+				if took <= old || slowest.CompareAndSwap(old, took) {
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != callers {
+		t.Errorf("%d of %d calls against a paused Redis succeeded", callers-failed.Load(), callers)
+	}
+	if took := time.Duration(slowest.Load()); took > bound+time.Second {
+		t.Fatalf("the slowest of %d stalled calls took %v, want at most about %v", callers, took, bound)
 	}
 }
