@@ -38,7 +38,7 @@ func extractCommand() *cobra.Command {
 	var lookback time.Duration
 	var tune, publish bool
 	var cleanN, cleanValN, epochs, batch, workers, minHeldOut int
-	var lr, maxCleanDrop float64
+	var lr, maxCleanDrop, pairShare float64
 	var seed uint64
 	var watch bool
 	var trigger extraction.Trigger
@@ -78,7 +78,7 @@ extractions at once cannot both publish). The last line reads
 			defer st.Close()
 			x := &extractRun{w: w, st: st, out: out, initPath: initPath, lookback: lookback, tune: tune, publish: publish,
 				cleanN: cleanN, cleanValN: cleanValN, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
-					LR: lr, Seed: seed, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr}}
+					LR: lr, PairShare: pairShare, Seed: seed, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr}}
 			if !watch {
 				pairs, err := x.collect(ctx)
 				if err != nil {
@@ -102,6 +102,7 @@ extractions at once cannot both publish). The last line reads
 	f.IntVar(&batch, "batch", 16, "mini-batch size")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "training workers")
 	f.Float64Var(&lr, "lr", 3e-4, "peak learning rate")
+	f.Float64Var(&pairShare, "pair-share", 0, "least share of attacker answers in each epoch: they are repeated to reach it next to --clean (0: not repeated)")
 	f.Float64Var(&maxCleanDrop, "max-clean-drop", 0.01, "clean accuracy the new model may lose and still be published")
 	f.IntVar(&minHeldOut, "min-heldout", 20, "fewest held-out answers to decide on")
 	f.Uint64Var(&seed, "seed", 0, "seed of the clean captchas and the training order (default random)")

@@ -308,3 +308,22 @@ func TestTrigger(t *testing.T) {
 		t.Error("due with no new answers")
 	}
 }
+
+func TestPairRepeats(t *testing.T) {
+	for _, c := range []struct {
+		pairs, clean int
+		share        float64
+		want         int
+	}{
+		{230, 1000, 0.5, 5}, // 1150 answers next to 1000 clean
+		{230, 1000, 0.25, 2},
+		{2000, 1000, 0.5, 1}, // already more answers than clean captchas
+		{230, 1000, 0, 1},    // off
+		{230, 1000, -1, 1},
+		{0, 1000, 0.5, 1},
+	} {
+		if got := pairRepeats(c.pairs, c.clean, c.share); got != c.want {
+			t.Errorf("pairRepeats(%d, %d, %g) = %d, want %d", c.pairs, c.clean, c.share, got, c.want)
+		}
+	}
+}

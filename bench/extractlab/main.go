@@ -1,0 +1,196 @@
+// Command extractlab studies the extraction offline on what one
+// `bench/simulate -keep DIR` run collected: the adapted attacker and the
+// attacker answers the gateway recorded. It fine-tunes the shipped
+// substitute on those answers with the settings given, reports fidelity
+// and clean accuracy, then has the adapted attacker read fresh captchas
+// perturbed against the new substitute (alone, or in an ensemble with the
+// one it replaces) — stage (e) of the simulation without the gateway.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/extraction"
+	"github.com/advcaptcha/advcaptcha/perturb"
+	"github.com/advcaptcha/advcaptcha/solver"
+)
+
+var (
+	dir      = flag.String("dir", "", "a directory bench/simulate -keep wrote")
+	epochs   = flag.Int("epochs", 2, "fine-tuning epochs")
+	lr       = flag.Float64("lr", 3e-4, "fine-tuning learning rate")
+	share    = flag.Float64("share", 0, "least share of attacker answers in each epoch (0: not repeated)")
+	cleanN   = flag.Int("clean", 1000, "clean captchas mixed into the fine-tuning")
+	evalN    = flag.Int("n", 40, "fresh adversarial captchas the adapted attacker reads")
+	ensemble = flag.Bool("ensemble", false, "perturb against the new substitute and the one it replaces together")
+	save     = flag.String("save", "", "if set, where to save the fine-tuned substitute")
+	from     = flag.String("from", "", "skip the fine-tuning: start from this model (one -save wrote)")
+	recal    = flag.Bool("recalibrate", false, "after fine-tuning, re-estimate BatchNorm's running statistics on clean captchas (a pass at a negligible learning rate)")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	base, err := solver.Default()
+	if err != nil {
+		return err
+	}
+	attackerModel, err := solver.Load(filepath.Join(*dir, "attacker-adapted.crnn"))
+	if err != nil {
+		return err
+	}
+	train, err := solver.LoadDataset(filepath.Join(*dir, "train"), base.Arch)
+	if err != nil {
+		return err
+	}
+	held, err := solver.LoadDataset(filepath.Join(*dir, "heldout"), base.Arch)
+	if err != nil {
+		return err
+	}
+	style := captcha.DefaultStyle()
+	if err := style.Validate(); err != nil {
+		return err
+	}
+	var clean, cleanVal []solver.Sample
+	for i := range *cleanN + 500 {
+		c, err := style.Generate(92_000_000 + uint64(i))
+		if err != nil {
+			return err
+		}
+		s := solver.Sample{Pixels: c.Image.Pix, Text: c.Text}
+		if i < *cleanN {
+			clean = append(clean, s)
+		} else {
+			cleanVal = append(cleanVal, s)
+		}
+	}
+	start := time.Now()
+	var res *extraction.TuneResult
+	if *from != "" {
+		m, err := solver.Load(*from)
+		if err != nil {
+			return err
+		}
+		res = &extraction.TuneResult{Model: m}
+		fmt.Printf("from %s\n", *from)
+	} else {
+		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
+			Base: base, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
+			Epochs: *epochs, LR: *lr, PairShare: *share, Seed: 22, Progress: os.Stderr,
+		}); err != nil {
+			return err
+		}
+		fmt.Printf("settings: epochs %d lr %g share %g clean %d; %d answers to train on, %d held out; took %v\n",
+			*epochs, *lr, *share, *cleanN, len(train), len(held), time.Since(start).Round(time.Second))
+		fmt.Printf("fidelity %.1f%% → %.1f%%, clean %.1f%% → %.1f%%, better %v\n", 100*res.FidelityBefore, 100*res.FidelityAfter,
+			100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter, res.Better)
+	}
+	if *recal {
+		m, _, err := solver.Train(ctx, solver.TrainConfig{Init: res.Model, Train: clean, Batch: 16, Epochs: 1, LR: 1e-12, Seed: 23})
+		if err != nil {
+			return err
+		}
+		res.Model = m
+		fid, acc, err := score(m, held, cleanVal)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("recalibrated BatchNorm on %d clean captchas: fidelity %.1f%%, clean %.1f%%\n", len(clean), 100*fid, 100*acc)
+	}
+	if *save != "" {
+		if err := res.Model.Save(*save); err != nil {
+			return err
+		}
+	}
+
+	models := []*solver.Model{res.Model}
+	if *ensemble {
+		models = append(models, base)
+	}
+	var subs []*solver.Solver
+	for _, m := range models {
+		s, err := solver.New(m, solver.Options{Workers: 1})
+		if err != nil {
+			return err
+		}
+		subs = append(subs, s)
+	}
+	attacker, err := solver.New(attackerModel, solver.Options{})
+	if err != nil {
+		return err
+	}
+	var solved atomic.Int64
+	var wg sync.WaitGroup
+	next := make(chan uint64)
+	errs := make(chan error, runtime.GOMAXPROCS(0))
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seed := range next {
+				c, err := style.Generate(seed)
+				if err == nil {
+					var r *perturb.Result
+					if r, err = perturb.AttackContext(ctx, subs, c.Image, c.Text, perturb.DefaultConfig(), seed); err == nil {
+						var in solver.Image
+						if in, err = attacker.FromImage(r.Image); err == nil {
+							var p []solver.Prediction
+							if p, err = attacker.Predict([]solver.Image{in}); err == nil && p[0].Text == c.Text {
+								solved.Add(1)
+							}
+						}
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range *evalN {
+		select {
+		case next <- 94_000_000 + uint64(i):
+		case err := <-errs:
+			return err
+		}
+	}
+	close(next)
+	wg.Wait()
+	fmt.Printf("adapted attacker on captchas against the new substitute%s: %d/%d = %.1f%%\n",
+		map[bool]string{true: " and the old (ensemble)"}[*ensemble], solved.Load(), *evalN, 100*float64(solved.Load())/float64(*evalN))
+	return nil
+}
+
+// score is a model's fidelity to held-out answers and its clean accuracy.
+func score(m *solver.Model, held, clean []solver.Sample) (fidelity, acc float64, err error) {
+	s, err := solver.New(m, solver.Options{})
+	if err != nil {
+		return 0, 0, err
+	}
+	f, err := solver.Evaluate(s, held)
+	if err != nil {
+		return 0, 0, err
+	}
+	c, err := solver.Evaluate(s, clean)
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(f.Solved) / float64(f.Total), float64(c.Solved) / float64(c.Total), nil
+}
