@@ -52,7 +52,15 @@ solved() { # solver-model dataset [filter passes] → percent
 	[ -n "$1" ] && model=(--model "$1")
 	filter=()
 	[ $# -gt 2 ] && filter=(--filter "$3" --passes "$4")
-	$B advcaptcha eval "${model[@]}" --data "$2" "${filter[@]}" | awk '/^solved/ {sub("%", "", $4); print $4}'
+	# Results are kept next to the dataset, keyed by the solver file's
+	# hash, so a rerun with more sets evaluates only what is new.
+	local cache
+	cache="$2/eval-$(sha256sum "${1:-solver/models/default.crnn}" | cut -c1-12)-${3:-none}-${4:-0}"
+	if [ ! -s "$cache" ]; then
+		$B advcaptcha eval "${model[@]}" --data "$2" "${filter[@]}" | awk '/^solved/ {sub("%", "", $4); print $4}' >"$cache.tmp"
+		mv "$cache.tmp" "$cache"
+	fi
+	cat "$cache"
 }
 out=bench/adversarial/RESULTS.md
 {
