@@ -84,7 +84,7 @@ func (c *coalescer) observe(ctx context.Context, now time.Time, hits []Hit) ([]T
 		c.mu.RUnlock()
 	case <-ctx.Done():
 		c.mu.RUnlock()
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("redis observe: %w", ctx.Err())
 	}
 	select {
 	case <-call.done:
@@ -99,7 +99,7 @@ func (c *coalescer) work() {
 	defer c.wg.Done()
 	var batch []*observeCall
 	var hits []Hit
-	var carry *observeCall // taken from the queue but not mergeable with its batch
+	var carry *observeCall // taken from the queue but not mergeable with its batch: the next batch's first
 	for {
 		first := carry
 		carry = nil
@@ -123,7 +123,7 @@ func (c *coalescer) work() {
 					close(next.done)
 					continue
 				}
-				if !c.sameBuckets(first.now, next.now) {
+				if len(hits)+len(next.hits) > maxScriptEntities || !c.sameBuckets(first.now, next.now) {
 					carry = next
 					break merge
 				}
