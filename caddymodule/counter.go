@@ -15,11 +15,11 @@ import (
 // flushInterval is how often a counter sends its requests to the store.
 const flushInterval = 100 * time.Millisecond
 
-// counter counts cleared clients' requests, and new devices' first ones,
-// without a store round trip on their path: hits add up locally and are
-// flushed in one Observe every flushInterval. The flush also brings back
-// labels and strict-limit crossings; entities found so are revoked, and
-// their next request goes through full scoring, which blocks them.
+// counter counts cleared clients' requests without a store round trip on
+// their path: hits add up locally and are flushed in one Observe every
+// flushInterval. The flush also brings back labels and strict-limit
+// crossings; entities found so are revoked, and their next request goes
+// through full scoring, which blocks them.
 type counter struct {
 	h       *Handler
 	mu      sync.Mutex

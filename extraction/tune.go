@@ -82,7 +82,7 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 	}
 	res := &TuneResult{}
 	var err error
-	if res.FidelityBefore, res.CleanAccuracyBefore, err = measure(cfg.Base, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
+	if res.FidelityBefore, res.CleanAccuracyBefore, err = Measure(cfg.Base, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
 		return nil, err
 	}
 	var train []solver.Sample
@@ -98,7 +98,7 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 		return nil, fmt.Errorf("fine-tune: %w", err)
 	}
 	res.Model = model
-	if res.FidelityAfter, res.CleanAccuracyAfter, err = measure(model, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
+	if res.FidelityAfter, res.CleanAccuracyAfter, err = Measure(model, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
 		return nil, err
 	}
 	switch {
@@ -114,9 +114,9 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 	return res, nil
 }
 
-// measure returns a model's agreement with held-out answers and its
-// accuracy on clean captchas.
-func measure(m *solver.Model, heldOut, clean []solver.Sample, workers int) (fidelity, cleanAcc float64, err error) {
+// Measure returns a model's fidelity — its agreement with held-out
+// attacker answers — and its accuracy on clean captchas.
+func Measure(m *solver.Model, heldOut, clean []solver.Sample, workers int) (fidelity, cleanAcc float64, err error) {
 	s, err := solver.New(m, solver.Options{Workers: workers})
 	if err != nil {
 		return 0, 0, err

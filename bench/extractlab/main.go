@@ -107,7 +107,7 @@ func run() error {
 			return err
 		}
 		res.Model = m
-		fid, acc, err := score(m, held, cleanVal)
+		fid, acc, err := extraction.Measure(m, held, cleanVal, 0)
 		if err != nil {
 			return err
 		}
@@ -176,21 +176,4 @@ func run() error {
 	fmt.Printf("adapted attacker on captchas against the new substitute%s: %d/%d = %.1f%%\n",
 		map[bool]string{true: " and the old (ensemble)"}[*ensemble], solved.Load(), *evalN, 100*float64(solved.Load())/float64(*evalN))
 	return nil
-}
-
-// score is a model's fidelity to held-out answers and its clean accuracy.
-func score(m *solver.Model, held, clean []solver.Sample) (fidelity, acc float64, err error) {
-	s, err := solver.New(m, solver.Options{})
-	if err != nil {
-		return 0, 0, err
-	}
-	f, err := solver.Evaluate(s, held)
-	if err != nil {
-		return 0, 0, err
-	}
-	c, err := solver.Evaluate(s, clean)
-	if err != nil {
-		return 0, 0, err
-	}
-	return float64(f.Solved) / float64(f.Total), float64(c.Solved) / float64(c.Total), nil
 }
