@@ -35,6 +35,7 @@ var (
 	ensemble = flag.Bool("ensemble", false, "perturb against the new substitute and the one it replaces together")
 	save     = flag.String("save", "", "if set, where to save the fine-tuned substitute")
 	from     = flag.String("from", "", "skip the fine-tuning: start from this model (one -save wrote)")
+	answers  = flag.Int("answers", -1, "if 0 or more, train on only this many attacker answers (0: a control run on clean captchas alone)")
 	recal    = flag.Bool("recalibrate", false, "after fine-tuning, re-estimate BatchNorm's running statistics on clean captchas (a pass at a negligible learning rate)")
 )
 
@@ -63,6 +64,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if *answers >= 0 && *answers < len(train) {
+		train = train[:*answers]
+	}
 	style := captcha.DefaultStyle()
 	if err := style.Validate(); err != nil {
 		return err
@@ -89,6 +93,20 @@ func run() error {
 		}
 		res = &extraction.TuneResult{Model: m}
 		fmt.Printf("from %s\n", *from)
+	} else if *answers == 0 {
+		// The control: the same fine-tuning on clean captchas alone says
+		// how much clean accuracy the procedure itself costs.
+		m, _, err := solver.Train(ctx, solver.TrainConfig{Init: base, Train: clean, Batch: 16, Epochs: *epochs, LR: *lr, Augment: true, Seed: 22, Progress: os.Stderr})
+		if err != nil {
+			return err
+		}
+		res = &extraction.TuneResult{Model: m}
+		fid, acc, err := extraction.Measure(m, held, cleanVal, 0)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("control: %d epochs at lr %g on %d clean captchas alone; took %v\nfidelity %.1f%%, clean %.1f%%\n",
+			*epochs, *lr, len(clean), time.Since(start).Round(time.Second), 100*fid, 100*acc)
 	} else {
 		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
 			Base: base, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
