@@ -10,9 +10,9 @@ import (
 )
 
 // A coalescer merges the small Observe calls that arrive while earlier
-// ones are in flight into one pipeline. Under load most of a Redis
+// ones are in flight into one script call. Under load most of a Redis
 // call's cost is per call, not per entity — the round trip's system calls
-// on both sides and Redis reading a request and writing its reply —
+// on both sides, and Redis reading, dispatching and starting a script —
 // so requests that would each have sent their own call share one. An
 // idle gateway sends each call at once: nothing waits for company.
 type coalescer struct {
@@ -28,7 +28,7 @@ type coalescer struct {
 	// the queue, so close can fail every call left in it.
 	mu     sync.RWMutex
 	closed bool
-	// windows decide which calls may share a pipeline: those whose
+	// windows decide which calls may share a script call: those whose
 	// time falls in the same bucket of every window.
 	windows []time.Duration
 }
@@ -116,14 +116,14 @@ func (c *coalescer) work() {
 		}
 		batch, hits = append(batch[:0], first), append(hits[:0], first.hits...)
 	merge:
-		for len(hits) < maxBatchEntities {
+		for len(hits) < maxScriptEntities {
 			select {
 			case next := <-c.queue:
 				if next.abandoned.Load() {
 					close(next.done)
 					continue
 				}
-				if len(hits)+len(next.hits) > maxBatchEntities || !c.sameBuckets(first.now, next.now) {
+				if len(hits)+len(next.hits) > maxScriptEntities || !c.sameBuckets(first.now, next.now) {
 					carry = next
 					break merge
 				}
