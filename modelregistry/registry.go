@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/advcaptcha/advcaptcha/solver"
@@ -74,6 +75,12 @@ type Version struct {
 	CleanAccuracy float64 `json:"clean_accuracy,omitempty"`
 	// Rollback is set when this entry made an older version current again.
 	Rollback bool `json:"rollback,omitempty"`
+	// With lists further versions the adversarial captchas are computed
+	// against together with this one, as an ensemble. An extracted model
+	// that follows the attackers but reads clean captchas less well is
+	// published with the clean-accurate model it came from, so captchas
+	// keep fooling ordinary solvers while they follow the attackers'.
+	With []string `json:"with,omitempty"`
 }
 
 // Registry reads and writes model versions in a store.
@@ -118,6 +125,20 @@ func (r *Registry) Model(ctx context.Context, version string) (*solver.Model, er
 	return m, nil
 }
 
+// Models loads a version's model and those it is attacked together with
+// (Version.With), in that order.
+func (r *Registry) Models(ctx context.Context, v *Version) ([]*solver.Model, error) {
+	var out []*solver.Model
+	for _, version := range append([]string{v.Version}, v.With...) {
+		m, err := r.Model(ctx, version)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // History returns the published versions, newest first (at most
 // KeepVersions; a rollback is an entry too).
 func (r *Registry) History(ctx context.Context) ([]Version, error) {
@@ -136,9 +157,11 @@ func (r *Registry) History(ctx context.Context) ([]Version, error) {
 }
 
 // Publish makes m the current version if the current version is still
-// expect ("" when nothing is published yet). info fills the note and the
-// measurements; its Version, Published and Previous are set here.
-func (r *Registry) Publish(ctx context.Context, m *solver.Model, expect string, info Version) (*Version, error) {
+// expect ("" when nothing is published yet), to be attacked together with
+// the models in with (stored too, so every instance can load them). info
+// fills the note and the measurements; its Version, Published, Previous
+// and With are set here.
+func (r *Registry) Publish(ctx context.Context, m *solver.Model, expect string, info Version, with ...*solver.Model) (*Version, error) {
 	unlock, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
@@ -148,7 +171,16 @@ func (r *Registry) Publish(ctx context.Context, m *solver.Model, expect string, 
 		return nil, err
 	}
 	v := info
-	v.Version, v.Published, v.Previous, v.Rollback = m.Version(), time.Now().UTC(), expect, false
+	v.Version, v.Published, v.Previous, v.Rollback, v.With = m.Version(), time.Now().UTC(), expect, false, nil
+	for _, w := range with {
+		if w.Version() == v.Version {
+			return nil, fmt.Errorf("model registry: version %s cannot be attacked together with itself", v.Version)
+		}
+		if err := r.kv.PutOnce(ctx, blobPrefix+w.Version(), w.Marshal(), TTL); err != nil {
+			return nil, fmt.Errorf("model registry: store version %s: %w", w.Version(), err)
+		}
+		v.With = append(v.With, w.Version())
+	}
 	if err := r.kv.PutOnce(ctx, blobPrefix+v.Version, m.Marshal(), TTL); err != nil {
 		return nil, fmt.Errorf("model registry: store version %s: %w", v.Version, err)
 	}
@@ -188,8 +220,10 @@ func (r *Registry) Rollback(ctx context.Context, expect string) (*Version, error
 	if prev == nil {
 		return nil, fmt.Errorf("model registry: version %s is no longer in the history", cur.Previous)
 	}
-	if _, err := r.Model(ctx, prev.Version); err != nil {
-		return nil, err
+	for _, version := range append([]string{prev.Version}, prev.With...) {
+		if _, err := r.Model(ctx, version); err != nil {
+			return nil, err
+		}
 	}
 	v := *prev
 	v.Published, v.Rollback = time.Now().UTC(), true
@@ -224,16 +258,20 @@ func (r *Registry) makeCurrent(ctx context.Context, v Version) error {
 	// Versions that fell out of the history can no longer be rolled back
 	// to: free their weights (megabytes each) unless still listed.
 	for _, d := range dropped {
-		if !listed(hist, d.Version) {
-			_, _ = r.kv.Take(ctx, blobPrefix+d.Version)
+		for _, version := range append([]string{d.Version}, d.With...) {
+			if !listed(hist, version) {
+				_, _ = r.kv.Take(ctx, blobPrefix+version)
+			}
 		}
 	}
 	return nil
 }
 
+// listed says whether a version is in the history, as an entry or as one
+// an entry is attacked together with.
 func listed(hist []Version, version string) bool {
 	for _, h := range hist {
-		if h.Version == version {
+		if h.Version == version || slices.Contains(h.With, version) {
 			return true
 		}
 	}

@@ -168,3 +168,54 @@ func TestOldVersionsFreed(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishWithCompanion: a version published together with another
+// names it, stores it (even if it was never published itself) so every
+// instance can load both, keeps it through a rollback, and frees it only
+// when no kept entry names it.
+func TestPublishWithCompanion(t *testing.T) {
+	ctx := context.Background()
+	ms := models(t, 3)
+	root, first, second := ms[0], ms[1], ms[2]
+	for name, st := range storetest.MemoryAndRedis(t) {
+		t.Run(name, func(t *testing.T) {
+			r := New(st)
+			if _, err := r.Publish(ctx, root, "", Version{}, root); err == nil {
+				t.Fatal("a version published together with itself was accepted")
+			}
+			v1, err := r.Publish(ctx, first, "", Version{Note: "extracted"}, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, err := r.Current(ctx)
+			if err != nil || cur.Version != first.Version() || len(cur.With) != 1 || cur.With[0] != root.Version() {
+				t.Fatalf("current %+v %v, want %s with %s", cur, err, first.Version(), root.Version())
+			}
+			if m, err := r.Model(ctx, root.Version()); err != nil || m.Version() != root.Version() {
+				t.Fatalf("the companion, never published alone, cannot be loaded: %v", err)
+			}
+			v2, err := r.Publish(ctx, second, v1.Version, Version{}, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := r.Rollback(ctx, v2.Version)
+			if err != nil || back.Version != first.Version() || len(back.With) != 1 || back.With[0] != root.Version() {
+				t.Fatalf("rollback: %+v %v, want %s with %s", back, err, first.Version(), root.Version())
+			}
+			// Push everything out of the history with versions of their own:
+			// the companion's weights are freed with the last entry naming it.
+			prev := back.Version
+			for i := range KeepVersions {
+				m := models(t, KeepVersions+4)[3+i]
+				v, err := r.Publish(ctx, m, prev, Version{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				prev = v.Version
+			}
+			if _, err := r.Model(ctx, root.Version()); err == nil {
+				t.Fatal("the companion's weights outlived every entry naming it")
+			}
+		})
+	}
+}
