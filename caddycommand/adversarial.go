@@ -313,18 +313,24 @@ on SIGINT/SIGTERM.`,
 				runCtx, cancel := context.WithCancel(ctx)
 				done := make(chan struct{})
 				go func() { defer close(done); f.Run(runCtx) }()
-				next := awaitNewModel(ctx, w, reg, g.ModelVersion(), follow)
+				next := awaitNewModel(ctx, w, reg, g.Solvers[0].Model().Version(), follow)
 				cancel()
 				<-done
 				fmt.Fprintln(w)
 				if next == nil {
 					return nil
 				}
-				sol, err := solver.New(next, solver.Options{Workers: workers})
-				if err != nil {
-					return err
+				// Against the version and its companions, in the
+				// registry's order: the gateways' pool key is the same.
+				var solvers []*solver.Solver
+				for _, m := range next {
+					sol, err := solver.New(m, solver.Options{Workers: workers})
+					if err != nil {
+						return err
+					}
+					solvers = append(solvers, sol)
 				}
-				g = &captchapool.Generator{Style: g.Style, Solvers: []*solver.Solver{sol}, Attack: g.Attack}
+				g = &captchapool.Generator{Style: g.Style, Solvers: solvers, Attack: g.Attack}
 			}
 		},
 	}
@@ -338,11 +344,12 @@ on SIGINT/SIGTERM.`,
 	return c
 }
 
-// awaitNewModel returns a newly published model version that reads the
-// default captcha style, checking every interval, or nil when ctx ends (at
-// once when interval is 0). A version that does not load is reported once
-// and skipped.
-func awaitNewModel(ctx context.Context, w io.Writer, reg *modelregistry.Registry, have string, interval time.Duration) *solver.Model {
+// awaitNewModel returns the models of a newly published version (its own
+// first, then those it is attacked together with) that read the default
+// captcha style, checking every interval, or nil when ctx ends (at once
+// when interval is 0). A version that does not load is reported once and
+// skipped.
+func awaitNewModel(ctx context.Context, w io.Writer, reg *modelregistry.Registry, have string, interval time.Duration) []*solver.Model {
 	if interval <= 0 {
 		<-ctx.Done()
 		return nil
@@ -360,9 +367,11 @@ func awaitNewModel(ctx context.Context, w io.Writer, reg *modelregistry.Registry
 		if err != nil || cur.Version == have || cur.Version == refused {
 			continue
 		}
-		m, err := reg.Model(ctx, cur.Version)
-		if err == nil {
-			err = m.Reads(style.Height, style.Width, style.Charset)
+		ms, err := reg.Models(ctx, cur)
+		for _, m := range ms {
+			if err == nil {
+				err = m.Reads(style.Height, style.Width, style.Charset)
+			}
 		}
 		if err != nil {
 			fmt.Fprintf(w, "\npublished model version %s refused, keeping %s: %v\n", cur.Version, have, err)
@@ -370,6 +379,6 @@ func awaitNewModel(ctx context.Context, w io.Writer, reg *modelregistry.Registry
 			continue
 		}
 		fmt.Fprintf(w, "\nswitching to the published model version %s\n", cur.Version)
-		return m
+		return ms
 	}
 }

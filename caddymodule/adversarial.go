@@ -193,7 +193,7 @@ func (h *Handler) openPool(model *solver.Model, ensemble []*solver.Model) (strin
 		p.last.Store(h)
 		err := p.startEnsemble(ensemble)
 		if err == nil {
-			err = p.switchTo(model)
+			err = p.switchTo(model, nil)
 		}
 		if err != nil {
 			cancel()
@@ -227,14 +227,20 @@ func (p *adversarialPool) startEnsemble(models []*solver.Model) error {
 	return nil
 }
 
-// switchTo makes the pool generate against model: it starts workers on
-// the model's own queue and then stops the previous version's.
-func (p *adversarialPool) switchTo(model *solver.Model) error {
-	sol, err := solver.New(model, solver.Options{Workers: p.cfg.Workers})
-	if err != nil {
-		return err
+// switchTo makes the pool generate against model, together with the
+// published version's companions (with) and the configured ensemble: it
+// starts workers on the model's own queue and then stops the previous
+// version's.
+func (p *adversarialPool) switchTo(model *solver.Model, with []*solver.Model) error {
+	var solvers []*solver.Solver
+	for _, m := range append([]*solver.Model{model}, with...) {
+		sol, err := solver.New(m, solver.Options{Workers: p.cfg.Workers})
+		if err != nil {
+			return err
+		}
+		solvers = append(solvers, sol)
 	}
-	gen := &captchapool.Generator{Style: p.style, Solvers: append([]*solver.Solver{sol}, p.ensemble...), Attack: p.cfg.attack()}
+	gen := &captchapool.Generator{Style: p.style, Solvers: append(solvers, p.ensemble...), Attack: p.cfg.attack()}
 	ctx, cancel := context.WithCancel(p.ctx)
 	g := &generation{gen: gen, model: model.Version(), key: gen.Key(), stop: cancel}
 	if old := p.current(); old != nil {
@@ -290,7 +296,7 @@ func (p *adversarialPool) follow(interval time.Duration) {
 			p.logger.Warn("reading the model registry", zap.Error(err))
 		case cur.Version == p.current().model, cur.Version == refused:
 		default:
-			err := p.load(reg, cur.Version)
+			err := p.load(reg, cur)
 			m := p.last.Load().metrics
 			if err == nil && cur.Fidelity > 0 {
 				m.modelFidelity.WithLabelValues(cur.Version).Set(cur.Fidelity)
@@ -315,15 +321,17 @@ func (p *adversarialPool) follow(interval time.Duration) {
 	}
 }
 
-func (p *adversarialPool) load(reg *modelregistry.Registry, version string) error {
-	m, err := reg.Model(p.ctx, version)
+func (p *adversarialPool) load(reg *modelregistry.Registry, v *modelregistry.Version) error {
+	ms, err := reg.Models(p.ctx, v)
 	if err != nil {
 		return err
 	}
-	if err := m.Reads(p.style.Height, p.style.Width, p.style.Charset); err != nil {
-		return err
+	for _, m := range ms {
+		if err := m.Reads(p.style.Height, p.style.Width, p.style.Charset); err != nil {
+			return fmt.Errorf("version %s: %w", m.Version(), err)
+		}
 	}
-	return p.switchTo(m)
+	return p.switchTo(ms[0], ms[1:])
 }
 
 // nextCaptcha returns the captcha to serve: from the pool, or by the

@@ -283,8 +283,9 @@ func (f *captchaFlow) servedModel(ip string, accept func(model string) bool, wit
 }
 
 // TestPoolFollowsPublishedModel: a version published in the store reaches
-// the running gateway without a restart, and a corrupt one is refused
-// while the gateway keeps the version it has.
+// the running gateway without a restart, a corrupt one is refused while
+// the gateway keeps the version it has, and a version published with a
+// companion is attacked together with it.
 func TestPoolFollowsPublishedModel(t *testing.T) {
 	opts, v1 := withModel(t, "adversarial {\n\t\tpool_size 1\n\t\tcpu_budget 1\n\t\tfollow_models 100ms\n\t\t"+quickAttack+"\n\t}")
 	f, _ := newCaptchaFlow(t, opts)
@@ -375,4 +376,13 @@ func TestPoolFollowsPublishedModel(t *testing.T) {
 			t.Fatalf("after a corrupt publication: served against %q, want %s kept", got, v2.Version)
 		}
 	}
+
+	// A version published with a companion: captchas are computed against
+	// both, and say so.
+	m4, _ := solver.NewModel(solver.DefaultArchitecture(), 4)
+	m5, _ := solver.NewModel(solver.DefaultArchitecture(), 5)
+	if _, err := reg.Publish(ctx, m4, m3.Version(), modelregistry.Version{Note: "extracted"}, m5); err != nil {
+		t.Fatal(err)
+	}
+	f.servedModel("198.51.100.133", is(m4.Version()+"+"+m5.Version()), 2*time.Minute)
 }
