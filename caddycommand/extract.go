@@ -36,7 +36,7 @@ func extractCommand() *cobra.Command {
 	var rf redisFlags
 	var out, initPath string
 	var lookback time.Duration
-	var tune, publish bool
+	var tune, publish, companion bool
 	var cleanN, cleanValN, epochs, batch, workers, minHeldOut int
 	var lr, maxCleanDrop, pairShare float64
 	var seed uint64
@@ -57,8 +57,11 @@ With --tune it fine-tunes the substitute — the published version, else
 --init, else the built-in model — on those answers mixed with --clean fresh
 clean captchas, and measures fidelity (held-out answers reproduced) and
 clean accuracy before and after. With --publish the new model is published
-only if fidelity rose and clean accuracy fell by at most --max-clean-drop,
-and only if the published version is still the one it started from (two
+only if fidelity rose and clean accuracy fell by at most --max-clean-drop —
+or, with --companion (the default), by at most 10 points from the
+clean-accurate root model, in which case it is published as a companion:
+captchas are computed against it and the root together (twice the CPU per
+captcha) — and only if the published version is still the one it started from (two
 extractions at once cannot both publish). The last line reads
 "extraction: …: published VERSION" or "extraction: …: not published (why)".`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,7 +81,8 @@ extractions at once cannot both publish). The last line reads
 			defer st.Close()
 			x := &extractRun{w: w, st: st, out: out, initPath: initPath, lookback: lookback, tune: tune, publish: publish,
 				cleanN: cleanN, cleanValN: cleanValN, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
-					LR: lr, PairShare: pairShare, Seed: seed, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr}}
+					LR: lr, PairShare: pairShare, Seed: seed, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
+					Companion: companion}}
 			if !watch {
 				pairs, err := x.collect(ctx)
 				if err != nil {
@@ -104,6 +108,7 @@ extractions at once cannot both publish). The last line reads
 	f.Float64Var(&lr, "lr", 3e-4, "peak learning rate")
 	f.Float64Var(&pairShare, "pair-share", 0, "least share of attacker answers in each epoch: they are repeated to reach it next to --clean (0: not repeated)")
 	f.Float64Var(&maxCleanDrop, "max-clean-drop", 0.01, "clean accuracy the new model may lose and still be published")
+	f.BoolVar(&companion, "companion", true, "publish a more faithful model that lost more clean accuracy than --max-clean-drop (at most 10 points) as a companion of the clean-accurate root model")
 	f.IntVar(&minHeldOut, "min-heldout", 20, "fewest held-out answers to decide on")
 	f.Uint64Var(&seed, "seed", 0, "seed of the clean captchas and the training order (default random)")
 	f.BoolVar(&watch, "watch", false, "keep running: extract (with --tune/--publish) whenever a trigger is due")
@@ -168,6 +173,9 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	}
 	cfg := x.cfg
 	cfg.Base = base
+	if cfg.Root, err = extractionRoot(ctx, reg, expect, base); err != nil {
+		return err
+	}
 	if cfg.Pairs, err = loadIfAny(filepath.Join(x.out, "train"), base.Arch, ds.Train); err != nil {
 		return err
 	}
@@ -211,9 +219,13 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	case !x.publish:
 		fmt.Fprintf(w, "extraction: %s: not published (no --publish)\n", res.Why)
 	default:
+		var with []*solver.Model
+		if res.AsCompanion {
+			with = append(with, cfg.Root)
+		}
 		v, err := reg.Publish(ctx, m, expect, modelregistry.Version{
 			Note: "extraction: " + res.Why, Fidelity: res.FidelityAfter, CleanAccuracy: res.CleanAccuracyAfter,
-		})
+		}, with...)
 		if err != nil {
 			fmt.Fprintf(w, "extraction: %s: not published (%v)\n", res.Why, err)
 			return err
@@ -283,6 +295,23 @@ func extractionBase(ctx context.Context, reg *modelregistry.Registry, initPath s
 	}
 	m, err := loadModelOrDefault(initPath)
 	return m, "", err
+}
+
+// extractionRoot is the clean-accurate model a companion is published
+// next to: the one the published version is attacked together with, or
+// the base itself.
+func extractionRoot(ctx context.Context, reg *modelregistry.Registry, expect string, base *solver.Model) (*solver.Model, error) {
+	if expect == "" {
+		return base, nil
+	}
+	cur, err := reg.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Version != expect || len(cur.With) == 0 {
+		return base, nil // a publication meanwhile is refused at publishing
+	}
+	return reg.Model(ctx, cur.With[0])
 }
 
 func cleanSamples(style *captcha.Style, n int, seed uint64) ([]solver.Sample, error) {

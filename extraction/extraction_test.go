@@ -327,3 +327,33 @@ func TestPairRepeats(t *testing.T) {
 		}
 	}
 }
+
+// TestJudge: the publishing rule on measurements — more faithful without
+// losing clean accuracy replaces the base; more faithful at a cost in clean
+// accuracy is published only as a companion, when asked for and within its
+// bound of the root; less faithful never.
+func TestJudge(t *testing.T) {
+	cases := []struct {
+		name                        string
+		fidBefore, fidAfter         float64
+		cleanBefore, cleanAfter     float64
+		root                        float64
+		companion                   bool
+		wantBetter, wantAsCompanion bool
+	}{
+		{"faithful, clean kept", 0, 0.04, 0.976, 0.970, 0.976, true, true, false},
+		{"not more faithful", 0.04, 0.04, 0.976, 0.976, 0.976, true, false, false},
+		{"clean lost, no companions", 0, 0.04, 0.976, 0.950, 0.976, false, false, false},
+		{"clean lost, companion", 0, 0.04, 0.976, 0.950, 0.976, true, true, true},
+		{"clean lost beyond a companion's bound", 0, 0.04, 0.976, 0.870, 0.976, true, false, false},
+		{"bound is from the root, not the base", 0, 0.04, 0.900, 0.860, 0.976, true, false, false},
+	}
+	for _, c := range cases {
+		res := &TuneResult{FidelityBefore: c.fidBefore, FidelityAfter: c.fidAfter,
+			CleanAccuracyBefore: c.cleanBefore, CleanAccuracyAfter: c.cleanAfter, RootCleanAccuracy: c.root}
+		judge(res, TuneConfig{MaxCleanDrop: 0.01, Companion: c.companion, CompanionMaxCleanDrop: 0.10})
+		if res.Better != c.wantBetter || res.AsCompanion != c.wantAsCompanion {
+			t.Errorf("%s: better %v companion %v (%s), want %v %v", c.name, res.Better, res.AsCompanion, res.Why, c.wantBetter, c.wantAsCompanion)
+		}
+	}
+}
