@@ -62,6 +62,7 @@ var (
 	farmN        = flag.Int("farm", 1000, "adversarial captchas the attacker's human farm labels for its adaptation")
 	perIdentity  = flag.Int("per-identity", 8, "captchas the attacker answers from one IP and device before it bursts and is labelled")
 	out          = flag.String("out", "bench/simulate/RESULTS.md", "results file")
+	companion    = flag.Bool("companion", true, "let the extraction publish a more faithful model that reads clean captchas less well as a companion of the substitute (as advcaptcha extract does by default)")
 	keep         = flag.String("keep", "", "if set, a directory to keep the adapted attacker (attacker-adapted.crnn) and the extraction's dataset (train/, heldout/) in, to study the extraction offline")
 )
 
@@ -538,7 +539,8 @@ func grayPixels(img image.Image) ([]uint8, error) {
 
 // extract runs the extraction on the answers collected since the attacker
 // adapted and publishes the result as the `extract --tune --publish`
-// command would; it returns the measurement and the published version.
+// command would; it returns the measurement and the published version (with
+// its companion, as served captchas name them).
 func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (*extraction.TuneResult, string, error) {
 	pairs, stats, err := extraction.Collect(ctx, s.st, extraction.Options{})
 	if err != nil {
@@ -589,6 +591,7 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 	s.logf("extraction: fine-tuning the substitute on %d attacker answers and %d clean captchas, %d answers held out", len(train), len(clean), len(held))
 	res, err := extraction.FineTune(ctx, extraction.TuneConfig{
 		Base: sub, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal, Seed: 22, Progress: os.Stderr,
+		Companion: *companion, Root: sub,
 	})
 	if err != nil {
 		return nil, "", err
@@ -598,13 +601,18 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 	if !res.Better {
 		return res, "", nil
 	}
+	var with []*solver.Model
+	if res.AsCompanion {
+		with = append(with, sub)
+	}
 	v, err := modelregistry.New(s.st).Publish(ctx, res.Model, "", modelregistry.Version{
 		Note: "simulation: " + res.Why, Fidelity: res.FidelityAfter, CleanAccuracy: res.CleanAccuracyAfter,
-	})
+	}, with...)
 	if err != nil {
 		return nil, "", err
 	}
-	return res, v.Version, nil
+	// What served captchas record: the models attacked, joined by "+".
+	return res, strings.Join(append([]string{v.Version}, v.With...), "+"), nil
 }
 
 func (s *sim) writeReport(line string) error {
