@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,29 @@ func TestPoolCommandFillsRedis(t *testing.T) {
 			t.Fatalf("after a publication: pools %v, want a second one filled", keys)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// A version published with a companion: its captchas are computed
+	// against both and name both.
+	m3, _ := solver.NewModel(solver.DefaultArchitecture(), 3)
+	m4, _ := solver.NewModel(solver.DefaultArchitecture(), 4)
+	if _, err := modelregistry.New(st).Publish(ctx, m3, m2.Version(), modelregistry.Version{}, m4); err != nil {
+		t.Fatal(err)
+	}
+	want := `"model":"` + m3.Version() + "+" + m4.Version() + `"`
+	for deadline = time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		keys, _ := rdb.Keys(ctx, "advc:pool:*").Result()
+		found := false
+		for _, k := range keys {
+			if e, _ := rdb.LIndex(ctx, k, 0).Result(); strings.Contains(e, want) {
+				found = true
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a publication with a companion: no captcha with %s in pools %v", want, keys)
+		}
 	}
 	cancel()
 	<-done

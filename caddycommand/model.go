@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -68,7 +69,11 @@ func printVersions(out io.Writer, hist []modelregistry.Version, current string) 
 		if i == 0 && v.Version == current {
 			mark = "*"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", mark, v.Version, v.Published.Format(time.RFC3339),
+		version := v.Version
+		if len(v.With) > 0 {
+			version += " with " + strings.Join(v.With, ", ")
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", mark, version, v.Published.Format(time.RFC3339),
 			percent(v.Fidelity), percent(v.CleanAccuracy), v.Note)
 	}
 	w.Flush()
