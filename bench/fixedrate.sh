@@ -13,22 +13,18 @@
 # Scenarios, each at each rate, rounds interleaved, medians reported:
 # plain Caddy, a cleared client on Redis, a new client on Redis (every
 # request a new IP and no cookie), a new client on the memory store.
-# PIN=1 runs Redis alone on the second core and Caddy and vegeta on the
-# first — Redis on a machine of its own, as deployed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 caddy=${1:-bin/caddy}
 RATES=${RATES:-1000 2000}
 DUR=${DUR:-15s}
 ROUNDS=${ROUNDS:-3}
-out=bench/out/fixedrate${PIN:+-pinned}
+out=bench/out/fixedrate
 mkdir -p "$out" bin
 [ -x bin/vegeta ] || GOBIN=$PWD/bin go install github.com/tsenart/vegeta/v12@v12.12.0
 go build -o bin/mintcookie ./bench/mintcookie
 redis_port=16379
-gateway=() redis=()
-if [ "${PIN:-}" = 1 ]; then gateway=(taskset -c 0) redis=(taskset -c 1); fi
-"${redis[@]}" redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null &
+redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null &
 redis_pid=$!
 caddy_pid=
 trap 'kill $caddy_pid $redis_pid 2>/dev/null || true' EXIT
@@ -50,7 +46,7 @@ targets() {
 }
 
 start() {
-	"${gateway[@]}" "$caddy" run --config bench/Caddyfile --adapter caddyfile >"$out/caddy.log" 2>&1 &
+	"$caddy" run --config bench/Caddyfile --adapter caddyfile >"$out/caddy.log" 2>&1 &
 	caddy_pid=$!
 	for _ in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:18080/ && return; sleep 0.2; done
 	echo "caddy did not start: $(tail -3 "$out/caddy.log")" >&2
@@ -67,7 +63,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			if [ "$name" = a-cleared-redis ]; then targets "$port" "$n" "$cookie"; else targets "$port" "$n"; fi >"$out/targets.json"
 			redis-cli -p $redis_port flushall >/dev/null
 			start # a fresh process per run: no run inherits another's state or GC heap
-			"${gateway[@]}" bin/vegeta attack -format=json -targets="$out/targets.json" -rate="$rate/s" -duration="$DUR" -keepalive=true |
+			bin/vegeta attack -format=json -targets="$out/targets.json" -rate="$rate/s" -duration="$DUR" -keepalive=true |
 				bin/vegeta report -type=json >"$out/$name.$rate.$round.json"
 			kill "$caddy_pid"
 			wait "$caddy_pid" 2>/dev/null || true
@@ -80,7 +76,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 {
-	echo "== fixed rate, open loop${PIN:+, Redis pinned to its own core} (vegeta; $ROUNDS rounds of $DUR, medians; $(date -u +%FT%TZ), $(nproc) cores, $(git rev-parse --short HEAD))"
+	echo "== fixed rate, open loop (vegeta; $ROUNDS rounds of $DUR, medians; $(date -u +%FT%TZ), $(nproc) cores, $(git rev-parse --short HEAD))"
 	echo "| scenario | rate req/s | p50 ms | p90 ms | p99 ms | p99 added ms | max ms | success |"
 	echo "|---|---|---|---|---|---|---|---|"
 	awk -F'\t' '
