@@ -42,7 +42,8 @@ type TuneConfig struct {
 	// captchas within CompanionMaxCleanDrop (default 0.10) of Root. In
 	// bench/extractlab's runs every extraction at the default ε lost 2.6–7
 	// points of clean accuracy; alone none could be published, as a
-	// companion the adapted attacker's success fell from 28% to 15–17%.
+	// companion the adapted attacker's success fell from 28% to 15–17%
+	// offline, and from 31% to 26% in make simulate's run.
 	// The price: each captcha costs about twice the CPU to generate.
 	Companion             bool
 	CompanionMaxCleanDrop float64
