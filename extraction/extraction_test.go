@@ -347,6 +347,7 @@ func TestJudge(t *testing.T) {
 		{"clean lost, companion", 0, 0.04, 0.976, 0.950, 0.976, true, true, true},
 		{"clean lost beyond a companion's bound", 0, 0.04, 0.976, 0.870, 0.976, true, false, false},
 		{"bound is from the root, not the base", 0, 0.04, 0.900, 0.860, 0.976, true, false, false},
+		{"as good as a base that is a companion: still a companion", 0.05, 0.08, 0.950, 0.945, 0.976, true, true, true},
 	}
 	for _, c := range cases {
 		res := &TuneResult{FidelityBefore: c.fidBefore, FidelityAfter: c.fidAfter,

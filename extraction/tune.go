@@ -142,7 +142,12 @@ func judge(res *TuneResult, cfg TuneConfig) {
 	switch {
 	case res.FidelityAfter <= res.FidelityBefore:
 		res.Why = fmt.Sprintf("fidelity did not improve (%.1f%% → %.1f%%)", 100*res.FidelityBefore, 100*res.FidelityAfter)
-	case res.CleanAccuracyAfter >= res.CleanAccuracyBefore-cfg.MaxCleanDrop:
+	case res.CleanAccuracyAfter >= res.CleanAccuracyBefore-cfg.MaxCleanDrop &&
+		res.CleanAccuracyAfter >= res.RootCleanAccuracy-cfg.MaxCleanDrop:
+		// As good on clean captchas as the base and the root: alone. (A
+		// base that is itself a companion reads worse than the root; a
+		// model only as good as it stays a companion, or the versions
+		// would drift from the root a point at a time.)
 		res.Better = true
 		res.Why = fmt.Sprintf("fidelity %.1f%% → %.1f%%, clean accuracy %.1f%% → %.1f%%",
 			100*res.FidelityBefore, 100*res.FidelityAfter, 100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter)
