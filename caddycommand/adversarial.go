@@ -322,13 +322,9 @@ on SIGINT/SIGTERM.`,
 				}
 				// Against the version and its companions, in the
 				// registry's order: the gateways' pool key is the same.
-				var solvers []*solver.Solver
-				for _, m := range next {
-					sol, err := solver.New(m, solver.Options{Workers: workers})
-					if err != nil {
-						return err
-					}
-					solvers = append(solvers, sol)
+				solvers, err := solver.NewEach(next, solver.Options{Workers: workers})
+				if err != nil {
+					return err
 				}
 				g = &captchapool.Generator{Style: g.Style, Solvers: solvers, Attack: g.Attack}
 			}

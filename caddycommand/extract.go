@@ -167,15 +167,12 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 		return nil
 	}
 	reg := modelregistry.New(x.st)
-	base, expect, err := extractionBase(ctx, reg, x.initPath)
+	base, root, expect, err := extractionBase(ctx, reg, x.initPath)
 	if err != nil {
 		return err
 	}
 	cfg := x.cfg
-	cfg.Base = base
-	if cfg.Root, err = extractionRoot(ctx, reg, expect, base); err != nil {
-		return err
-	}
+	cfg.Base, cfg.Root = base, root
 	if cfg.Pairs, err = loadIfAny(filepath.Join(x.out, "train"), base.Arch, ds.Train); err != nil {
 		return err
 	}
@@ -282,36 +279,29 @@ func loadIfAny(dir string, a solver.Architecture, n int) ([]solver.Sample, error
 	return solver.LoadDataset(dir, a)
 }
 
-// extractionBase is the model extraction starts from, and the published
-// version a new one must replace ("" when none is published).
-func extractionBase(ctx context.Context, reg *modelregistry.Registry, initPath string) (*solver.Model, string, error) {
-	expect, err := currentVersion(ctx, reg)
-	if err != nil {
-		return nil, "", err
-	}
-	if expect != "" {
-		m, err := reg.Model(ctx, expect)
-		return m, expect, err
-	}
-	m, err := loadModelOrDefault(initPath)
-	return m, "", err
-}
-
-// extractionRoot is the clean-accurate model a companion is published
-// next to: the one the published version is attacked together with, or
-// the base itself.
-func extractionRoot(ctx context.Context, reg *modelregistry.Registry, expect string, base *solver.Model) (*solver.Model, error) {
-	if expect == "" {
-		return base, nil
-	}
+// extractionBase is the model extraction starts from, the clean-accurate
+// root a companion is published next to (the one the published version is
+// attacked together with, else the base itself), and the published version
+// a new one must replace ("" when none is published).
+func extractionBase(ctx context.Context, reg *modelregistry.Registry, initPath string) (base, root *solver.Model, expect string, err error) {
 	cur, err := reg.Current(ctx)
+	if errors.Is(err, modelregistry.ErrNone) {
+		base, err = loadModelOrDefault(initPath)
+		return base, base, "", err
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
-	if cur.Version != expect || len(cur.With) == 0 {
-		return base, nil // a publication meanwhile is refused at publishing
+	if base, err = reg.Model(ctx, cur.Version); err != nil {
+		return nil, nil, "", err
 	}
-	return reg.Model(ctx, cur.With[0])
+	root = base
+	if len(cur.With) > 0 {
+		if root, err = reg.Model(ctx, cur.With[0]); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	return base, root, cur.Version, nil
 }
 
 func cleanSamples(style *captcha.Style, n int, seed uint64) ([]solver.Sample, error) {

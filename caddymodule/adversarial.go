@@ -217,13 +217,11 @@ func (h *Handler) openPool(model *solver.Model, ensemble []*solver.Model) (strin
 // startEnsemble builds the fixed further substitutes every generation
 // attacks together with its model.
 func (p *adversarialPool) startEnsemble(models []*solver.Model) error {
-	for _, m := range models {
-		sol, err := solver.New(m, solver.Options{Workers: p.cfg.Workers})
-		if err != nil {
-			return fmt.Errorf("ensemble model %s: %w", m.Version(), err)
-		}
-		p.ensemble = append(p.ensemble, sol)
+	sols, err := solver.NewEach(models, solver.Options{Workers: p.cfg.Workers})
+	if err != nil {
+		return fmt.Errorf("ensemble: %w", err)
 	}
+	p.ensemble = sols
 	return nil
 }
 
@@ -232,13 +230,9 @@ func (p *adversarialPool) startEnsemble(models []*solver.Model) error {
 // starts workers on the model's own queue and then stops the previous
 // version's.
 func (p *adversarialPool) switchTo(model *solver.Model, with []*solver.Model) error {
-	var solvers []*solver.Solver
-	for _, m := range append([]*solver.Model{model}, with...) {
-		sol, err := solver.New(m, solver.Options{Workers: p.cfg.Workers})
-		if err != nil {
-			return err
-		}
-		solvers = append(solvers, sol)
+	solvers, err := solver.NewEach(append([]*solver.Model{model}, with...), solver.Options{Workers: p.cfg.Workers})
+	if err != nil {
+		return err
 	}
 	gen := &captchapool.Generator{Style: p.style, Solvers: append(solvers, p.ensemble...), Attack: p.cfg.attack()}
 	ctx, cancel := context.WithCancel(p.ctx)

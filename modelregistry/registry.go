@@ -83,6 +83,10 @@ type Version struct {
 	With []string `json:"with,omitempty"`
 }
 
+// Attacked names every version the captchas of v are computed against:
+// its own first, then those of With. Served captchas join them with "+".
+func (v *Version) Attacked() []string { return append([]string{v.Version}, v.With...) }
+
 // Registry reads and writes model versions in a store.
 type Registry struct{ kv KV }
 
@@ -129,7 +133,7 @@ func (r *Registry) Model(ctx context.Context, version string) (*solver.Model, er
 // (Version.With), in that order.
 func (r *Registry) Models(ctx context.Context, v *Version) ([]*solver.Model, error) {
 	var out []*solver.Model
-	for _, version := range append([]string{v.Version}, v.With...) {
+	for _, version := range v.Attacked() {
 		m, err := r.Model(ctx, version)
 		if err != nil {
 			return nil, err
@@ -220,10 +224,8 @@ func (r *Registry) Rollback(ctx context.Context, expect string) (*Version, error
 	if prev == nil {
 		return nil, fmt.Errorf("model registry: version %s is no longer in the history", cur.Previous)
 	}
-	for _, version := range append([]string{prev.Version}, prev.With...) {
-		if _, err := r.Model(ctx, version); err != nil {
-			return nil, err
-		}
+	if _, err := r.Models(ctx, prev); err != nil {
+		return nil, err
 	}
 	v := *prev
 	v.Published, v.Rollback = time.Now().UTC(), true
@@ -258,7 +260,7 @@ func (r *Registry) makeCurrent(ctx context.Context, v Version) error {
 	// Versions that fell out of the history can no longer be rolled back
 	// to: free their weights (megabytes each) unless still listed.
 	for _, d := range dropped {
-		for _, version := range append([]string{d.Version}, d.With...) {
+		for _, version := range d.Attacked() {
 			if !listed(hist, version) {
 				_, _ = r.kv.Take(ctx, blobPrefix+version)
 			}

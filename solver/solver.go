@@ -38,6 +38,19 @@ type graphKey struct {
 	batch int
 }
 
+// NewEach returns a solver for each model, with the same options.
+func NewEach(models []*Model, opts Options) ([]*Solver, error) {
+	out := make([]*Solver, len(models))
+	for i, m := range models {
+		s, err := New(m, opts)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.Version(), err)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
 // New returns a Solver for m.
 func New(m *Model, opts Options) (*Solver, error) {
 	if m == nil {

@@ -612,7 +612,7 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 		return nil, "", err
 	}
 	// What served captchas record: the models attacked, joined by "+".
-	return res, strings.Join(append([]string{v.Version}, v.With...), "+"), nil
+	return res, strings.Join(v.Attacked(), "+"), nil
 }
 
 func (s *sim) writeReport(line string) error {
