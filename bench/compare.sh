@@ -8,7 +8,8 @@
 #   bench/compare.sh bin/caddy-old bin/caddy-new     (SCENARIO=b by default)
 #
 # Scenarios: a (cleared client on Redis), b (new client on Redis),
-# bm (new client on the memory store). PIN=1 runs Redis alone on the
+# bl (new client on Redis with local_first), bm (new client on the memory
+# store). PIN=1 runs Redis alone on the
 # second core and Caddy and wrk on the first — Redis on a machine of its
 # own, as deployed — instead of all three sharing both cores.
 set -euo pipefail
@@ -35,6 +36,7 @@ browser=(-H "User-Agent: $UA" -H 'Accept: text/html' -H 'Accept-Language: en' -H
 case $SCENARIO in
 a) port=18083 args=("${browser[@]}" -H "Cookie: $(bin/mintcookie -secret "$BENCH_SECRET" -ua "$UA")") ;;
 b) port=18083 args=("${browser[@]}" -s bench/newclient.lua) ;;
+bl) port=18084 args=("${browser[@]}" -s bench/newclient.lua) ;;
 bm) port=18082 args=("${browser[@]}" -s bench/newclient.lua) ;;
 *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac

@@ -59,7 +59,7 @@ secs=${DUR%s}
 for round in $(seq 1 "$ROUNDS"); do
 	for rate in $RATES; do
 		n=$((rate * secs))
-		for s in plain:18080 a-cleared-redis:18083 b-new-client-redis:18083 b-new-client-memory:18082; do
+		for s in plain:18080 a-cleared-redis:18083 b-new-client-redis:18083 b-new-client-redis-local-first:18084 b-new-client-memory:18082; do
 			name=${s%%:*} port=${s##*:}
 			if [ "$name" = a-cleared-redis ]; then targets "$port" "$n" "$cookie"; else targets "$port" "$n"; fi >"$out/targets.json"
 			redis-cli -p $redis_port flushall >/dev/null

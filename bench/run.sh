@@ -62,6 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	run a-cleared-redis 18083 "${browser[@]}" -H "Cookie: $cookie"
 	run b-new-client-redis 18083 "${browser[@]}" -s bench/newclient.lua
 	run b-new-client-memory 18082 "${browser[@]}" -s bench/newclient.lua
+	run b-new-client-redis-local-first 18084 "${browser[@]}" -s bench/newclient.lua
 	run c-challenged-redis 18083 -H 'User-Agent: curl/8.5.0' -H 'Accept: */*' -H 'Accept-Language: en' -s bench/newclient.lua
 done
 

@@ -41,6 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			tls_insecure_skip_verify
 //			key_prefix <prefix>
 //			timeout <duration>
+//			local_first
 //		}
 //		max_entities <n>
 //		secret <secret...>
@@ -348,6 +349,11 @@ func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, &r.Timeout); err != nil {
 				return err
 			}
+		case "local_first":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			r.LocalFirst = true
 		default:
 			return d.Errf("unrecognized redis option '%s'", d.Val())
 		}

@@ -28,6 +28,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 			tls_ca_file /etc/redis/ca.pem
 			key_prefix site1:
 			timeout 150ms
+			local_first
 		}
 		max_entities 5000
 		secret s1-0123456789abcdef0123456789abcdef s2-0123456789abcdef0123456789abcdef
@@ -93,7 +94,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 	const fromJSONText = `{
 		"redis": {"addresses": ["10.0.0.1:6379", "10.0.0.2:6379"], "master_name": "mymaster", "username": "u",
 			"password": "{env.REDIS_PASSWORD}", "sentinel_password": "sp", "db": 2, "tls": {"server_name": "redis.internal", "ca_file": "/etc/redis/ca.pem"},
-			"key_prefix": "site1:", "timeout": "150ms"},
+			"key_prefix": "site1:", "timeout": "150ms", "local_first": true},
 		"max_entities": 5000,
 		"secrets": ["s1-0123456789abcdef0123456789abcdef", "s2-0123456789abcdef0123456789abcdef"],
 		"clearance_ttl": "30m",

@@ -212,21 +212,7 @@ func TestTwoInstancesShareACluster(t *testing.T) {
 
 	// Counters are shared: 15 requests to each instance within a second
 	// pass the strict limit of 20 together, and both block the IP.
-	bot := browser("198.51.100.152")
-	bot.Set("Cookie", "advc_device="+deviceCookie(t, get(t, "/", bot)))
-	var wg sync.WaitGroup
-	for _, send := range []func(){
-		func() { burst(t, bot, 15) },
-		func() {
-			for range 15 {
-				at(t, "GET", "/", bot, "")
-			}
-		},
-	} {
-		wg.Add(1)
-		go func() { defer wg.Done(); send() }()
-	}
-	wg.Wait()
+	bot := sharedBurst(t, "198.51.100.152")
 	if r := get(t, "/", bot); r.status != 403 {
 		t.Errorf("first instance after the shared burst: %d", r.status)
 	}
@@ -235,14 +221,7 @@ func TestTwoInstancesShareACluster(t *testing.T) {
 	}
 
 	// Labels are shared: an operator labels on the second, the first blocks.
-	client := browser("198.51.100.153")
-	client.Set("Cookie", "advc_device="+deviceCookie(t, get(t, "/", client)))
-	if r := get(t, "/", client); r.status != 200 {
-		t.Fatalf("before the label: %d", r.status)
-	}
-	if r := at(t, "POST", "/.advcaptcha/admin/labels", adminHeader(adminToken), `{"entity":"ip:198.51.100.153","action":"confirm","reason":"seen on the other instance"}`); r.status != 200 {
-		t.Fatalf("label on the second instance: %d %s", r.status, r.body)
-	}
+	client := labelOnSecondInstance(t, "198.51.100.153")
 	if r := get(t, "/", client); r.status != 403 {
 		t.Errorf("the first instance did not honour the second's label: %d", r.status)
 	}
@@ -273,4 +252,98 @@ func TestTwoInstancesShareACluster(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// TestLocalFirstInstances: two instances with local_first on one Redis.
+// Each stops a burst on its own at once; what the other counted and
+// labelled arrives with the next batches (100ms); and a Redis outage turns
+// on on_store_error after the first failed batch.
+func TestLocalFirstInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	common := fmt.Sprintf("redis %s {\n\t\tlocal_first\n\t\ttimeout 100ms\n\t}\nsecret %s\nadmin_token %s\nstrict_limit ip 20\non_store_error closed",
+		srv.Addr, testSecret, adminToken)
+	up := newUpstream(t)
+	load(t, common, up)
+	startSecondInstance(t, common+"\nadversarial off")
+
+	h := browser("198.51.100.160")
+	h.Set("Cookie", "advc_device="+deviceCookie(t, get(t, "/", h)))
+	if statuses := burst(t, h, 300); statuses[200] == 0 || statuses[403] == 0 {
+		t.Fatalf("burst of 300 on one instance: %v; want some allowed, then blocked", statuses)
+	}
+
+	// 15 requests to each instance pass the limit of 20 only together.
+	// An instance learns what the other counted with its own next batch
+	// that carries the client, so one more request may pass each; three
+	// tries keep each instance's own count (with the first request's, 19)
+	// under the limit.
+	bot := sharedBurst(t, "198.51.100.161")
+	for name, send := range map[string]func() reply{
+		"first":  func() reply { return get(t, "/", bot) },
+		"second": func() reply { return at(t, "GET", "/", bot, "") },
+	} {
+		for try := 1; send().status != 403; try++ {
+			if try == 3 {
+				t.Fatalf("the %s instance did not block the shared burst after 3 tries", name)
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+	}
+
+	// A label set on the second instance reaches the first within a batch
+	// of the first's that carries the client.
+	client := labelOnSecondInstance(t, "198.51.100.162")
+	deadline := time.Now().Add(2 * time.Second)
+	for get(t, "/", client).status != 403 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first instance did not honour the second's label within 2s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	srv.Kill()
+	deadline = time.Now().Add(3 * time.Second)
+	for get(t, "/", browser("198.51.100.163")).status != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("with Redis down and on_store_error closed, requests still pass after 3s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sharedBurst sends 15 requests of one browser at ip to each instance at
+// once, which together pass a strict limit of 20, and returns its headers.
+func sharedBurst(t *testing.T, ip string) http.Header {
+	bot := browser(ip)
+	bot.Set("Cookie", "advc_device="+deviceCookie(t, get(t, "/", bot)))
+	var wg sync.WaitGroup
+	for _, send := range []func(){
+		func() { get(t, "/", bot) },
+		func() { at(t, "GET", "/", bot, "") },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 15 {
+				send()
+			}
+		}()
+	}
+	wg.Wait()
+	return bot
+}
+
+// labelOnSecondInstance has a browser at ip pass the first instance, then
+// labels its IP through the second's operator API, and returns its headers.
+func labelOnSecondInstance(t *testing.T, ip string) http.Header {
+	client := browser(ip)
+	client.Set("Cookie", "advc_device="+deviceCookie(t, get(t, "/", client)))
+	if r := get(t, "/", client); r.status != 200 {
+		t.Fatalf("before the label: %d", r.status)
+	}
+	body := fmt.Sprintf(`{"entity":"ip:%s","action":"confirm","reason":"seen on the other instance"}`, ip)
+	if r := at(t, "POST", "/.advcaptcha/admin/labels", adminHeader(adminToken), body); r.status != 200 {
+		t.Fatalf("label on the second instance: %d %s", r.status, r.body)
+	}
+	return client
 }

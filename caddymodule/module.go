@@ -49,8 +49,8 @@ type Handler struct {
 	Redis *RedisConfig `json:"redis,omitempty"`
 
 	// MaxEntities bounds how many clients (IPs, devices, accounts) the
-	// in-memory store tracks; the least recently seen are evicted first.
-	// Default 100000.
+	// in-memory store — or, with Redis, local_first's local counts —
+	// tracks; the least recently seen are evicted first. Default 100000.
 	MaxEntities int `json:"max_entities,omitempty"`
 
 	// Secrets sign the device and clearance cookies. The first signs;

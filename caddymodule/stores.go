@@ -42,6 +42,17 @@ type RedisConfig struct {
 	// Timeout bounds each Redis operation; a request never waits longer
 	// for Redis before the on_store_error rule applies. Default 250ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// LocalFirst scores requests from counts kept in this instance,
+	// without waiting for Redis: the counts go to Redis in one batch every
+	// 100ms, and each batch brings back what the other instances counted
+	// and the labels set anywhere. Requests never wait for Redis (about
+	// the throughput of the in-memory store); the price is that an
+	// instance learns of other instances' requests and labels up to 100ms
+	// late, so a client spread over n instances gets up to n×100ms of
+	// requests past the strict limit. A store outage is noticed at the
+	// first failed batch, and on_store_error applies from then on.
+	// Challenges, pools and logs stay exact, as they go straight to Redis.
+	LocalFirst bool `json:"local_first,omitempty"`
 }
 
 // RedisTLS configures TLS to Redis.
@@ -119,6 +130,14 @@ func openStore(redisCfg *RedisConfig, maxEntities int, windows []time.Duration) 
 		r, err := store.NewRedis(ro)
 		if err != nil {
 			return nil, err
+		}
+		if redisCfg.LocalFirst {
+			f, err := store.NewLocalFirst(r, store.LocalFirstOptions{Options: opts, MaxEntities: maxEntities})
+			if err != nil {
+				r.Close()
+				return nil, err
+			}
+			return pooledStore{f}, nil
 		}
 		return pooledStore{r}, nil
 	})
