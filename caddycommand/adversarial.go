@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +41,13 @@ type attackFlags struct {
 }
 
 func (a *attackFlags) register(f *pflag.FlagSet) {
+	a.registerAttack(f)
+	f.StringArrayVar(&a.models, "model", nil, "substitute model file, repeatable for an ensemble (default: the shipped model)")
+}
+
+// registerAttack registers the flags of the attack alone, for commands that
+// take the models from elsewhere.
+func (a *attackFlags) registerAttack(f *pflag.FlagSet) {
 	d := perturb.DefaultConfig()
 	f.StringVar(&a.method, "method", string(d.Method), "fgsm, bim or mifgsm")
 	f.IntVar(&a.epsilon, "epsilon", d.Epsilon, "L∞ budget in 8-bit levels")
@@ -53,7 +59,6 @@ func (a *attackFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&a.shift, "shift", d.Shift, "random translation of each draw, up to this many pixels (0: off)")
 	f.Float64Var(&a.minSSIM, "min-ssim", d.MinSSIM, "SSIM floor to the clean image (0: off)")
 	f.BoolVar(&a.targeted, "targeted", false, "aim for a wrong text instead of away from the true one")
-	f.StringArrayVar(&a.models, "model", nil, "substitute model file, repeatable for an ensemble (default: the shipped model)")
 }
 
 func (a *attackFlags) config() (perturb.Config, error) {
@@ -100,47 +105,13 @@ func (a *attackFlags) generator(workers int) (*captchapool.Generator, error) {
 	return g, nil
 }
 
-// generateAll makes count adversarial captchas from seeds seed, seed+1, …
-// on every core, in order.
-func generateAll(g *captchapool.Generator, count int, seed uint64, progress func(done int)) ([]*captchapool.Entry, error) {
-	out := make([]*captchapool.Entry, count)
-	errs := make([]error, count)
-	var next, done int
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= count {
-					return
-				}
-				out[i], errs[i] = g.Generate(seed + uint64(i))
-				mu.Lock()
-				done++
-				if progress != nil {
-					progress(done)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
-}
-
 // writeAdversarialDataset writes count adversarial captchas as a labels.csv
 // dataset, with attack.json describing how they were made.
 func writeAdversarialDataset(dir string, count int, seed uint64, g *captchapool.Generator) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	entries, err := generateAll(g, count, seed, func(done int) {
+	entries, err := g.GenerateMany(seed, count, func(done int) {
 		if done%50 == 0 || done == count {
 			fmt.Fprintf(os.Stderr, "\r%d/%d adversarial captchas", done, count)
 		}
@@ -217,7 +188,7 @@ and what the substitute reads.`,
 					if g.Attack, err = attack.config(); err != nil {
 						return err
 					}
-					entries, err := generateAll(g, count, seed, nil)
+					entries, err := g.GenerateMany(seed, count, nil)
 					if err != nil {
 						return err
 					}

@@ -5,6 +5,7 @@
 package captchapool
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,7 +14,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/perturb"
@@ -98,6 +103,54 @@ func (g *Generator) GenerateContext(ctx context.Context, seed uint64) (*Entry, e
 		Text: c.Text, Seed: seed, Method: g.Attack.String(), Model: g.ModelVersion(),
 		SSIM: res.SSIM, Reading: res.Reading, Fooled: res.Fooled, PNG: png,
 	}, nil
+}
+
+// GenerateMany makes count captchas from seeds seed, seed+1, … on every
+// core, in order; progress, if set, is called (serialised) as each is done.
+func (g *Generator) GenerateMany(seed uint64, count int, progress func(done int)) ([]*Entry, error) {
+	out := make([]*Entry, count)
+	errs := make([]error, count)
+	var next, done int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= count {
+					return
+				}
+				out[i], errs[i] = g.Generate(seed + uint64(i))
+				mu.Lock()
+				done++
+				if progress != nil {
+					progress(done)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// Sample is the entry as a training sample: its served pixels and its
+// true text.
+func (e *Entry) Sample() (solver.Sample, error) {
+	img, err := png.Decode(bytes.NewReader(e.PNG))
+	if err != nil {
+		return solver.Sample{}, fmt.Errorf("decoding captcha: %w", err)
+	}
+	g, ok := img.(*image.Gray)
+	if !ok || g.Stride != g.Rect.Dx() {
+		return solver.Sample{}, fmt.Errorf("captcha is not a plain grayscale image: %T", img)
+	}
+	return solver.Sample{Pixels: g.Pix, Text: e.Text}, nil
 }
 
 // ModelVersion names the substitutes attacked.
