@@ -20,6 +20,7 @@ import (
 	"github.com/advcaptcha/advcaptcha/captchapool"
 	"github.com/advcaptcha/advcaptcha/extraction"
 	"github.com/advcaptcha/advcaptcha/modelregistry"
+	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/store"
 )
@@ -37,7 +38,8 @@ func extractCommand() *cobra.Command {
 	var out, initPath string
 	var lookback time.Duration
 	var tune, publish, companion bool
-	var cleanN, cleanValN, epochs, batch, workers, minHeldOut int
+	var cleanN, cleanValN, hardenN, epochs, batch, workers, minHeldOut int
+	var attack attackFlags
 	var lr, maxCleanDrop, pairShare float64
 	var seed uint64
 	var watch bool
@@ -79,8 +81,12 @@ extractions at once cannot both publish). The last line reads
 				return err
 			}
 			defer st.Close()
+			attackCfg, err := attack.config()
+			if err != nil {
+				return fmt.Errorf("the hardening captchas' attack: %w", err)
+			}
 			x := &extractRun{w: w, st: st, out: out, initPath: initPath, lookback: lookback, tune: tune, publish: publish,
-				cleanN: cleanN, cleanValN: cleanValN, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
+				cleanN: cleanN, cleanValN: cleanValN, hardenN: hardenN, attack: attackCfg, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
 					LR: lr, PairShare: pairShare, Seed: seed, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
 					Companion: companion}}
 			if !watch {
@@ -102,6 +108,8 @@ extractions at once cannot both publish). The last line reads
 	f.StringVar(&initPath, "init", "", "model to start from when none is published (default: the built-in one)")
 	f.IntVar(&cleanN, "clean", 2000, "fresh clean captchas mixed into training")
 	f.IntVar(&cleanValN, "clean-val", 500, "fresh clean captchas to measure clean accuracy on")
+	f.IntVar(&hardenN, "harden", 0, "fresh adversarial captchas against the current version's models (made with the attack flags, which must be the gateway's), with their truth, mixed into training: what an adapting attacker trains on (0: off; about a second of CPU each)")
+	attack.registerAttack(f)
 	f.IntVar(&epochs, "epochs", 2, "passes over the training data")
 	f.IntVar(&batch, "batch", 16, "mini-batch size")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "training workers")
@@ -128,6 +136,8 @@ type extractRun struct {
 	lookback          time.Duration
 	tune, publish     bool
 	cleanN, cleanValN int
+	hardenN           int
+	attack            perturb.Config
 	cfg               extraction.TuneConfig
 }
 
@@ -188,7 +198,15 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	if cfg.CleanVal, err = cleanSamples(&style, x.cleanValN, cfg.Seed+uint64(x.cleanN)); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "fine-tuning %s on %d answers and %d clean captchas (seed %d)\n", base.Version(), len(cfg.Pairs), len(cfg.Clean), cfg.Seed)
+	if x.hardenN > 0 {
+		hardenSeed := cfg.Seed + uint64(x.cleanN+x.cleanValN)
+		if cfg.Hardening, err = hardening(base, root, style, x.attack, x.hardenN, hardenSeed); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "made %d hardening captchas against %s (%s)\n", len(cfg.Hardening), hardeningModels(base, root), x.attack)
+	}
+	fmt.Fprintf(w, "fine-tuning %s on %d answers, %d clean and %d hardening captchas (seed %d)\n",
+		base.Version(), len(cfg.Pairs), len(cfg.Clean), len(cfg.Hardening), cfg.Seed)
 	res, err := extraction.FineTune(ctx, cfg)
 	if errors.Is(err, extraction.ErrTooFewPairs) {
 		fmt.Fprintf(w, "extraction: %v: not published (too few answers)\n", err)
@@ -200,8 +218,8 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	m := res.Model
 	m.Info = map[string]string{
 		"trained": time.Now().UTC().Format(time.RFC3339),
-		"about": fmt.Sprintf("model extraction from %s: %d attacker answers (%d held out) and %d clean captchas (seed %d)",
-			base.Version(), len(cfg.Pairs), len(cfg.HeldOut), len(cfg.Clean), cfg.Seed),
+		"about": fmt.Sprintf("model extraction from %s: %d attacker answers (%d held out), %d clean and %d hardening captchas (seed %d)",
+			base.Version(), len(cfg.Pairs), len(cfg.HeldOut), len(cfg.Clean), len(cfg.Hardening), cfg.Seed),
 		"init": base.Version(), "fidelity": fmt.Sprintf("%.4f", res.FidelityAfter),
 		"clean_accuracy": fmt.Sprintf("%.4f", res.CleanAccuracyAfter), "epochs": strconv.Itoa(cfg.Epochs),
 	}
@@ -314,4 +332,37 @@ func cleanSamples(style *captcha.Style, n int, seed uint64) ([]solver.Sample, er
 		out[i] = solver.Sample{Pixels: c.Image.Pix, Text: c.Text}
 	}
 	return out, nil
+}
+
+// hardening makes n adversarial captchas from seed on, against what the
+// gateway attacks now — the base, with the root when the base is its
+// companion — as training samples with their truth.
+func hardening(base, root *solver.Model, style captcha.Style, attack perturb.Config, n int, seed uint64) ([]solver.Sample, error) {
+	models := []*solver.Model{base}
+	if root != base {
+		models = append(models, root)
+	}
+	sols, err := solver.NewEach(models, solver.Options{Workers: runtime.GOMAXPROCS(0)})
+	if err != nil {
+		return nil, err
+	}
+	g := &captchapool.Generator{Style: style, Solvers: sols, Attack: attack}
+	entries, err := g.GenerateMany(seed, n, nil)
+	if err != nil {
+		return nil, fmt.Errorf("hardening captchas: %w", err)
+	}
+	out := make([]solver.Sample, n)
+	for i, e := range entries {
+		if out[i], err = e.Sample(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func hardeningModels(base, root *solver.Model) string {
+	if root == base {
+		return base.Version()
+	}
+	return base.Version() + "+" + root.Version()
 }

@@ -21,6 +21,14 @@ type TuneConfig struct {
 	// Clean are correctly labelled clean captchas mixed into training so
 	// the substitute keeps reading ordinary captchas; CleanVal measure it.
 	Clean, CleanVal []solver.Sample
+	// Hardening are adversarial captchas computed against the models the
+	// current version is attacked with, labelled with their truth: what an
+	// attacker that adapts fine-tunes on (its solving farm labels our
+	// captchas for it). Trained on them too, the substitute learns to read
+	// where the attacker did, so the next perturbations have to go past
+	// what the attacker learnt — its answers alone (a few hundred, mostly
+	// wrong) teach the substitute too little of the attacker's model.
+	Hardening []solver.Sample
 	// Training settings; defaults 2 epochs of 16 at lr 3e-4.
 	Epochs, Batch, Workers int
 	LR                     float64
@@ -115,6 +123,7 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 		train = append(train, cfg.Pairs...)
 	}
 	train = append(train, cfg.Clean...)
+	train = append(train, cfg.Hardening...)
 	model, _, err := solver.Train(ctx, solver.TrainConfig{
 		Init: cfg.Base, Train: train, Batch: cfg.Batch, Workers: cfg.Workers, Epochs: cfg.Epochs,
 		LR: cfg.LR, Augment: true, Seed: cfg.Seed, Progress: cfg.Progress,

@@ -37,6 +37,8 @@ var (
 	from     = flag.String("from", "", "skip the fine-tuning: start from this model (one -save wrote)")
 	answers  = flag.Int("answers", -1, "if 0 or more, train on only this many attacker answers (0: a control run on clean captchas alone)")
 	recal    = flag.Bool("recalibrate", false, "after fine-tuning, re-estimate BatchNorm's running statistics on clean captchas (a pass at a negligible learning rate)")
+	harden   = flag.String("harden", "", "a dataset directory (advcaptcha dataset --adversarial) of captchas perturbed against the shipped substitute, labelled with their truth, to mix into the fine-tuning: what an adapted attacker learnt from")
+	evalSeed = flag.Uint64("eval-seed", 94_000_000, "first seed of the captchas the adapted attacker reads")
 )
 
 func main() {
@@ -84,6 +86,14 @@ func run() error {
 			cleanVal = append(cleanVal, s)
 		}
 	}
+	if *harden != "" {
+		hard, err := solver.LoadDataset(*harden, base.Arch)
+		if err != nil {
+			return err
+		}
+		clean = append(clean, hard...)
+		fmt.Printf("hardening: %d adversarial captchas against the shipped substitute, with their truth\n", len(hard))
+	}
 	start := time.Now()
 	var res *extraction.TuneResult
 	if *from != "" {
@@ -105,7 +115,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("control: %d epochs at lr %g on %d clean captchas alone; took %v\nfidelity %.1f%%, clean %.1f%%\n",
+		fmt.Printf("control: %d epochs at lr %g on %d clean (and hardening) captchas alone; took %v\nfidelity %.1f%%, clean %.1f%%\n",
 			*epochs, *lr, len(clean), time.Since(start).Round(time.Second), 100*fid, 100*acc)
 	} else {
 		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
@@ -184,7 +194,7 @@ func run() error {
 	}
 	for i := range *evalN {
 		select {
-		case next <- 94_000_000 + uint64(i):
+		case next <- *evalSeed + uint64(i):
 		case err := <-errs:
 			return err
 		}
@@ -195,3 +205,4 @@ func run() error {
 		map[bool]string{true: " and the old (ensemble)"}[*ensemble], solved.Load(), *evalN, 100*float64(solved.Load())/float64(*evalN))
 	return nil
 }
+
