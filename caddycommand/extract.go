@@ -65,7 +65,13 @@ clean-accurate root model, in which case it is published as a companion:
 captchas are computed against it and the root together (twice the CPU per
 captcha) — and only if the published version is still the one it started from (two
 extractions at once cannot both publish). The last line reads
-"extraction: …: published VERSION" or "extraction: …: not published (why)".`,
+"extraction: …: published VERSION" or "extraction: …: not published (why)".
+
+--harden N also mixes N fresh adversarial captchas made against the current
+version's models (with the attack flags, which must match the gateway's),
+labelled with their truth, into training — what an adapting attacker trains
+on. Off by default: offline it brought no gain beyond noise and cost 5–7
+points of clean accuracy (bench/extractlab/RESULTS.md).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
 			if out == "" {
