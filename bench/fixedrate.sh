@@ -29,6 +29,7 @@ redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --dae
 redis_pid=$!
 caddy_pid=
 trap 'kill $caddy_pid $redis_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do redis-cli -p $redis_port ping >/dev/null 2>&1 && break; sleep 0.1; done
 export BENCH_SECRET=bench-secret-0123456789abcdef0123456789
 export BENCH_REDIS=127.0.0.1:$redis_port
 UA='Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0'
