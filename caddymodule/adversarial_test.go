@@ -252,6 +252,10 @@ func assertConfigError(t *testing.T, opts string, wants ...string) {
 		opts += "\nadversarial off" // as in loadSite
 	}
 	for _, want := range wants {
+		// caddytest posts /load through http.DefaultTransport, whose idle
+		// connection to the admin endpoint the previous (rolled back) load
+		// may have closed: reusing it fails the POST with EOF.
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 		caddytest.AssertLoadError(t, fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080
