@@ -206,10 +206,11 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	}
 	if x.hardenN > 0 {
 		hardenSeed := cfg.Seed + uint64(x.cleanN+x.cleanValN)
-		if cfg.Hardening, err = hardening(base, root, style, x.attack, x.hardenN, hardenSeed); err != nil {
+		var against string
+		if cfg.Hardening, against, err = hardening(base, root, style, x.attack, x.hardenN, hardenSeed); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "made %d hardening captchas against %s (%s)\n", len(cfg.Hardening), hardeningModels(base, root), x.attack)
+		fmt.Fprintf(w, "made %d hardening captchas against %s (%s)\n", len(cfg.Hardening), against, x.attack)
 	}
 	fmt.Fprintf(w, "fine-tuning %s on %d answers, %d clean and %d hardening captchas (seed %d)\n",
 		base.Version(), len(cfg.Pairs), len(cfg.Clean), len(cfg.Hardening), cfg.Seed)
@@ -342,33 +343,22 @@ func cleanSamples(style *captcha.Style, n int, seed uint64) ([]solver.Sample, er
 
 // hardening makes n adversarial captchas from seed on, against what the
 // gateway attacks now — the base, with the root when the base is its
-// companion — as training samples with their truth.
-func hardening(base, root *solver.Model, style captcha.Style, attack perturb.Config, n int, seed uint64) ([]solver.Sample, error) {
+// companion — as training samples with their truth; against names those
+// models.
+func hardening(base, root *solver.Model, style captcha.Style, attack perturb.Config, n int, seed uint64) (samples []solver.Sample, against string, err error) {
 	models := []*solver.Model{base}
 	if root != base {
 		models = append(models, root)
 	}
 	sols, err := solver.NewEach(models, solver.Options{Workers: runtime.GOMAXPROCS(0)})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	g := &captchapool.Generator{Style: style, Solvers: sols, Attack: attack}
 	entries, err := g.GenerateMany(seed, n, nil)
 	if err != nil {
-		return nil, fmt.Errorf("hardening captchas: %w", err)
+		return nil, "", fmt.Errorf("hardening captchas: %w", err)
 	}
-	out := make([]solver.Sample, n)
-	for i, e := range entries {
-		if out[i], err = e.Sample(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-func hardeningModels(base, root *solver.Model) string {
-	if root == base {
-		return base.Version()
-	}
-	return base.Version() + "+" + root.Version()
+	samples, err = captchapool.Samples(entries)
+	return samples, g.ModelVersion(), err
 }

@@ -153,6 +153,18 @@ func (e *Entry) Sample() (solver.Sample, error) {
 	return solver.Sample{Pixels: g.Pix, Text: e.Text}, nil
 }
 
+// Samples are the entries as training samples.
+func Samples(entries []*Entry) ([]solver.Sample, error) {
+	out := make([]solver.Sample, len(entries))
+	for i, e := range entries {
+		var err error
+		if out[i], err = e.Sample(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // ModelVersion names the substitutes attacked.
 func (g *Generator) ModelVersion() string {
 	v := make([]string, len(g.Solvers))

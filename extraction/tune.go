@@ -24,10 +24,10 @@ type TuneConfig struct {
 	// Hardening are adversarial captchas computed against the models the
 	// current version is attacked with, labelled with their truth: what an
 	// attacker that adapts fine-tunes on (its solving farm labels our
-	// captchas for it). Trained on them too, the substitute learns to read
-	// where the attacker did, so the next perturbations have to go past
-	// what the attacker learnt — its answers alone (a few hundred, mostly
-	// wrong) teach the substitute too little of the attacker's model.
+	// captchas for it), the idea being that a substitute that learns to
+	// read where the attacker did makes perturbations that go past what the
+	// attacker learnt. Off unless set: in bench/extractlab's runs it
+	// brought no gain beyond noise and cost 5–7 points of clean accuracy.
 	Hardening []solver.Sample
 	// Training settings; defaults 2 epochs of 16 at lr 3e-4.
 	Epochs, Batch, Workers int

@@ -205,4 +205,3 @@ func run() error {
 		map[bool]string{true: " and the old (ensemble)"}[*ensemble], solved.Load(), *evalN, 100*float64(solved.Load())/float64(*evalN))
 	return nil
 }
-

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"image"
 	"image/png"
 	"io"
 	"log"
@@ -476,40 +475,12 @@ func (s *sim) adapt(ctx context.Context, attacker, sub *solver.Model) (*solver.M
 	}
 	gen := &captchapool.Generator{Style: style, Solvers: []*solver.Solver{subSolver}, Attack: perturb.DefaultConfig()}
 	s.logf("the attacker's farm labels %d adversarial captchas", *farmN)
-	farm := make([]solver.Sample, *farmN)
-	errs := make([]error, *farmN)
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				e, err := gen.Generate(90_000_000 + uint64(i))
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				img, err := png.Decode(bytes.NewReader(e.PNG))
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				px, err := grayPixels(img)
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				farm[i] = solver.Sample{Pixels: px, Text: e.Text}
-			}
-		}()
+	entries, err := gen.GenerateMany(90_000_000, *farmN, nil)
+	if err != nil {
+		return nil, err
 	}
-	for i := range farm {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	farm, err := captchapool.Samples(entries)
+	if err != nil {
 		return nil, err
 	}
 	clean := make([]solver.Sample, *farmN)
@@ -526,15 +497,6 @@ func (s *sim) adapt(ctx context.Context, attacker, sub *solver.Model) (*solver.M
 		Progress: os.Stderr,
 	})
 	return m, err
-}
-
-// grayPixels returns the pixels of a grayscale image, row-major.
-func grayPixels(img image.Image) ([]uint8, error) {
-	g, ok := img.(*image.Gray)
-	if !ok || g.Stride != g.Rect.Dx() {
-		return nil, fmt.Errorf("not a plain grayscale image: %T", img)
-	}
-	return g.Pix, nil
 }
 
 // extract runs the extraction on the answers collected since the attacker
