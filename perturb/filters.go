@@ -148,6 +148,19 @@ func Bilateral(img []float32, h, w, radius int, sigmaS, sigmaR float64) []float3
 
 // Binarize thresholds at Otsu's threshold: black text on white.
 func Binarize(img []float32, h, w int) []float32 {
+	thr := uint8(OtsuThreshold(img))
+	out := make([]float32, len(img))
+	for i, v := range img {
+		if quantize(v) > thr {
+			out[i] = 1
+		}
+	}
+	return out
+}
+
+// OtsuThreshold is the 8-bit level that best separates img's histogram into
+// two classes (Otsu's method): levels above it are white after Binarize.
+func OtsuThreshold(img []float32) int {
 	var hist [256]int
 	for _, v := range img {
 		hist[quantize(v)]++
@@ -175,13 +188,7 @@ func Binarize(img []float32, h, w int) []float32 {
 			best, thr = between, t
 		}
 	}
-	out := make([]float32, len(img))
-	for i, v := range img {
-		if quantize(v) > uint8(thr) {
-			out[i] = 1
-		}
-	}
-	return out
+	return thr
 }
 
 // Rescale shrinks the image by scale and enlarges it back (bilinear both

@@ -11,6 +11,7 @@
 #   TRANSFER=narrow bench/adversarial/run.sh                      # only these transfer solvers
 #   SETS="mifgsm-24-ens" bench/adversarial/run.sh   # -ens: against the shipped model and
 #                                                   # solvers/second.crnn at once (train-ensemble.sh)
+#   OUT=bench/adversarial/BUDGET.md SETS="…" bench/adversarial/run.sh  # tables elsewhere than RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-200}
@@ -62,7 +63,7 @@ solved() { # solver-model dataset [filter passes] → percent
 	fi
 	cat "$cache"
 }
-out=bench/adversarial/RESULTS.md
+out=${OUT:-bench/adversarial/RESULTS.md}
 {
 	echo "# Solver accuracy on clean and adversarial captchas"
 	echo

@@ -38,6 +38,8 @@ var (
 	answers  = flag.Int("answers", -1, "if 0 or more, train on only this many attacker answers (0: a control run on clean captchas alone)")
 	recal    = flag.Bool("recalibrate", false, "after fine-tuning, re-estimate BatchNorm's running statistics on clean captchas (a pass at a negligible learning rate)")
 	harden   = flag.String("harden", "", "a dataset directory (advcaptcha dataset --adversarial) of captchas perturbed against the shipped substitute, labelled with their truth, to mix into the fine-tuning: what an adapted attacker learnt from")
+	more     = flag.String("more", "", "a dataset directory (advcaptcha dataset --adversarial, against the shipped substitute) the adapted attacker answers here; its readings join the answers to train on, as if the gateway had collected that many more")
+	initPath = flag.String("init", "", "fine-tune this model instead of the shipped substitute (which stays the base of -ensemble): an extraction into another architecture")
 	evalSeed = flag.Uint64("eval-seed", 94_000_000, "first seed of the captchas the adapted attacker reads")
 )
 
@@ -54,6 +56,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	tuned := base // the model fine-tuned
+	if *initPath != "" {
+		if tuned, err = solver.Load(*initPath); err != nil {
+			return err
+		}
+		fmt.Printf("fine-tuning %s (%v), not the shipped substitute\n", tuned.Version(), tuned.Arch)
+	}
 	attackerModel, err := solver.Load(filepath.Join(*dir, "attacker-adapted.crnn"))
 	if err != nil {
 		return err
@@ -68,6 +77,38 @@ func run() error {
 	}
 	if *answers >= 0 && *answers < len(train) {
 		train = train[:*answers]
+	}
+	if *more != "" {
+		extra, err := solver.LoadDataset(*more, base.Arch)
+		if err != nil {
+			return err
+		}
+		answerer, err := solver.New(attackerModel, solver.Options{})
+		if err != nil {
+			return err
+		}
+		imgs := make([]solver.Image, len(extra))
+		for i, e := range extra {
+			imgs[i] = make(solver.Image, len(e.Pixels))
+			for j, v := range e.Pixels {
+				imgs[i][j] = float32(v) / 255
+			}
+		}
+		preds, err := answerer.Predict(imgs)
+		if err != nil {
+			return err
+		}
+		right := 0
+		for i, p := range preds {
+			if p.Text == extra[i].Text {
+				right++
+			}
+			if p.Text == "" {
+				continue // an empty answer is not a query the gateway would record
+			}
+			train = append(train, solver.Sample{Pixels: extra[i].Pixels, Text: p.Text})
+		}
+		fmt.Printf("more answers: the adapted attacker answered %d captchas of %s, %d right; %d answers to train on now\n", len(extra), *more, right, len(train))
 	}
 	style := captcha.DefaultStyle()
 	if err := style.Validate(); err != nil {
@@ -106,7 +147,7 @@ func run() error {
 	} else if *answers == 0 {
 		// The control: the same fine-tuning on clean captchas alone says
 		// how much clean accuracy the procedure itself costs.
-		m, _, err := solver.Train(ctx, solver.TrainConfig{Init: base, Train: clean, Batch: 16, Epochs: *epochs, LR: *lr, Augment: true, Seed: 22, Progress: os.Stderr})
+		m, _, err := solver.Train(ctx, solver.TrainConfig{Init: tuned, Train: clean, Batch: 16, Epochs: *epochs, LR: *lr, Augment: true, Seed: 22, Progress: os.Stderr})
 		if err != nil {
 			return err
 		}
@@ -119,7 +160,7 @@ func run() error {
 			*epochs, *lr, len(clean), time.Since(start).Round(time.Second), 100*fid, 100*acc)
 	} else {
 		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
-			Base: base, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
+			Base: tuned, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
 			Epochs: *epochs, LR: *lr, PairShare: *share, Seed: 22, Progress: os.Stderr,
 		}); err != nil {
 			return err
