@@ -35,7 +35,7 @@ const lastExtractionKey = "extraction:last"
 
 func extractCommand() *cobra.Command {
 	var rf redisFlags
-	var out, initPath string
+	var out, initPath, learnerPath string
 	var lookback time.Duration
 	var tune, publish, companion bool
 	var cleanN, cleanValN, hardenN, epochs, batch, workers, minHeldOut int
@@ -71,7 +71,12 @@ extractions at once cannot both publish). The last line reads
 version's models (with the attack flags, which must match the gateway's),
 labelled with their truth, into training — what an adapting attacker trains
 on. Off by default: offline it brought no gain beyond noise and cost 5–7
-points of clean accuracy (bench/extractlab/RESULTS.md).`,
+points of clean accuracy (bench/extractlab/RESULTS.md).
+
+--learner FILE fine-tunes that model instead of the published version (which
+the result is still measured and judged against): a model the served
+captchas were not computed against can learn to agree with the attackers on
+them, which one fine-tuned from the published version hardly can.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
 			if out == "" {
@@ -91,7 +96,7 @@ points of clean accuracy (bench/extractlab/RESULTS.md).`,
 			if err != nil {
 				return fmt.Errorf("the hardening captchas' attack: %w", err)
 			}
-			x := &extractRun{w: w, st: st, out: out, initPath: initPath, lookback: lookback, tune: tune, publish: publish,
+			x := &extractRun{w: w, st: st, out: out, initPath: initPath, learnerPath: learnerPath, lookback: lookback, tune: tune, publish: publish,
 				cleanN: cleanN, cleanValN: cleanValN, hardenN: hardenN, attack: attackCfg, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
 					LR: lr, PairShare: pairShare, Seed: seed, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
 					Companion: companion}}
@@ -112,6 +117,7 @@ points of clean accuracy (bench/extractlab/RESULTS.md).`,
 	f.BoolVar(&tune, "tune", false, "fine-tune the substitute on the answers")
 	f.BoolVar(&publish, "publish", false, "publish the new model when it is better")
 	f.StringVar(&initPath, "init", "", "model to start from when none is published (default: the built-in one)")
+	f.StringVar(&learnerPath, "learner", "", "fine-tune this model (e.g. another architecture, bench/adversarial/solvers/second.crnn) instead of the published version, which it is still measured against; usually published as a companion of the root")
 	f.IntVar(&cleanN, "clean", 2000, "fresh clean captchas mixed into training")
 	f.IntVar(&cleanValN, "clean-val", 500, "fresh clean captchas to measure clean accuracy on")
 	f.IntVar(&hardenN, "harden", 0, "fresh adversarial captchas against the current version's models (made with the attack flags, which must be the gateway's), with their truth, mixed into training: what an adapting attacker trains on (0: off; about a second of CPU each)")
@@ -139,6 +145,7 @@ type extractRun struct {
 	w                 io.Writer
 	st                *store.Redis
 	out, initPath     string
+	learnerPath       string
 	lookback          time.Duration
 	tune, publish     bool
 	cleanN, cleanValN int
@@ -212,8 +219,16 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 		}
 		fmt.Fprintf(w, "made %d hardening captchas against %s (%s)\n", len(cfg.Hardening), against, x.attack)
 	}
+	tuned := base
+	if x.learnerPath != "" {
+		if cfg.Learner, err = solver.Load(x.learnerPath); err != nil {
+			return fmt.Errorf("--learner: %w", err)
+		}
+		tuned = cfg.Learner
+		fmt.Fprintf(w, "fine-tuning the learner %s, measured against %s\n", tuned.Version(), base.Version())
+	}
 	fmt.Fprintf(w, "fine-tuning %s on %d answers, %d clean and %d hardening captchas (seed %d)\n",
-		base.Version(), len(cfg.Pairs), len(cfg.Clean), len(cfg.Hardening), cfg.Seed)
+		tuned.Version(), len(cfg.Pairs), len(cfg.Clean), len(cfg.Hardening), cfg.Seed)
 	res, err := extraction.FineTune(ctx, cfg)
 	if errors.Is(err, extraction.ErrTooFewPairs) {
 		fmt.Fprintf(w, "extraction: %v: not published (too few answers)\n", err)
@@ -226,8 +241,8 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	m.Info = map[string]string{
 		"trained": time.Now().UTC().Format(time.RFC3339),
 		"about": fmt.Sprintf("model extraction from %s: %d attacker answers (%d held out), %d clean and %d hardening captchas (seed %d)",
-			base.Version(), len(cfg.Pairs), len(cfg.HeldOut), len(cfg.Clean), len(cfg.Hardening), cfg.Seed),
-		"init": base.Version(), "fidelity": fmt.Sprintf("%.4f", res.FidelityAfter),
+			tuned.Version(), len(cfg.Pairs), len(cfg.HeldOut), len(cfg.Clean), len(cfg.Hardening), cfg.Seed),
+		"init": tuned.Version(), "fidelity": fmt.Sprintf("%.4f", res.FidelityAfter),
 		"clean_accuracy": fmt.Sprintf("%.4f", res.CleanAccuracyAfter), "epochs": strconv.Itoa(cfg.Epochs),
 	}
 	path := filepath.Join(x.out, "model-"+m.Version()+".crnn")

@@ -116,9 +116,12 @@ func TestExtractCommand(t *testing.T) {
 
 	out, err = output(t, extractCommand(), "--redis", srv.Addr, "--out", dir, "--tune", "--publish", "--init", solvertest.UntrainedFile(t),
 		"--clean", "8", "--clean-val", "8", "--epochs", "1", "--min-heldout", "1", "--seed", "3", "--workers", "2",
-		"--harden", "4", "--iterations", "1", "--eot", "off")
+		"--harden", "4", "--iterations", "1", "--eot", "off", "--learner", solvertest.UntrainedFile(t))
 	if err != nil {
 		t.Fatalf("extract --tune: %q %v", out, err)
+	}
+	if !strings.Contains(out, "fine-tuning the learner ") {
+		t.Fatalf("extract --learner did not fine-tune the learner: %q", out)
 	}
 	if !strings.Contains(out, "made 4 hardening captchas against ") || !strings.Contains(out, "8 clean and 4 hardening captchas") {
 		t.Fatalf("extract --harden 4 made or used no hardening captchas: %q", out)

@@ -358,3 +358,42 @@ func TestJudge(t *testing.T) {
 		}
 	}
 }
+
+// With a learner, the learner is what is fine-tuned (its architecture, not
+// the base's, comes out) while "before" is still the base's measurement.
+func TestFineTuneLearner(t *testing.T) {
+	base := solvertest.Model(t)
+	arch := solvertest.Arch()
+	arch.Hidden = 24 // another architecture for the same images
+	learner, err := solver.NewModel(arch, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := TuneConfig{
+		Base: base, Learner: learner, Pairs: solvertest.Samples(256, 11), HeldOut: solvertest.Samples(64, 12),
+		Clean: solvertest.Samples(64, 13), CleanVal: solvertest.Samples(64, 14),
+		Epochs: 2, Batch: 16, Workers: 2, LR: 1e-2, Seed: 1,
+	}
+	res, err := FineTune(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Model.Arch.Hidden != 24 {
+		t.Errorf("fine-tuned a model with %d hidden units, want the learner's 24", res.Model.Arch.Hidden)
+	}
+	fid, acc, err := Measure(base, cfg.HeldOut, cfg.CleanVal, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FidelityBefore != fid || res.CleanAccuracyBefore != acc {
+		t.Errorf("before: fidelity %v, clean %v; want the base's %v, %v", res.FidelityBefore, res.CleanAccuracyBefore, fid, acc)
+	}
+	other := solvertest.Arch()
+	other.Charset = "abd"
+	if cfg.Learner, err = solver.NewModel(other, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FineTune(context.Background(), cfg); err == nil {
+		t.Error("a learner with another charset: want an error")
+	}
+}

@@ -13,8 +13,17 @@ import (
 // TuneConfig is one extraction run: fine-tune the substitute on attackers'
 // answers mixed with clean ground truth, and measure it before and after.
 type TuneConfig struct {
-	// Base is the substitute in use now.
+	// Base is the substitute in use now: what the new model is measured
+	// against, and what is fine-tuned unless Learner is set.
 	Base *solver.Model
+	// Learner, when set, is fine-tuned instead of Base: a model the served
+	// captchas were not computed against. A model fine-tuned from Base keeps
+	// misreading captchas made white-box against Base, so it can hardly agree
+	// with the attackers on them; in bench/extractlab's runs the same
+	// answers took Base from 0% to 0% fidelity and another architecture
+	// from 3% to 12%. It must read images of Base's size and charset; it is
+	// usually published as a companion of Root, being less clean-accurate.
+	Learner *solver.Model
 	// Pairs are attacker-labelled images to train on (the text is the
 	// attacker's answer) and HeldOut those kept to measure fidelity.
 	Pairs, HeldOut []solver.Sample
@@ -85,9 +94,10 @@ type TuneResult struct {
 // ErrTooFewPairs is returned when there is not enough to train or measure.
 var ErrTooFewPairs = errors.New("too few attacker answers")
 
-// FineTune runs an extraction: it measures the base, fine-tunes a copy,
-// measures the copy, and says whether the copy is better: more faithful to
-// the attackers' answers without losing clean accuracy.
+// FineTune runs an extraction: it measures the base, fine-tunes a copy (of
+// the learner, if set), measures the copy, and says whether the copy is
+// better than the base: more faithful to the attackers' answers without
+// losing clean accuracy.
 func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 	if cfg.Epochs <= 0 {
 		cfg.Epochs = 2
@@ -124,8 +134,15 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 	}
 	train = append(train, cfg.Clean...)
 	train = append(train, cfg.Hardening...)
+	init := cfg.Base
+	if cfg.Learner != nil {
+		init = cfg.Learner
+		if a, b := init.Arch, cfg.Base.Arch; a.Height != b.Height || a.Width != b.Width || a.Charset != b.Charset {
+			return nil, fmt.Errorf("learner reads %d×%d %q, the substitute %d×%d %q", a.Width, a.Height, a.Charset, b.Width, b.Height, b.Charset)
+		}
+	}
 	model, _, err := solver.Train(ctx, solver.TrainConfig{
-		Init: cfg.Base, Train: train, Batch: cfg.Batch, Workers: cfg.Workers, Epochs: cfg.Epochs,
+		Init: init, Train: train, Batch: cfg.Batch, Workers: cfg.Workers, Epochs: cfg.Epochs,
 		LR: cfg.LR, Augment: true, Seed: cfg.Seed, Progress: cfg.Progress,
 	})
 	if err != nil {

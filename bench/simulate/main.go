@@ -61,6 +61,7 @@ var (
 	farmN        = flag.Int("farm", 1000, "adversarial captchas the attacker's human farm labels for its adaptation")
 	perIdentity  = flag.Int("per-identity", 8, "captchas the attacker answers from one IP and device before it bursts and is labelled")
 	out          = flag.String("out", "bench/simulate/RESULTS.md", "results file")
+	learnerPath  = flag.String("learner", "", "if set, the extraction fine-tunes this model instead of the substitute (advcaptcha extract --learner), e.g. bench/adversarial/solvers/second.crnn")
 	companion    = flag.Bool("companion", true, "let the extraction publish a more faithful model that reads clean captchas less well as a companion of the substitute (as advcaptcha extract does by default)")
 	keep         = flag.String("keep", "", "if set, a directory to keep the adapted attacker (attacker-adapted.crnn) and the extraction's dataset (train/, heldout/) in, to study the extraction offline")
 )
@@ -550,9 +551,17 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 			cleanVal = append(cleanVal, smp)
 		}
 	}
-	s.logf("extraction: fine-tuning the substitute on %d attacker answers and %d clean captchas, %d answers held out", len(train), len(clean), len(held))
+	var learner *solver.Model
+	what := "the substitute"
+	if *learnerPath != "" {
+		if learner, err = solver.Load(*learnerPath); err != nil {
+			return nil, "", err
+		}
+		what = "the learner " + learner.Version()
+	}
+	s.logf("extraction: fine-tuning %s on %d attacker answers and %d clean captchas, %d answers held out", what, len(train), len(clean), len(held))
 	res, err := extraction.FineTune(ctx, extraction.TuneConfig{
-		Base: sub, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal, Seed: 22, Progress: os.Stderr,
+		Base: sub, Learner: learner, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal, Seed: 22, Progress: os.Stderr,
 		Companion: *companion, Root: sub,
 	})
 	if err != nil {
