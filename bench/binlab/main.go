@@ -45,8 +45,6 @@ func main() {
 	}
 }
 
-func q(v float32) int { return int(min(max(v*255+0.5, 0), 255)) }
-
 func run() error {
 	bm, err := solver.Default()
 	if err != nil {
@@ -83,7 +81,7 @@ func run() error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	results := make([][]uint8, len(adv))
+	results := make([]*image.Gray, len(adv))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2)
 	var flippable, flipped int
@@ -146,11 +144,7 @@ func run() error {
 					nFlip++
 				}
 			}
-			px := make([]uint8, h*w)
-			for j, v := range x {
-				px[j] = uint8(q(v))
-			}
-			results[i] = px
+			results[i] = perturb.ToGray(x, h, w)
 			mu.Lock()
 			flippable += nAble
 			flipped += nFlip
@@ -164,9 +158,8 @@ func run() error {
 	}
 	defer f.Close()
 	fmt.Fprintln(f, "file,text")
-	for i, px := range results {
+	for i, img := range results {
 		name := fmt.Sprintf("%06d.png", i)
-		img := &image.Gray{Pix: px, Stride: w, Rect: image.Rect(0, 0, w, h)}
 		pf, err := os.Create(filepath.Join(*out, name))
 		if err != nil {
 			return err
