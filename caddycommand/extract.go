@@ -242,8 +242,9 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 		"trained": time.Now().UTC().Format(time.RFC3339),
 		"about": fmt.Sprintf("model extraction from %s: %d attacker answers (%d held out), %d clean and %d hardening captchas (seed %d)",
 			tuned.Version(), len(cfg.Pairs), len(cfg.HeldOut), len(cfg.Clean), len(cfg.Hardening), cfg.Seed),
-		"init": tuned.Version(), "fidelity": fmt.Sprintf("%.4f", res.FidelityAfter),
-		"clean_accuracy": fmt.Sprintf("%.4f", res.CleanAccuracyAfter), "epochs": strconv.Itoa(cfg.Epochs),
+		"init": tuned.Version(), "fidelity": fmt.Sprintf("%.4f", res.After.Fidelity),
+		"char_fidelity": fmt.Sprintf("%.4f", res.After.CharFidelity),
+		"clean_accuracy": fmt.Sprintf("%.4f", res.After.CleanAccuracy), "epochs": strconv.Itoa(cfg.Epochs),
 	}
 	path := filepath.Join(x.out, "model-"+m.Version()+".crnn")
 	if err := m.Save(path); err != nil {
@@ -261,7 +262,7 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 			with = append(with, cfg.Root)
 		}
 		v, err := reg.Publish(ctx, m, expect, modelregistry.Version{
-			Note: "extraction: " + res.Why, Fidelity: res.FidelityAfter, CleanAccuracy: res.CleanAccuracyAfter,
+			Note: "extraction: " + res.Why, Fidelity: res.After.Fidelity, CharFidelity: res.After.CharFidelity, CleanAccuracy: res.After.CleanAccuracy,
 		}, with...)
 		if err != nil {
 			fmt.Fprintf(w, "extraction: %s: not published (%v)\n", res.Why, err)

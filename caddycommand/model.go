@@ -63,7 +63,7 @@ func modelListCommand() *cobra.Command {
 
 func printVersions(out io.Writer, hist []modelregistry.Version, current string) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "\tVERSION\tPUBLISHED\tFIDELITY\tCLEAN\tNOTE")
+	fmt.Fprintln(w, "\tVERSION\tPUBLISHED\tFIDELITY\tCHARACTERS\tCLEAN\tNOTE")
 	for i, v := range hist {
 		mark := ""
 		if i == 0 && v.Version == current {
@@ -73,8 +73,8 @@ func printVersions(out io.Writer, hist []modelregistry.Version, current string) 
 		if len(v.With) > 0 {
 			version += " with " + strings.Join(v.With, ", ")
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", mark, version, v.Published.Format(time.RFC3339),
-			percent(v.Fidelity), percent(v.CleanAccuracy), v.Note)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, version, v.Published.Format(time.RFC3339),
+			percent(v.Fidelity), percent(v.CharFidelity), percent(v.CleanAccuracy), v.Note)
 	}
 	w.Flush()
 }

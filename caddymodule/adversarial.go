@@ -292,8 +292,9 @@ func (p *adversarialPool) follow(interval time.Duration) {
 		default:
 			err := p.load(reg, cur)
 			m := p.last.Load().metrics
-			if err == nil && cur.Fidelity > 0 {
-				m.modelFidelity.WithLabelValues(cur.Version).Set(cur.Fidelity)
+			if err == nil && (cur.Fidelity > 0 || cur.CharFidelity > 0) {
+				m.modelFidelity.WithLabelValues(cur.Version, "answers").Set(cur.Fidelity)
+				m.modelFidelity.WithLabelValues(cur.Version, "characters").Set(cur.CharFidelity)
 			}
 			if err != nil {
 				refused = cur.Version

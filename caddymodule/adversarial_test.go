@@ -340,7 +340,7 @@ func TestPoolFollowsPublishedModel(t *testing.T) {
 	}
 	reg := modelregistry.New(st)
 	mark := len(readLog(t))
-	v2, err := reg.Publish(ctx, m2, "", modelregistry.Version{Note: "test"})
+	v2, err := reg.Publish(ctx, m2, "", modelregistry.Version{Note: "test", Fidelity: 0.05, CharFidelity: 0.3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,6 +361,15 @@ func TestPoolFollowsPublishedModel(t *testing.T) {
 		t.Fatalf("during the switch %d of %d requests failed", failed.Load(), sent.Load())
 	}
 	t.Logf("%d requests during the switch, none failed", sent.Load())
+	metrics := metricsText(t)
+	for _, want := range []string{
+		`advcaptcha_model_fidelity{of="answers",version="` + v2.Version + `"} 0.05`,
+		`advcaptcha_model_fidelity{of="characters",version="` + v2.Version + `"} 0.3`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 
 	// A version whose stored weights are damaged.
 	m3, _ := solver.NewModel(solver.DefaultArchitecture(), 3)

@@ -26,7 +26,7 @@ type metrics struct {
 
 	modelChanges  *prometheus.CounterVec // outcome (loaded, refused)
 	answers       *prometheus.CounterVec // captcha (clean, adversarial), client (attacker, other), outcome (correct, wrong), model
-	modelFidelity *prometheus.GaugeVec   // version
+	modelFidelity *prometheus.GaugeVec   // version, of (answers, characters)
 }
 
 func newMetrics(registry *prometheus.Registry) *metrics {
@@ -84,8 +84,8 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 		}, []string{"captcha", "client", "outcome", "model"}),
 		modelFidelity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "advcaptcha", Name: "model_fidelity",
-			Help: "Agreement with held-out attacker answers that the model extraction measured for a published solver version, when this instance switched to it.",
-		}, []string{"version"}),
+			Help: "Agreement with held-out attacker answers that the model extraction measured for a published solver version, of whole answers or of their characters (what publishing judges by), when this instance switched to it.",
+		}, []string{"version", "of"}),
 	}
 	m.decisions = register(reg, m.decisions)
 	m.score = register(reg, m.score)

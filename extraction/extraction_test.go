@@ -235,7 +235,7 @@ func TestFineTuneImitatesAttacker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Better || res.FidelityAfter < 0.9 || res.FidelityBefore > 0.5 {
+	if !res.Better || res.After.Fidelity < 0.9 || res.Before.Fidelity > 0.5 || res.After.CharFidelity < res.After.Fidelity {
 		t.Fatalf("%+v: want fidelity from under 50%% to at least 90%% and the model judged better", *res)
 	}
 	t.Logf("%s", res.Why)
@@ -328,10 +328,12 @@ func TestPairRepeats(t *testing.T) {
 	}
 }
 
-// TestJudge: the publishing rule on measurements — more faithful without
-// losing clean accuracy replaces the base; more faithful at a cost in clean
-// accuracy is published only as a companion, when asked for and within its
-// bound of the root; less faithful never.
+// TestJudge: the publishing rule on measurements — more faithful (by at
+// least the minimum gain, counted in characters) without losing clean
+// accuracy replaces the base; more faithful at a cost in clean accuracy is
+// published only as a companion, when asked for and within its bound of
+// the root; less faithful, or only as faithful in characters however its
+// whole answers moved, never.
 func TestJudge(t *testing.T) {
 	cases := []struct {
 		name                        string
@@ -341,18 +343,25 @@ func TestJudge(t *testing.T) {
 		companion                   bool
 		wantBetter, wantAsCompanion bool
 	}{
-		{"faithful, clean kept", 0, 0.04, 0.976, 0.970, 0.976, true, true, false},
-		{"not more faithful", 0.04, 0.04, 0.976, 0.976, 0.976, true, false, false},
-		{"clean lost, no companions", 0, 0.04, 0.976, 0.950, 0.976, false, false, false},
-		{"clean lost, companion", 0, 0.04, 0.976, 0.950, 0.976, true, true, true},
-		{"clean lost beyond a companion's bound", 0, 0.04, 0.976, 0.870, 0.976, true, false, false},
-		{"bound is from the root, not the base", 0, 0.04, 0.900, 0.860, 0.976, true, false, false},
-		{"as good as a base that is a companion: still a companion", 0.05, 0.08, 0.950, 0.945, 0.976, true, true, true},
+		{"faithful, clean kept", 0.20, 0.30, 0.976, 0.970, 0.976, true, true, false},
+		{"not more faithful", 0.20, 0.20, 0.976, 0.976, 0.976, true, false, false},
+		{"less faithful", 0.20, 0.15, 0.976, 0.976, 0.976, true, false, false},
+		{"gain under the minimum", 0.20, 0.215, 0.976, 0.976, 0.976, true, false, false},
+		{"clean lost, no companions", 0.20, 0.30, 0.976, 0.950, 0.976, false, false, false},
+		{"clean lost, companion", 0.20, 0.30, 0.976, 0.950, 0.976, true, true, true},
+		{"clean lost beyond a companion's bound", 0.20, 0.30, 0.976, 0.870, 0.976, true, false, false},
+		{"bound is from the root, not the base", 0.20, 0.30, 0.900, 0.860, 0.976, true, false, false},
+		{"as good as a base that is a companion: still a companion", 0.25, 0.30, 0.950, 0.945, 0.976, true, true, true},
 	}
 	for _, c := range cases {
-		res := &TuneResult{FidelityBefore: c.fidBefore, FidelityAfter: c.fidAfter,
-			CleanAccuracyBefore: c.cleanBefore, CleanAccuracyAfter: c.cleanAfter, RootCleanAccuracy: c.root}
-		judge(res, TuneConfig{MaxCleanDrop: 0.01, Companion: c.companion, CompanionMaxCleanDrop: 0.10})
+		// Whole-answer fidelity moves the other way in every case: the
+		// rule must not read it.
+		res := &TuneResult{
+			Before:            Measurement{Fidelity: 0.05, CharFidelity: c.fidBefore, CleanAccuracy: c.cleanBefore},
+			After:             Measurement{Fidelity: 0, CharFidelity: c.fidAfter, CleanAccuracy: c.cleanAfter},
+			RootCleanAccuracy: c.root,
+		}
+		judge(res, TuneConfig{MinFidelityGain: 0.02, MaxCleanDrop: 0.01, Companion: c.companion, CompanionMaxCleanDrop: 0.10})
 		if res.Better != c.wantBetter || res.AsCompanion != c.wantAsCompanion {
 			t.Errorf("%s: better %v companion %v (%s), want %v %v", c.name, res.Better, res.AsCompanion, res.Why, c.wantBetter, c.wantAsCompanion)
 		}
@@ -381,12 +390,12 @@ func TestFineTuneLearner(t *testing.T) {
 	if res.Model.Arch.Hidden != 24 {
 		t.Errorf("fine-tuned a model with %d hidden units, want the learner's 24", res.Model.Arch.Hidden)
 	}
-	fid, acc, err := Measure(base, cfg.HeldOut, cfg.CleanVal, 2)
+	want, err := Measure(base, cfg.HeldOut, cfg.CleanVal, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.FidelityBefore != fid || res.CleanAccuracyBefore != acc {
-		t.Errorf("before: fidelity %v, clean %v; want the base's %v, %v", res.FidelityBefore, res.CleanAccuracyBefore, fid, acc)
+	if res.Before != want {
+		t.Errorf("before: %+v, want the base's %+v", res.Before, want)
 	}
 	other := solvertest.Arch()
 	other.Charset = "abd"

@@ -20,8 +20,9 @@ type TuneConfig struct {
 	// captchas were not computed against. A model fine-tuned from Base keeps
 	// misreading captchas made white-box against Base, so it can hardly agree
 	// with the attackers on them; in bench/extractlab's runs the same
-	// answers took Base from 0% to 0% fidelity and another architecture
-	// from 3% to 12% (at ε 32; in make simulate at ε 40 neither learnt any).
+	// answers took Base from 0% to 0% of whole answers and another
+	// architecture from 3% to 12% (at ε 32; in make simulate at ε 40
+	// neither learnt any whole answer).
 	// It must read images of Base's size and charset; it is usually
 	// published as a companion of Root, being less clean-accurate.
 	Learner *solver.Model
@@ -49,6 +50,17 @@ type TuneConfig struct {
 	// a share of 0.5 made the substitute follow the attacker further but
 	// cost it 7 points of clean accuracy, which the publishing rule refuses.
 	PairShare float64
+	// MinFidelityGain is how much a new model's character fidelity must
+	// rise over the base's to count as following the attackers better
+	// (default 0.02: two points). Characters, not whole answers: on a few
+	// dozen held-out answers of an attacker that reads under a fifth of
+	// our captchas, whole-answer agreement stayed at 0–2% for every model
+	// bench/extractlab measured, while character agreement separated them
+	// and ranked them as the adapted attacker's success against their
+	// captchas did (at ε 40: 20% → 30% for the default extraction, the
+	// attacker down from 15% to 8% with the base; a fine-tuning on clean
+	// captchas alone 20% → 20%, the attacker at 13%).
+	MinFidelityGain float64
 	// MaxCleanDrop is how much clean accuracy a new model may lose and
 	// still be better (default 0.01: one point).
 	MaxCleanDrop float64
@@ -75,13 +87,22 @@ type TuneConfig struct {
 	Progress   io.Writer
 }
 
+// Measurement is a model measured against held-out attacker answers and
+// clean captchas.
+type Measurement struct {
+	// Fidelity is the share of held-out attacker answers the model
+	// reproduces exactly, CharFidelity the share of their characters
+	// (one minus the edit distance over the answers' length): what the
+	// publishing rule judges by. CleanAccuracy is the share of clean
+	// captchas read right.
+	Fidelity, CharFidelity, CleanAccuracy float64
+}
+
 // TuneResult is what an extraction run measured.
 type TuneResult struct {
 	Model *solver.Model
-	// Fidelity is the share of held-out attacker answers the model
-	// reproduces exactly; CleanAccuracy its accuracy on clean captchas.
-	FidelityBefore, FidelityAfter           float64
-	CleanAccuracyBefore, CleanAccuracyAfter float64
+	// Before is the base's measurement, After the new model's.
+	Before, After Measurement
 	// Better says whether the new model should be published, and Why;
 	// AsCompanion that it is to be attacked together with the root
 	// (TuneConfig.Root), not alone.
@@ -109,6 +130,9 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 	if cfg.LR <= 0 {
 		cfg.LR = 3e-4
 	}
+	if cfg.MinFidelityGain == 0 {
+		cfg.MinFidelityGain = 0.02
+	}
 	if cfg.MaxCleanDrop == 0 {
 		cfg.MaxCleanDrop = 0.01
 	}
@@ -126,7 +150,7 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 	}
 	res := &TuneResult{}
 	var err error
-	if res.FidelityBefore, res.CleanAccuracyBefore, err = Measure(cfg.Base, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
+	if res.Before, err = Measure(cfg.Base, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
 		return nil, err
 	}
 	var train []solver.Sample
@@ -150,14 +174,16 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 		return nil, fmt.Errorf("fine-tune: %w", err)
 	}
 	res.Model = model
-	if res.FidelityAfter, res.CleanAccuracyAfter, err = Measure(model, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
+	if res.After, err = Measure(model, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
 		return nil, err
 	}
-	res.RootCleanAccuracy = res.CleanAccuracyBefore
+	res.RootCleanAccuracy = res.Before.CleanAccuracy
 	if cfg.Companion && cfg.Root != nil && cfg.Root != cfg.Base {
-		if _, res.RootCleanAccuracy, err = Measure(cfg.Root, cfg.HeldOut, cfg.CleanVal, cfg.Workers); err != nil {
+		root, err := Measure(cfg.Root, cfg.HeldOut, cfg.CleanVal, cfg.Workers)
+		if err != nil {
 			return nil, err
 		}
+		res.RootCleanAccuracy = root.CleanAccuracy
 	}
 	judge(res, cfg)
 	return res, nil
@@ -166,46 +192,50 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 // judge decides from the measurements whether the new model is published,
 // alone or as a companion of the root.
 func judge(res *TuneResult, cfg TuneConfig) {
+	b, a := res.Before, res.After
+	measured := fmt.Sprintf("fidelity %.1f%% → %.1f%% of characters (%.1f%% → %.1f%% of answers), clean accuracy %.1f%% → %.1f%%",
+		100*b.CharFidelity, 100*a.CharFidelity, 100*b.Fidelity, 100*a.Fidelity, 100*b.CleanAccuracy, 100*a.CleanAccuracy)
 	switch {
-	case res.FidelityAfter <= res.FidelityBefore:
-		res.Why = fmt.Sprintf("fidelity did not improve (%.1f%% → %.1f%%)", 100*res.FidelityBefore, 100*res.FidelityAfter)
-	case res.CleanAccuracyAfter >= res.CleanAccuracyBefore-cfg.MaxCleanDrop &&
-		res.CleanAccuracyAfter >= res.RootCleanAccuracy-cfg.MaxCleanDrop:
+	case a.CharFidelity < b.CharFidelity+cfg.MinFidelityGain:
+		res.Why = fmt.Sprintf("fidelity did not improve by %.0f points: %s", 100*cfg.MinFidelityGain, measured)
+	case a.CleanAccuracy >= b.CleanAccuracy-cfg.MaxCleanDrop &&
+		a.CleanAccuracy >= res.RootCleanAccuracy-cfg.MaxCleanDrop:
 		// As good on clean captchas as the base and the root: alone. (A
 		// base that is itself a companion reads worse than the root; a
 		// model only as good as it stays a companion, or the versions
 		// would drift from the root a point at a time.)
 		res.Better = true
-		res.Why = fmt.Sprintf("fidelity %.1f%% → %.1f%%, clean accuracy %.1f%% → %.1f%%",
-			100*res.FidelityBefore, 100*res.FidelityAfter, 100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter)
+		res.Why = measured
 	case !cfg.Companion:
-		res.Why = fmt.Sprintf("clean accuracy fell from %.1f%% to %.1f%%", 100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter)
-	case res.CleanAccuracyAfter < res.RootCleanAccuracy-cfg.CompanionMaxCleanDrop:
-		res.Why = fmt.Sprintf("clean accuracy fell from %.1f%% to %.1f%%, too far even for a companion of a model at %.1f%%",
-			100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter, 100*res.RootCleanAccuracy)
+		res.Why = "clean accuracy fell: " + measured
+	case a.CleanAccuracy < res.RootCleanAccuracy-cfg.CompanionMaxCleanDrop:
+		res.Why = fmt.Sprintf("clean accuracy fell too far even for a companion of a model at %.1f%%: %s", 100*res.RootCleanAccuracy, measured)
 	default:
 		res.Better, res.AsCompanion = true, true
-		res.Why = fmt.Sprintf("fidelity %.1f%% → %.1f%%, clean accuracy %.1f%% → %.1f%%: published as a companion of the model at %.1f%%",
-			100*res.FidelityBefore, 100*res.FidelityAfter, 100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter, 100*res.RootCleanAccuracy)
+		res.Why = fmt.Sprintf("%s: published as a companion of the model at %.1f%%", measured, 100*res.RootCleanAccuracy)
 	}
 }
 
-// Measure returns a model's fidelity — its agreement with held-out
-// attacker answers — and its accuracy on clean captchas.
-func Measure(m *solver.Model, heldOut, clean []solver.Sample, workers int) (fidelity, cleanAcc float64, err error) {
+// Measure measures a model against held-out attacker answers and clean
+// captchas.
+func Measure(m *solver.Model, heldOut, clean []solver.Sample, workers int) (Measurement, error) {
 	s, err := solver.New(m, solver.Options{Workers: workers})
 	if err != nil {
-		return 0, 0, err
+		return Measurement{}, err
 	}
 	f, err := solver.Evaluate(s, heldOut)
 	if err != nil {
-		return 0, 0, fmt.Errorf("measure fidelity: %w", err)
+		return Measurement{}, fmt.Errorf("measure fidelity: %w", err)
 	}
 	c, err := solver.Evaluate(s, clean)
 	if err != nil {
-		return 0, 0, fmt.Errorf("measure clean accuracy: %w", err)
+		return Measurement{}, fmt.Errorf("measure clean accuracy: %w", err)
 	}
-	return float64(f.Solved) / float64(f.Total), float64(c.Solved) / float64(c.Total), nil
+	return Measurement{
+		Fidelity:      float64(f.Solved) / float64(f.Total),
+		CharFidelity:  f.CharAcc,
+		CleanAccuracy: float64(c.Solved) / float64(c.Total),
+	}, nil
 }
 
 // pairRepeats is how many times pairs answers go into an epoch with clean

@@ -69,9 +69,11 @@ type Version struct {
 	Previous string `json:"previous,omitempty"`
 	// Note says why it was published, e.g. the extraction's measurements.
 	Note string `json:"note,omitempty"`
-	// Fidelity is the agreement with held-out attacker answers, and
+	// Fidelity is the share of held-out attacker answers the model
+	// reproduces exactly, CharFidelity the share of their characters, and
 	// CleanAccuracy the accuracy on clean captchas, when measured.
 	Fidelity      float64 `json:"fidelity,omitempty"`
+	CharFidelity  float64 `json:"char_fidelity,omitempty"`
 	CleanAccuracy float64 `json:"clean_accuracy,omitempty"`
 	// Rollback is set when this entry made an older version current again.
 	Rollback bool `json:"rollback,omitempty"`

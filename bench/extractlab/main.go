@@ -152,12 +152,8 @@ func run() error {
 			return err
 		}
 		res = &extraction.TuneResult{Model: m}
-		fid, acc, err := extraction.Measure(m, held, cleanVal, 0)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("control: %d epochs at lr %g on %d clean (and hardening) captchas alone; took %v\nfidelity %.1f%%, clean %.1f%%\n",
-			*epochs, *lr, len(clean), time.Since(start).Round(time.Second), 100*fid, 100*acc)
+		fmt.Printf("control: %d epochs at lr %g on %d clean (and hardening) captchas alone; took %v\n",
+			*epochs, *lr, len(clean), time.Since(start).Round(time.Second))
 	} else {
 		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
 			Base: tuned, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
@@ -167,8 +163,7 @@ func run() error {
 		}
 		fmt.Printf("settings: epochs %d lr %g share %g clean %d; %d answers to train on, %d held out; took %v\n",
 			*epochs, *lr, *share, *cleanN, len(train), len(held), time.Since(start).Round(time.Second))
-		fmt.Printf("fidelity %.1f%% → %.1f%%, clean %.1f%% → %.1f%%, better %v\n", 100*res.FidelityBefore, 100*res.FidelityAfter,
-			100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter, res.Better)
+		fmt.Printf("%s; better %v\n", res.Why, res.Better)
 	}
 	if *recal {
 		m, _, err := solver.Train(ctx, solver.TrainConfig{Init: res.Model, Train: clean, Batch: 16, Epochs: 1, LR: 1e-12, Seed: 23})
@@ -176,11 +171,18 @@ func run() error {
 			return err
 		}
 		res.Model = m
-		fid, acc, err := extraction.Measure(m, held, cleanVal, 0)
+		fmt.Printf("recalibrated BatchNorm on %d clean captchas\n", len(clean))
+	}
+	for _, m := range []struct {
+		name  string
+		model *solver.Model
+	}{{"before", tuned}, {"after", res.Model}} {
+		ms, err := extraction.Measure(m.model, held, cleanVal, 0)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("recalibrated BatchNorm on %d clean captchas: fidelity %.1f%%, clean %.1f%%\n", len(clean), 100*fid, 100*acc)
+		fmt.Printf("%s: fidelity %.1f%% of answers, %.1f%% of characters; clean accuracy %.1f%%\n",
+			m.name, 100*ms.Fidelity, 100*ms.CharFidelity, 100*ms.CleanAccuracy)
 	}
 	if *save != "" {
 		if err := res.Model.Save(*save); err != nil {

@@ -182,7 +182,7 @@ func run() error {
 	s.logf("after extraction: attacker solved %s", after)
 
 	line := fmt.Sprintf("stages: clean=%s adversarial=%s adapted=%s after_extraction=%s fidelity=%.1f%%",
-		clean.pct(), adv.pct(), adaptedRate.pct(), after.pct(), 100*res.FidelityAfter)
+		clean.pct(), adv.pct(), adaptedRate.pct(), after.pct(), 100*res.After.Fidelity)
 	s.logf("took %v", time.Since(started).Round(time.Second))
 	if err := s.writeReport(line); err != nil {
 		return err
@@ -411,7 +411,9 @@ func statusOf(res *http.Response) int {
 
 // burst sends requests faster than the strict limit allows until the
 // gateway blocks the identity (a loaded machine may need more than one
-// round to pass the limit within its window).
+// round to pass the limit within its window). A cleared identity's
+// requests are counted in the gateway's next flush, up to 100 ms later, so
+// each check waits for one.
 func (id *identity) burst() {
 	for round := 0; round < 10; round++ {
 		var wg sync.WaitGroup
@@ -425,6 +427,7 @@ func (id *identity) burst() {
 			}()
 		}
 		wg.Wait()
+		time.Sleep(250 * time.Millisecond)
 		if _, body, err := id.do("GET", "/", nil); err == nil && bytes.Contains(body, []byte(`"decision":"block"`)) {
 			return
 		}
@@ -567,8 +570,9 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 	if err != nil {
 		return nil, "", err
 	}
-	s.logf("fidelity %.1f%% → %.1f%%, clean accuracy %.1f%% → %.1f%%", 100*res.FidelityBefore, 100*res.FidelityAfter,
-		100*res.CleanAccuracyBefore, 100*res.CleanAccuracyAfter)
+	b, a := res.Before, res.After
+	s.logf("fidelity %.1f%% → %.1f%% of answers, %.1f%% → %.1f%% of characters; clean accuracy %.1f%% → %.1f%%",
+		100*b.Fidelity, 100*a.Fidelity, 100*b.CharFidelity, 100*a.CharFidelity, 100*b.CleanAccuracy, 100*a.CleanAccuracy)
 	if !res.Better {
 		return res, "", nil
 	}
@@ -577,7 +581,7 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 		with = append(with, sub)
 	}
 	v, err := modelregistry.New(s.st).Publish(ctx, res.Model, "", modelregistry.Version{
-		Note: "simulation: " + res.Why, Fidelity: res.FidelityAfter, CleanAccuracy: res.CleanAccuracyAfter,
+		Note: "simulation: " + res.Why, Fidelity: res.After.Fidelity, CharFidelity: res.After.CharFidelity, CleanAccuracy: res.After.CleanAccuracy,
 	}, with...)
 	if err != nil {
 		return nil, "", err
