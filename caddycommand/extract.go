@@ -243,7 +243,7 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 		"about": fmt.Sprintf("model extraction from %s: %d attacker answers (%d held out), %d clean and %d hardening captchas (seed %d)",
 			tuned.Version(), len(cfg.Pairs), len(cfg.HeldOut), len(cfg.Clean), len(cfg.Hardening), cfg.Seed),
 		"init": tuned.Version(), "fidelity": fmt.Sprintf("%.4f", res.After.Fidelity),
-		"char_fidelity": fmt.Sprintf("%.4f", res.After.CharFidelity),
+		"char_fidelity":  fmt.Sprintf("%.4f", res.After.CharFidelity),
 		"clean_accuracy": fmt.Sprintf("%.4f", res.After.CleanAccuracy), "epochs": strconv.Itoa(cfg.Epochs),
 	}
 	path := filepath.Join(x.out, "model-"+m.Version()+".crnn")
