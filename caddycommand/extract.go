@@ -40,7 +40,7 @@ func extractCommand() *cobra.Command {
 	var tune, publish, companion bool
 	var cleanN, cleanValN, hardenN, epochs, batch, workers, minHeldOut int
 	var attack attackFlags
-	var lr, maxCleanDrop, pairShare float64
+	var lr, maxCleanDrop, pairShare, minGain float64
 	var seed uint64
 	var watch bool
 	var trigger extraction.Trigger
@@ -57,9 +57,11 @@ label. Rerunning is safe: it rewrites the same files plus what is new.
 
 With --tune it fine-tunes the substitute — the published version, else
 --init, else the built-in model — on those answers mixed with --clean fresh
-clean captchas, and measures fidelity (held-out answers reproduced) and
-clean accuracy before and after. With --publish the new model is published
-only if fidelity rose and clean accuracy fell by at most --max-clean-drop —
+clean captchas, and measures fidelity (agreement with the held-out answers,
+of whole answers and of characters) and clean accuracy before and after.
+With --publish the new model is published only if fidelity in characters
+rose by at least --min-fidelity-gain and clean accuracy fell by at most
+--max-clean-drop —
 or, with --companion (the default), by at most 10 points from the
 clean-accurate root model, in which case it is published as a companion:
 captchas are computed against it and the root together (twice the CPU per
@@ -98,7 +100,7 @@ them, which one fine-tuned from the published version hardly can.`,
 			}
 			x := &extractRun{w: w, st: st, out: out, initPath: initPath, learnerPath: learnerPath, lookback: lookback, tune: tune, publish: publish,
 				cleanN: cleanN, cleanValN: cleanValN, hardenN: hardenN, attack: attackCfg, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
-					LR: lr, PairShare: pairShare, Seed: seed, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
+					LR: lr, PairShare: pairShare, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
 					Companion: companion}}
 			if !watch {
 				pairs, err := x.collect(ctx)
@@ -127,6 +129,7 @@ them, which one fine-tuned from the published version hardly can.`,
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "training workers")
 	f.Float64Var(&lr, "lr", 3e-4, "peak learning rate")
 	f.Float64Var(&pairShare, "pair-share", 0, "least share of attacker answers in each epoch: they are repeated to reach it next to --clean (0: not repeated)")
+	f.Float64Var(&minGain, "min-fidelity-gain", 0.02, "how much the share of held-out answers' characters the new model reproduces must rise for it to be published")
 	f.Float64Var(&maxCleanDrop, "max-clean-drop", 0.01, "clean accuracy the new model may lose and still be published")
 	f.BoolVar(&companion, "companion", true, "publish a more faithful model that lost more clean accuracy than --max-clean-drop (at most 10 points) as a companion of the clean-accurate root model")
 	f.IntVar(&minHeldOut, "min-heldout", 20, "fewest held-out answers to decide on")

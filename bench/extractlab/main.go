@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ var (
 	harden   = flag.String("harden", "", "a dataset directory (advcaptcha dataset --adversarial) of captchas perturbed against the shipped substitute, labelled with their truth, to mix into the fine-tuning: what an adapted attacker learnt from")
 	more     = flag.String("more", "", "a dataset directory (advcaptcha dataset --adversarial, against the shipped substitute) the adapted attacker answers here; its readings join the answers to train on, as if the gateway had collected that many more")
 	initPath = flag.String("init", "", "fine-tune this model instead of the shipped substitute (which stays the base of -ensemble): an extraction into another architecture")
+	judges   = flag.String("judges", "", "comma-separated solvers (e.g. bench/adversarial/solvers/narrow.crnn) that read the same captchas as the adapted attacker: does a new version keep fooling solvers that did not adapt?")
 	evalSeed = flag.Uint64("eval-seed", 94_000_000, "first seed of the captchas the adapted attacker reads")
 )
 
@@ -202,11 +204,27 @@ func run() error {
 		}
 		subs = append(subs, s)
 	}
-	attacker, err := solver.New(attackerModel, solver.Options{})
-	if err != nil {
-		return err
+	readers := []string{"adapted attacker"}
+	var readerModels []*solver.Model
+	readerModels = append(readerModels, attackerModel)
+	if *judges != "" {
+		for _, p := range strings.Split(*judges, ",") {
+			m, err := solver.Load(p)
+			if err != nil {
+				return err
+			}
+			readers, readerModels = append(readers, filepath.Base(p)), append(readerModels, m)
+		}
 	}
-	var solved atomic.Int64
+	var rs []*solver.Solver
+	for _, m := range readerModels {
+		r, err := solver.New(m, solver.Options{})
+		if err != nil {
+			return err
+		}
+		rs = append(rs, r)
+	}
+	solved := make([]atomic.Int64, len(rs))
 	var wg sync.WaitGroup
 	next := make(chan uint64)
 	errs := make(chan error, runtime.GOMAXPROCS(0))
@@ -219,11 +237,17 @@ func run() error {
 				if err == nil {
 					var r *perturb.Result
 					if r, err = perturb.AttackContext(ctx, subs, c.Image, c.Text, perturb.DefaultConfig(), seed); err == nil {
-						var in solver.Image
-						if in, err = attacker.FromImage(r.Image); err == nil {
+						for k, reader := range rs {
+							var in solver.Image
+							if in, err = reader.FromImage(r.Image); err != nil {
+								break
+							}
 							var p []solver.Prediction
-							if p, err = attacker.Predict([]solver.Image{in}); err == nil && p[0].Text == c.Text {
-								solved.Add(1)
+							if p, err = reader.Predict([]solver.Image{in}); err != nil {
+								break
+							}
+							if p[0].Text == c.Text {
+								solved[k].Add(1)
 							}
 						}
 					}
@@ -244,7 +268,9 @@ func run() error {
 	}
 	close(next)
 	wg.Wait()
-	fmt.Printf("adapted attacker on captchas against the new substitute%s: %d/%d = %.1f%%\n",
-		map[bool]string{true: " and the old (ensemble)"}[*ensemble], solved.Load(), *evalN, 100*float64(solved.Load())/float64(*evalN))
+	for k, name := range readers {
+		fmt.Printf("%s on captchas against the new substitute%s: %d/%d = %.1f%%\n", name,
+			map[bool]string{true: " and the old (ensemble)"}[*ensemble], solved[k].Load(), *evalN, 100*float64(solved[k].Load())/float64(*evalN))
+	}
 	return nil
 }

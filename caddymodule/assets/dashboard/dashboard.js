@@ -196,7 +196,7 @@ function render(s) {
   const rows = s.models.history.map((v) => el("tr", {},
     el("td", {}, el("code", { text: v.version.slice(0, 12) }), v.version === cur ? el("span", { class: "pill cleared", text: " current" }) : ""),
     el("td", { text: ago(v.published) }),
-    el("td", {}, bar(v.fidelity), el("span", { class: "muted", text: v.fidelity ? pct(v.fidelity) : "–" })),
+    el("td", {}, bar(v.char_fidelity), el("span", { class: "muted", text: v.char_fidelity || v.fidelity ? `${pct(v.char_fidelity || 0)} of characters, ${pct(v.fidelity || 0)} of answers` : "–" })),
     el("td", { text: v.clean_accuracy ? pct(v.clean_accuracy) : "–" }),
     el("td", { text: (v.rollback ? "rollback. " : "") + (v.note || "") })));
   if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: 5, text: `built-in model ${s.models.serving ? s.models.serving.slice(0, 12) : "(none)"}; nothing published in the store yet` })));
