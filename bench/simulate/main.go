@@ -14,7 +14,10 @@
 //	                  follows it, and the adapted attacker comes back
 //
 // The last line reads
-// "stages: clean=P% adversarial=P% adapted=P% after_extraction=P% fidelity=P%".
+// "stages: clean=P% adversarial=P% adapted=P% after_extraction=P% fidelity=P%",
+// fidelity being the new model's agreement with the held-out attacker
+// answers character by character, what the publishing rule judges (until
+// 2026-12-02 it was of whole answers, which the report still gives).
 package main
 
 import (
@@ -182,7 +185,7 @@ func run() error {
 	s.logf("after extraction: attacker solved %s", after)
 
 	line := fmt.Sprintf("stages: clean=%s adversarial=%s adapted=%s after_extraction=%s fidelity=%.1f%%",
-		clean.pct(), adv.pct(), adaptedRate.pct(), after.pct(), 100*res.After.Fidelity)
+		clean.pct(), adv.pct(), adaptedRate.pct(), after.pct(), 100*res.After.CharFidelity)
 	s.logf("took %v", time.Since(started).Round(time.Second))
 	if err := s.writeReport(line); err != nil {
 		return err
