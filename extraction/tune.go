@@ -47,8 +47,10 @@ type TuneConfig struct {
 	// PairShare, when above 0, is the least share of each epoch's samples
 	// that are attacker answers: Pairs are repeated until they make up
 	// this much next to Clean. Off by default: in bench/extractlab's runs
-	// a share of 0.5 made the substitute follow the attacker further but
-	// cost it 7 points of clean accuracy, which the publishing rule refuses.
+	// a share of 0.5 made the substitute follow the attacker further (at
+	// ε 40 39% of characters against 30%, the adapted attacker at 3%
+	// against 8% with the base, on 100 captchas) but cost it 7–9 points of
+	// clean accuracy, at the edge of what a companion may lose.
 	PairShare float64
 	// MinFidelityGain is how much a new model's character fidelity must
 	// rise over the base's to count as following the attackers better
@@ -70,10 +72,10 @@ type TuneConfig struct {
 	// against both, so they keep fooling solvers that read clean captchas
 	// well while they follow the attackers'. It must still read clean
 	// captchas within CompanionMaxCleanDrop (default 0.10) of Root. In
-	// bench/extractlab's runs every extraction at the default ε lost 2.6–7
-	// points of clean accuracy; alone none could be published, as a
-	// companion the adapted attacker's success fell from 28% to 15–17%
-	// offline, and from 31% to 26% in make simulate's run.
+	// bench/extractlab's runs every extraction lost 2.6–9 points of clean
+	// accuracy; alone none could be published. As a companion at ε 40 the
+	// adapted attacker's success fell from 15–16.5% to 8–13.5% offline, and
+	// from 17.7% to 10% in make simulate's run.
 	// The price: each captcha costs about twice the CPU to generate.
 	Companion             bool
 	CompanionMaxCleanDrop float64
