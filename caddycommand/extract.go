@@ -40,7 +40,8 @@ func extractCommand() *cobra.Command {
 	var tune, publish, companion bool
 	var cleanN, cleanValN, hardenN, epochs, batch, workers, minHeldOut int
 	var attack attackFlags
-	var lr, maxCleanDrop, pairShare, minGain float64
+	var lr, maxCleanDrop, minGain float64
+	var pairShares []float64
 	var seed uint64
 	var watch bool
 	var trigger extraction.Trigger
@@ -100,7 +101,7 @@ them, which one fine-tuned from the published version hardly can.`,
 			}
 			x := &extractRun{w: w, st: st, out: out, initPath: initPath, learnerPath: learnerPath, lookback: lookback, tune: tune, publish: publish,
 				cleanN: cleanN, cleanValN: cleanValN, hardenN: hardenN, attack: attackCfg, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
-					LR: lr, PairShare: pairShare, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
+					LR: lr, PairShares: pairShares, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
 					Companion: companion}}
 			if !watch {
 				pairs, err := x.collect(ctx)
@@ -128,7 +129,7 @@ them, which one fine-tuned from the published version hardly can.`,
 	f.IntVar(&batch, "batch", 16, "mini-batch size")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "training workers")
 	f.Float64Var(&lr, "lr", 3e-4, "peak learning rate")
-	f.Float64Var(&pairShare, "pair-share", 0, "least share of attacker answers in each epoch: they are repeated to reach it next to --clean (0: not repeated)")
+	f.Float64SliceVar(&pairShares, "pair-share", extraction.DefaultPairShares, "least share of attacker answers in each epoch: they are repeated to reach it next to --clean (0: not repeated); several, comma-separated, fine-tune once each and keep the most faithful model the publishing rule accepts")
 	f.Float64Var(&minGain, "min-fidelity-gain", 0.02, "how much the share of held-out answers' characters the new model reproduces must rise for it to be published")
 	f.Float64Var(&maxCleanDrop, "max-clean-drop", 0.01, "clean accuracy the new model may lose and still be published")
 	f.BoolVar(&companion, "companion", true, "publish a more faithful model that lost more clean accuracy than --max-clean-drop (at most 10 points) as a companion of the clean-accurate root model")
@@ -240,6 +241,11 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	if err != nil {
 		return err
 	}
+	if len(res.Tried) > 1 {
+		for _, a := range res.Tried {
+			fmt.Fprintf(w, "pair share %g: %s\n", a.PairShare, a.Why)
+		}
+	}
 	m := res.Model
 	m.Info = map[string]string{
 		"trained": time.Now().UTC().Format(time.RFC3339),
@@ -248,6 +254,7 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 		"init": tuned.Version(), "fidelity": fmt.Sprintf("%.4f", res.After.Fidelity),
 		"char_fidelity":  fmt.Sprintf("%.4f", res.After.CharFidelity),
 		"clean_accuracy": fmt.Sprintf("%.4f", res.After.CleanAccuracy), "epochs": strconv.Itoa(cfg.Epochs),
+		"pair_share": strconv.FormatFloat(res.PairShare, 'g', -1, 64),
 	}
 	path := filepath.Join(x.out, "model-"+m.Version()+".crnn")
 	if err := m.Save(path); err != nil {

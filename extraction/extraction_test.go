@@ -241,6 +241,50 @@ func TestFineTuneImitatesAttacker(t *testing.T) {
 	t.Logf("%s", res.Why)
 }
 
+// Several pair shares: each is fine-tuned, measured and judged, in order,
+// and the result is the most faithful model the rule accepts — the one the
+// attempts say, not merely the first or the last.
+func TestFineTuneTriesPairShares(t *testing.T) {
+	base, _, err := solver.Train(context.Background(), solver.TrainConfig{
+		Arch: solvertest.Arch(), Train: solvertest.Samples(64, 1), Batch: 16, Workers: 2, Epochs: 1, LR: 1e-2, Seed: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shares := []float64{0, 0.8, 0.3}
+	res, err := FineTune(context.Background(), TuneConfig{
+		Base: base, Pairs: solvertest.Samples(48, 11), HeldOut: solvertest.Samples(64, 12),
+		Clean: solvertest.Samples(64, 13), CleanVal: solvertest.Samples(64, 14),
+		Epochs: 5, Batch: 16, Workers: 2, LR: 1e-2, Seed: 1, PairShares: shares,
+		Companion: true, CompanionMaxCleanDrop: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tried) != len(shares) {
+		t.Fatalf("%d attempts, want %d", len(res.Tried), len(shares))
+	}
+	var want *Attempt
+	for i, a := range res.Tried {
+		t.Logf("share %g: better %v, %s", a.PairShare, a.Better, a.Why)
+		if a.PairShare != shares[i] {
+			t.Errorf("attempt %d has share %g, want %g", i, a.PairShare, shares[i])
+		}
+		if a.Better && (want == nil || a.After.CharFidelity > want.After.CharFidelity) {
+			want = &res.Tried[i]
+		}
+	}
+	if want == nil {
+		t.Fatal("no share accepted; the synthetic attacker is learnable, so the test says nothing")
+	}
+	if !res.Better || res.PairShare != want.PairShare || res.After != want.After {
+		t.Errorf("result: share %g %+v better %v, want share %g %+v", res.PairShare, res.After, res.Better, want.PairShare, want.After)
+	}
+	if again, err := Measure(res.Model, solvertest.Samples(64, 12), solvertest.Samples(64, 14), 2); err != nil || again != res.After {
+		t.Errorf("the model returned measures %+v (%v), not its attempt's %+v", again, err, res.After)
+	}
+}
+
 // Answers with nothing to learn (scrambled texts) give no fidelity gain, or
 // cost clean accuracy; either way the new model is not judged better.
 func TestFineTuneRefusesWorseModel(t *testing.T) {
@@ -364,6 +408,27 @@ func TestJudge(t *testing.T) {
 		judge(res, TuneConfig{MinFidelityGain: 0.02, MaxCleanDrop: 0.01, Companion: c.companion, CompanionMaxCleanDrop: 0.10})
 		if res.Better != c.wantBetter || res.AsCompanion != c.wantAsCompanion {
 			t.Errorf("%s: better %v companion %v (%s), want %v %v", c.name, res.Better, res.AsCompanion, res.Why, c.wantBetter, c.wantAsCompanion)
+		}
+	}
+}
+
+func TestPreferred(t *testing.T) {
+	r := func(better bool, fid float64) *TuneResult {
+		return &TuneResult{Better: better, After: Measurement{CharFidelity: fid}}
+	}
+	for _, c := range []struct {
+		name string
+		a, b *TuneResult
+		want bool
+	}{
+		{"accepted over refused, though less faithful", r(true, 0.2), r(false, 0.5), true},
+		{"refused under accepted", r(false, 0.5), r(true, 0.2), false},
+		{"both accepted: the more faithful", r(true, 0.4), r(true, 0.3), true},
+		{"both refused: the more faithful", r(false, 0.4), r(false, 0.3), true},
+		{"a tie keeps the first", r(true, 0.3), r(true, 0.3), false},
+	} {
+		if got := preferred(c.a, c.b); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -159,7 +159,7 @@ func run() error {
 	} else {
 		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
 			Base: tuned, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
-			Epochs: *epochs, LR: *lr, PairShare: *share, Seed: 22, Progress: os.Stderr,
+			Epochs: *epochs, LR: *lr, PairShares: []float64{*share}, Seed: 22, Progress: os.Stderr,
 		}); err != nil {
 			return err
 		}

@@ -573,6 +573,11 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 	if err != nil {
 		return nil, "", err
 	}
+	if len(res.Tried) > 1 {
+		for _, t := range res.Tried {
+			s.logf("pair share %g: %s", t.PairShare, t.Why)
+		}
+	}
 	b, a := res.Before, res.After
 	s.logf("fidelity %.1f%% → %.1f%% of answers, %.1f%% → %.1f%% of characters; clean accuracy %.1f%% → %.1f%%",
 		100*b.Fidelity, 100*a.Fidelity, 100*b.CharFidelity, 100*a.CharFidelity, 100*b.CleanAccuracy, 100*a.CleanAccuracy)
