@@ -44,6 +44,7 @@ func extractCommand() *cobra.Command {
 	var pairShares []float64
 	var seed uint64
 	var watch bool
+	var metricsAddr string
 	var trigger extraction.Trigger
 	var poll time.Duration
 	c := &cobra.Command{
@@ -104,11 +105,22 @@ them, which one fine-tuned from the published version hardly can.`,
 					LR: lr, PairShares: pairShares, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
 					Companion: companion}}
 			if !watch {
+				if metricsAddr != "" {
+					return errors.New("--metrics needs --watch (a single run prints its outcome)")
+				}
 				pairs, err := x.collect(ctx)
 				if err != nil {
 					return err
 				}
 				return x.run(ctx, pairs)
+			}
+			if metricsAddr != "" {
+				x.metrics = newExtractMetrics()
+				addr, err := x.metrics.serve(ctx, metricsAddr)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "metrics on http://%s/metrics\n", addr)
 			}
 			return x.watch(ctx, trigger, poll)
 		},
@@ -141,6 +153,7 @@ them, which one fine-tuned from the published version hardly can.`,
 	f.Float64Var(&trigger.SuccessAbove, "success-above", 0, "with --watch: run when attackers solve more than this share of adversarial captchas")
 	f.IntVar(&trigger.MinAnswers, "min-answers", 50, "with --watch: fewest adversarial answers to judge --success-above on")
 	f.DurationVar(&poll, "poll", time.Minute, "with --watch: how often to read the logs")
+	f.StringVar(&metricsAddr, "metrics", "", "with --watch: serve Prometheus metrics (answers collected, runs and their outcome, the last run's fidelity) on this address's /metrics, e.g. localhost:9181")
 	return c
 }
 
@@ -156,6 +169,7 @@ type extractRun struct {
 	hardenN           int
 	attack            perturb.Config
 	cfg               extraction.TuneConfig
+	metrics           *extractMetrics // nil unless --watch --metrics
 }
 
 // collect reads the logs and reports what they hold.
@@ -168,65 +182,76 @@ func (x *extractRun) collect(ctx context.Context) ([]extraction.Pair, error) {
 	if err != nil {
 		return nil, err
 	}
+	x.metrics.collected(stats)
 	fmt.Fprintf(x.w, "logs: %d captchas served, %d answers (%d without their served record), %d label records\n",
 		stats.Served, stats.Answers, stats.Orphans, stats.Labels)
 	fmt.Fprintf(x.w, "attackers' answers: %d (%d not reproducible); everyone else's: %d\n", stats.Attacker, stats.Unreproducible, stats.Other)
 	return pairs, nil
 }
 
-// run writes the pairs and, with --tune, fine-tunes and maybe publishes.
+// run writes the pairs and, with --tune, fine-tunes and maybe publishes;
+// the outcome goes to the metrics, if served.
 func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
+	outcome, res, err := x.runOnce(ctx, pairs)
+	if err != nil {
+		outcome = outcomeFailed
+	}
+	x.metrics.ran(outcome, res)
+	return err
+}
+
+func (x *extractRun) runOnce(ctx context.Context, pairs []extraction.Pair) (outcome string, _ *extraction.TuneResult, _ error) {
 	w := x.w
 	if len(pairs) == 0 {
 		fmt.Fprintln(w, "extraction: no attacker answers yet: not published (nothing to learn from)")
-		return nil
+		return outcomeNoAnswers, nil, nil
 	}
 	style := captcha.DefaultStyle()
 	if err := style.Validate(); err != nil {
-		return err
+		return "", nil, err
 	}
 	ds, err := extraction.WriteDataset(x.out, pairs, style.Charset, maxAnswerLen)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	fmt.Fprintf(w, "wrote %s: %d to train on, %d held out, %d unusable answers\n", x.out, ds.Train, ds.HeldOut, ds.Unusable)
 	if !x.tune {
-		return nil
+		return outcomeWritten, nil, nil
 	}
 	reg := modelregistry.New(x.st)
 	base, root, expect, err := extractionBase(ctx, reg, x.initPath)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	cfg := x.cfg
 	cfg.Base, cfg.Root = base, root
 	if cfg.Pairs, err = loadIfAny(filepath.Join(x.out, "train"), base.Arch, ds.Train); err != nil {
-		return err
+		return "", nil, err
 	}
 	if cfg.HeldOut, err = loadIfAny(filepath.Join(x.out, "heldout"), base.Arch, ds.HeldOut); err != nil {
-		return err
+		return "", nil, err
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = captchapool.NewSeed()
 	}
 	if cfg.Clean, err = cleanSamples(&style, x.cleanN, cfg.Seed); err != nil {
-		return err
+		return "", nil, err
 	}
 	if cfg.CleanVal, err = cleanSamples(&style, x.cleanValN, cfg.Seed+uint64(x.cleanN)); err != nil {
-		return err
+		return "", nil, err
 	}
 	if x.hardenN > 0 {
 		hardenSeed := cfg.Seed + uint64(x.cleanN+x.cleanValN)
 		var against string
 		if cfg.Hardening, against, err = hardening(base, root, style, x.attack, x.hardenN, hardenSeed); err != nil {
-			return err
+			return "", nil, err
 		}
 		fmt.Fprintf(w, "made %d hardening captchas against %s (%s)\n", len(cfg.Hardening), against, x.attack)
 	}
 	tuned := base
 	if x.learnerPath != "" {
 		if cfg.Learner, err = solver.Load(x.learnerPath); err != nil {
-			return fmt.Errorf("--learner: %w", err)
+			return "", nil, fmt.Errorf("--learner: %w", err)
 		}
 		tuned = cfg.Learner
 		fmt.Fprintf(w, "fine-tuning the learner %s, measured against %s\n", tuned.Version(), base.Version())
@@ -236,10 +261,10 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	res, err := extraction.FineTune(ctx, cfg)
 	if errors.Is(err, extraction.ErrTooFewPairs) {
 		fmt.Fprintf(w, "extraction: %v: not published (too few answers)\n", err)
-		return nil
+		return outcomeNoAnswers, nil, nil
 	}
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	if len(res.Tried) > 1 {
 		for _, a := range res.Tried {
@@ -258,14 +283,16 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	}
 	path := filepath.Join(x.out, "model-"+m.Version()+".crnn")
 	if err := m.Save(path); err != nil {
-		return err
+		return "", nil, err
 	}
 	fmt.Fprintf(w, "wrote %s\n", path)
 	switch {
 	case !res.Better:
 		fmt.Fprintf(w, "extraction: %s: not published (not better)\n", res.Why)
+		return outcomeNotBetter, res, nil
 	case !x.publish:
 		fmt.Fprintf(w, "extraction: %s: not published (no --publish)\n", res.Why)
+		return outcomeNotPublished, res, nil
 	default:
 		var with []*solver.Model
 		if res.AsCompanion {
@@ -276,11 +303,17 @@ func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 		}, with...)
 		if err != nil {
 			fmt.Fprintf(w, "extraction: %s: not published (%v)\n", res.Why, err)
-			return err
+			if errors.Is(err, modelregistry.ErrConflict) || errors.Is(err, modelregistry.ErrBusy) {
+				return outcomeNotPublished, res, err
+			}
+			return outcomeFailed, res, err
 		}
 		fmt.Fprintf(w, "extraction: %s: published %s\n", res.Why, v.Version)
+		if res.AsCompanion {
+			return outcomeCompanion, res, nil
+		}
+		return outcomePublished, res, nil
 	}
-	return nil
 }
 
 // watch reads the logs every poll and runs an extraction whenever the

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -175,9 +177,12 @@ func TestExtractWatch(t *testing.T) {
 	if _, err := output(t, extractCommand(), "--redis", srv.Addr, "--out", t.TempDir(), "--watch"); err == nil {
 		t.Fatal("--watch without a trigger was accepted")
 	}
+	if _, err := output(t, extractCommand(), "--redis", srv.Addr, "--out", t.TempDir(), "--metrics", "127.0.0.1:0"); err == nil {
+		t.Fatal("--metrics without --watch was accepted")
+	}
 	var out syncBuffer
 	cmd := extractCommand()
-	cmd.SetArgs([]string{"--redis", srv.Addr, "--out", t.TempDir(), "--watch", "--after-pairs", "5", "--poll", "50ms"})
+	cmd.SetArgs([]string{"--redis", srv.Addr, "--out", t.TempDir(), "--watch", "--after-pairs", "5", "--poll", "50ms", "--metrics", "127.0.0.1:0"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd.SetContext(ctx)
 	cmd.SetOut(&out)
@@ -186,6 +191,28 @@ func TestExtractWatch(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(out.String(), "logs:") < 4 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The watch's metrics: the answers it read and its one run's outcome.
+	var metricsURL string
+	if _, after, ok := strings.Cut(out.String(), "metrics on "); ok {
+		metricsURL, _, _ = strings.Cut(after, "\n")
+	}
+	res, err := http.Get(metricsURL)
+	if err != nil {
+		cancel()
+		t.Fatalf("metrics at %q: %v (output %q)", metricsURL, err, out.String())
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`advcaptcha_extraction_answers{client="attacker"} 8`,
+		`advcaptcha_extraction_answers{client="other"} 4`,
+		`advcaptcha_extraction_runs_total{outcome="written"} 1`,
+		`advcaptcha_extraction_last_run_timestamp_seconds 1.`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s:\n%s", want, body)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
