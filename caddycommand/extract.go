@@ -133,7 +133,7 @@ them, which one fine-tuned from the published version hardly can.`,
 	f.BoolVar(&publish, "publish", false, "publish the new model when it is better")
 	f.StringVar(&initPath, "init", "", "model to start from when none is published (default: the built-in one)")
 	f.StringVar(&learnerPath, "learner", "", "fine-tune this model (e.g. another architecture, bench/adversarial/solvers/second.crnn) instead of the published version, which it is still measured against; usually published as a companion of the root")
-	f.IntVar(&cleanN, "clean", 2000, "fresh clean captchas mixed into training")
+	f.IntVar(&cleanN, "clean", 1000, "fresh clean captchas mixed into training (make simulate and bench/extractlab measured the extraction with 1,000)")
 	f.IntVar(&cleanValN, "clean-val", 500, "fresh clean captchas to measure clean accuracy on")
 	f.IntVar(&hardenN, "harden", 0, "fresh adversarial captchas against the current version's models (made with the attack flags, which must be the gateway's), with their truth, mixed into training: what an adapting attacker trains on (0: off; about a second of CPU each)")
 	attack.registerAttack(f)
