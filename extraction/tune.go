@@ -221,11 +221,12 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 		}
 	}
 	best.Tried = tried
-	if len(tried) > 1 {
+	switch {
+	case len(tried) == 1:
+	case best.Better:
 		best.Why += fmt.Sprintf(" (pair share %g, the most faithful accepted of %d tried)", best.PairShare, len(tried))
-		if !best.Better {
-			best.Why = fmt.Sprintf("none of %d pair shares accepted; the most faithful: %s", len(tried), best.Why)
-		}
+	default:
+		best.Why = fmt.Sprintf("none of %d pair shares accepted; the most faithful (%g): %s", len(tried), best.PairShare, best.Why)
 	}
 	return best, nil
 }
