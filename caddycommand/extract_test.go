@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/spf13/cobra"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
@@ -294,5 +295,76 @@ func TestTrainKeepsBestEpoch(t *testing.T) {
 	}
 	if best.Arch.String() != final.Arch.String() {
 		t.Error("best and final models differ in architecture")
+	}
+}
+
+// TestExtractRunOutcomes: each run is counted under the outcome its last
+// line states — nothing to learn from, refused, or published — and a
+// measured run leaves its fidelity in the metrics.
+func TestExtractRunOutcomes(t *testing.T) {
+	srv := redistest.Start(t)
+	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	var out bytes.Buffer
+	m := newExtractMetrics()
+	x := &extractRun{w: &out, st: st, out: t.TempDir(), initPath: solvertest.UntrainedFile(t), lookback: time.Hour,
+		tune: true, publish: true, cleanN: 8, cleanValN: 8, metrics: m,
+		cfg: extraction.TuneConfig{Epochs: 1, Workers: 2, MinHeldOut: 1, Seed: 3, PairShares: []float64{0}, Companion: true}}
+	count := func(outcome string) float64 { return testutil.ToFloat64(m.runs.WithLabelValues(outcome)) }
+
+	if err := x.run(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if count(outcomeNoAnswers) != 1 {
+		t.Fatalf("a run with no answers counted %v under %s:\n%s", count(outcomeNoAnswers), outcomeNoAnswers, out.String())
+	}
+	writeBotAnswers(t, st, 30)
+	pairs, err := x.collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.pairs.WithLabelValues("attacker")); got != 20 {
+		t.Errorf("attacker answers: %v, want 20", got)
+	}
+	for _, gain := range []float64{2, 0.000001} { // unreachable, then any gain: refused, then (usually) published
+		out.Reset()
+		x.cfg.MinFidelityGain = gain
+		if err := x.run(ctx, pairs); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		last := lines[len(lines)-1]
+		t.Logf("gain %g: %s", gain, last)
+		var want string
+		switch {
+		case strings.Contains(last, "not published (not better)"):
+			want = outcomeNotBetter
+		case strings.Contains(last, "as a companion") && strings.Contains(last, ": published "):
+			want = outcomeCompanion
+		case strings.Contains(last, ": published "):
+			want = outcomePublished
+		default:
+			t.Fatalf("last line %q", last)
+		}
+		if gain == 2 && want != outcomeNotBetter {
+			t.Fatalf("a gain of 200 points was met: %q", last)
+		}
+		if count(want) != 1 {
+			t.Errorf("%q counted %v under %s", last, count(want), want)
+		}
+		if got := testutil.ToFloat64(m.fidelity.WithLabelValues("new", "characters")); got <= 0 {
+			t.Errorf("the new model's character fidelity is %v after %q", got, last)
+		}
+	}
+	var total float64
+	for _, o := range []string{outcomePublished, outcomeCompanion, outcomeNotBetter, outcomeNotPublished, outcomeNoAnswers, outcomeFailed, outcomeWritten} {
+		total += count(o)
+	}
+	if total != 3 {
+		t.Errorf("%v runs counted, want 3", total)
 	}
 }
