@@ -193,13 +193,16 @@ func (x *extractRun) collect(ctx context.Context) ([]extraction.Pair, error) {
 // the outcome goes to the metrics, if served.
 func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
 	outcome, res, err := x.runOnce(ctx, pairs)
-	if err != nil {
+	if outcome == "" { // an error before a verdict
 		outcome = outcomeFailed
 	}
 	x.metrics.ran(outcome, res)
 	return err
 }
 
+// runOnce is run without the metrics: its outcome is "" when an error
+// came before any verdict, and not_published when another extraction
+// published first.
 func (x *extractRun) runOnce(ctx context.Context, pairs []extraction.Pair) (outcome string, _ *extraction.TuneResult, _ error) {
 	w := x.w
 	if len(pairs) == 0 {
