@@ -2,7 +2,6 @@ package caddycommand
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -80,11 +79,7 @@ func (m *extractMetrics) serve(ctx context.Context, addr string) (net.Addr, erro
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = l.Close()
-		}
-	}()
+	go func() { _ = srv.Serve(l) }() // ends with ErrServerClosed
 	return l.Addr(), nil
 }
 
