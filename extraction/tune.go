@@ -58,9 +58,10 @@ type TuneConfig struct {
 	// and 39% of characters against 28.5% and 30%) and the adapted
 	// attacker read 7.5% (15/200) and 3% (3/100) of its captchas against
 	// 10.5% and 8% — but it cost 9.2–9.4 points of clean accuracy, within
-	// a point of what a companion may lose, so on other data it will be
-	// refused, and then the share-0 model, which lost 3.4–4.2 points, is
-	// the one judged. The price is a second fine-tuning per run. Choosing
+	// a point of what a companion may lose; in make simulate's first run
+	// with this default it lost 12.6 and was refused, and the share-0
+	// model (3.4–4.6 points lost in four runs) was published. The price is
+	// a second fine-tuning per run. Choosing
 	// among settings on the held-out answers favours the chosen one's
 	// fidelity a little; its effect on the attacker was measured on fresh
 	// captchas.
