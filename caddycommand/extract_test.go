@@ -93,12 +93,7 @@ func untrainedFile(t *testing.T, seed uint64) string {
 // TestExtractCommand: the gateway's logs in Redis → the attacker's
 // answers on disk → a fine-tuned model, published or not as measured.
 func TestExtractCommand(t *testing.T) {
-	srv := redistest.Start(t)
-	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	srv, st := startRedisStore(t)
 	ctx := context.Background()
 	writeBotAnswers(t, st, 30)
 	dir := t.TempDir()
@@ -168,12 +163,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // TestExtractWatch: the watch runs once when enough new answers arrived,
 // then waits for new ones instead of counting the same answers again.
 func TestExtractWatch(t *testing.T) {
-	srv := redistest.Start(t)
-	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	srv, st := startRedisStore(t)
 	writeBotAnswers(t, st, 12)
 	if _, err := output(t, extractCommand(), "--redis", srv.Addr, "--out", t.TempDir(), "--watch"); err == nil {
 		t.Fatal("--watch without a trigger was accepted")
@@ -302,12 +292,7 @@ func TestTrainKeepsBestEpoch(t *testing.T) {
 // line states — nothing to learn from, refused, or published — and a
 // measured run leaves its fidelity in the metrics.
 func TestExtractRunOutcomes(t *testing.T) {
-	srv := redistest.Start(t)
-	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	_, st := startRedisStore(t)
 	ctx := context.Background()
 	var out bytes.Buffer
 	m := newExtractMetrics()
@@ -367,4 +352,17 @@ func TestExtractRunOutcomes(t *testing.T) {
 	if total != 3 {
 		t.Errorf("%v runs counted, want 3", total)
 	}
+}
+
+// startRedisStore starts a redis-server and opens the store on it with
+// the gateway's key prefix, as the commands do.
+func startRedisStore(t *testing.T) (*redistest.Server, *store.Redis) {
+	t.Helper()
+	srv := redistest.Start(t)
+	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return srv, st
 }
