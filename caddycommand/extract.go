@@ -40,7 +40,7 @@ func extractCommand() *cobra.Command {
 	var tune, publish, companion bool
 	var cleanN, cleanValN, hardenN, epochs, batch, workers, minHeldOut int
 	var attack attackFlags
-	var lr, maxCleanDrop, minGain float64
+	var lr, maxCleanDrop, companionMaxDrop, minGain float64
 	var pairShares []float64
 	var seed uint64
 	var watch bool
@@ -64,8 +64,8 @@ of whole answers and of characters) and clean accuracy before and after.
 With --publish the new model is published only if fidelity in characters
 rose by at least --min-fidelity-gain and clean accuracy fell by at most
 --max-clean-drop —
-or, with --companion (the default), by at most 10 points from the
-clean-accurate root model, in which case it is published as a companion:
+or, with --companion (the default), by at most --companion-max-drop from
+the clean-accurate root model, in which case it is published as a companion:
 captchas are computed against it and the root together (twice the CPU per
 captcha) — and only if the published version is still the one it started from (two
 extractions at once cannot both publish). The last line reads
@@ -86,6 +86,9 @@ them, which one fine-tuned from the published version hardly can.`,
 			if out == "" {
 				return errors.New("--out is required")
 			}
+			if companionMaxDrop <= 0 || companionMaxDrop >= 1 {
+				return fmt.Errorf("--companion-max-drop %g: want a share of clean captchas in (0, 1)", companionMaxDrop)
+			}
 			if publish && !tune {
 				return errors.New("--publish needs --tune")
 			}
@@ -103,7 +106,7 @@ them, which one fine-tuned from the published version hardly can.`,
 			x := &extractRun{w: w, st: st, out: out, initPath: initPath, learnerPath: learnerPath, lookback: lookback, tune: tune, publish: publish,
 				cleanN: cleanN, cleanValN: cleanValN, hardenN: hardenN, attack: attackCfg, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
 					LR: lr, PairShares: pairShares, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
-					Companion: companion}}
+					Companion: companion, CompanionMaxCleanDrop: companionMaxDrop}}
 			if !watch {
 				if metricsAddr != "" {
 					return errors.New("--metrics needs --watch (a single run prints its outcome)")
@@ -144,7 +147,8 @@ them, which one fine-tuned from the published version hardly can.`,
 	f.Float64SliceVar(&pairShares, "pair-share", extraction.DefaultPairShares, "least share of attacker answers in each epoch: they are repeated to reach it next to --clean (0: not repeated); several, comma-separated, fine-tune once each and keep the most faithful model the publishing rule accepts")
 	f.Float64Var(&minGain, "min-fidelity-gain", 0.02, "how much the share of held-out answers' characters the new model reproduces must rise for it to be published")
 	f.Float64Var(&maxCleanDrop, "max-clean-drop", 0.01, "clean accuracy the new model may lose and still be published")
-	f.BoolVar(&companion, "companion", true, "publish a more faithful model that lost more clean accuracy than --max-clean-drop (at most 10 points) as a companion of the clean-accurate root model")
+	f.BoolVar(&companion, "companion", true, "publish a more faithful model that lost more clean accuracy than --max-clean-drop (at most --companion-max-drop) as a companion of the clean-accurate root model")
+	f.Float64Var(&companionMaxDrop, "companion-max-drop", extraction.DefaultCompanionMaxCleanDrop, "clean accuracy a companion may lose below the root model")
 	f.IntVar(&minHeldOut, "min-heldout", 20, "fewest held-out answers to decide on")
 	f.Uint64Var(&seed, "seed", 0, "seed of the clean captchas and the training order (default random)")
 	f.BoolVar(&watch, "watch", false, "keep running: extract (with --tune/--publish) whenever a trigger is due")

@@ -106,6 +106,11 @@ func TestExtractCommand(t *testing.T) {
 	if len(train)+len(held) != 20 || len(held) == 0 {
 		t.Fatalf("datasets: %d to train on, %d held out; want 20 in all", len(train), len(held))
 	}
+	for _, bound := range []string{"0", "1", "-0.1"} {
+		if out, err := output(t, extractCommand(), "--redis", srv.Addr, "--out", dir, "--companion-max-drop", bound); err == nil || !strings.Contains(err.Error(), "--companion-max-drop") {
+			t.Fatalf("--companion-max-drop %s was accepted: %q %v", bound, out, err)
+		}
+	}
 	for _, s := range append(train, held...) {
 		if s.Text != "k3xm" {
 			t.Fatalf("a pair is labelled %q, not with the attacker's answer", s.Text)

@@ -85,7 +85,8 @@ type TuneConfig struct {
 	// Root instead of replacing the base: captchas are then computed
 	// against both, so they keep fooling solvers that read clean captchas
 	// well while they follow the attackers'. It must still read clean
-	// captchas within CompanionMaxCleanDrop (default 0.10) of Root. In
+	// captchas within CompanionMaxCleanDrop (default
+	// DefaultCompanionMaxCleanDrop) of Root. In
 	// bench/extractlab's runs every extraction lost 2.6–9 points of clean
 	// accuracy; alone none could be published. As a companion at ε 40 the
 	// adapted attacker's success fell from 15–16.5% to 8–13.5% offline, and
@@ -141,6 +142,10 @@ type Attempt struct {
 	Why                 string
 }
 
+// DefaultCompanionMaxCleanDrop is TuneConfig.CompanionMaxCleanDrop when
+// it is not set.
+const DefaultCompanionMaxCleanDrop = 0.10
+
 // DefaultPairShares are TuneConfig.PairShares when none are set: answers
 // at half of each epoch, else not repeated (TuneConfig.PairShares says why).
 var DefaultPairShares = []float64{0.5, 0}
@@ -170,7 +175,7 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 		cfg.MaxCleanDrop = 0.01
 	}
 	if cfg.CompanionMaxCleanDrop == 0 {
-		cfg.CompanionMaxCleanDrop = 0.10
+		cfg.CompanionMaxCleanDrop = DefaultCompanionMaxCleanDrop
 	}
 	if cfg.MinHeldOut <= 0 {
 		cfg.MinHeldOut = 20

@@ -12,9 +12,11 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +45,8 @@ var (
 	initPath = flag.String("init", "", "fine-tune this model instead of the shipped substitute (which stays the base of -ensemble): an extraction into another architecture")
 	judges   = flag.String("judges", "", "comma-separated solvers (e.g. bench/adversarial/solvers/narrow.crnn) that read the same captchas as the adapted attacker: does a new version keep fooling solvers that did not adapt?")
 	evalSeed = flag.Uint64("eval-seed", 94_000_000, "first seed of the captchas the adapted attacker reads")
+	poison   = flag.String("poison", "", "rewrite the attacker's answers (to train on and held out) as an attacker poisoning the extraction would: shift (each character the next in the charset, a mapping a model can learn), reverse (each answer backwards), random (random characters)")
+	compDrop = flag.Float64("companion-max-drop", 0, "if set, judge the new model as the gateway does, as a companion that may read clean captchas this much worse than the shipped substitute")
 )
 
 func main() {
@@ -112,6 +116,12 @@ func run() error {
 		}
 		fmt.Printf("more answers: the adapted attacker answered %d captchas of %s, %d right; %d answers to train on now\n", len(extra), *more, right, len(train))
 	}
+	if *poison != "" {
+		if err := poisonAnswers(*poison, base.Arch.Charset, train, held); err != nil {
+			return err
+		}
+		fmt.Printf("poisoned: every attacker answer rewritten (%s)\n", *poison)
+	}
 	style := captcha.DefaultStyle()
 	if err := style.Validate(); err != nil {
 		return err
@@ -160,6 +170,7 @@ func run() error {
 		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
 			Base: tuned, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
 			Epochs: *epochs, LR: *lr, PairShares: []float64{*share}, Seed: 22, Progress: os.Stderr,
+			Companion: *compDrop > 0, CompanionMaxCleanDrop: *compDrop,
 		}); err != nil {
 			return err
 		}
@@ -271,6 +282,37 @@ func run() error {
 	for k, name := range readers {
 		fmt.Printf("%s on captchas against the new substitute%s: %d/%d = %.1f%%\n", name,
 			map[bool]string{true: " and the old (ensemble)"}[*ensemble], solved[k].Load(), *evalN, 100*float64(solved[k].Load())/float64(*evalN))
+	}
+	return nil
+}
+
+// poisonAnswers rewrites the answers in place as an attacker that wants
+// the extraction to learn something other than its solver would: a
+// consistent mapping (shift, reverse) a model can learn and that costs it
+// clean accuracy, or noise (random) it cannot learn.
+func poisonAnswers(mode, charset string, sets ...[]solver.Sample) error {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, set := range sets {
+		for i := range set {
+			r := []byte(set[i].Text)
+			switch mode {
+			case "shift":
+				for j, c := range r {
+					if k := strings.IndexByte(charset, c); k >= 0 {
+						r[j] = charset[(k+1)%len(charset)]
+					}
+				}
+			case "reverse":
+				slices.Reverse(r)
+			case "random":
+				for j := range r {
+					r[j] = charset[rng.IntN(len(charset))]
+				}
+			default:
+				return fmt.Errorf("-poison %q: want shift, reverse or random", mode)
+			}
+			set[i].Text = string(r)
+		}
 	}
 	return nil
 }
