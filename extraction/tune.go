@@ -1,6 +1,7 @@
 package extraction
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,11 @@ type TuneConfig struct {
 	// fidelity a little; its effect on the attacker was measured on fresh
 	// captchas.
 	PairShares []float64
+	// Distill, when above zero, distils the root (the base when it has
+	// none) into the model on the clean captchas, at this weight next to
+	// their CTC loss (solver.TrainConfig.Teacher), so that learning the
+	// answers costs less clean accuracy. Off by default.
+	Distill float64
 	// MinFidelityGain is how much a new model's character fidelity must
 	// rise over the base's to count as following the attackers better
 	// (default 0.02: two points). Characters, not whole answers: on a few
@@ -216,12 +222,21 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 		for range pairRepeats(len(cfg.Pairs), len(cfg.Clean), share) {
 			train = append(train, cfg.Pairs...)
 		}
+		tc := solver.TrainConfig{
+			Init: init, Batch: cfg.Batch, Workers: cfg.Workers, Epochs: cfg.Epochs,
+			LR: cfg.LR, Augment: true, Seed: cfg.Seed, Progress: cfg.Progress,
+		}
+		if cfg.Distill > 0 {
+			// The teacher's readings are worth learning on clean captchas
+			// only: on the answers and hardening captchas they are what the
+			// model is to move away from.
+			tc.Teacher, tc.TeacherWeight = cmp.Or(cfg.Root, cfg.Base), cfg.Distill
+			tc.Teach = cleanOnly(len(train), len(cfg.Clean), len(cfg.Hardening))
+		}
 		train = append(train, cfg.Clean...)
 		train = append(train, cfg.Hardening...)
-		model, _, err := solver.Train(ctx, solver.TrainConfig{
-			Init: init, Train: train, Batch: cfg.Batch, Workers: cfg.Workers, Epochs: cfg.Epochs,
-			LR: cfg.LR, Augment: true, Seed: cfg.Seed, Progress: cfg.Progress,
-		})
+		tc.Train = train
+		model, _, err := solver.Train(ctx, tc)
 		if err != nil {
 			return nil, fmt.Errorf("fine-tune (pair share %g): %w", share, err)
 		}
@@ -304,6 +319,16 @@ func Measure(m *solver.Model, heldOut, clean []solver.Sample, workers int) (Meas
 		CharFidelity:  f.CharAcc,
 		CleanAccuracy: float64(c.Solved) / float64(c.Total),
 	}, nil
+}
+
+// cleanOnly marks the clean captchas of a training set that holds pairs,
+// then clean captchas, then hardening captchas.
+func cleanOnly(pairs, clean, hardening int) []bool {
+	teach := make([]bool, pairs+clean+hardening)
+	for i := range clean {
+		teach[pairs+i] = true
+	}
+	return teach
 }
 
 // pairRepeats is how many times pairs answers go into an epoch with clean

@@ -125,7 +125,7 @@ func BenchmarkTrainStep32(b *testing.B) {
 	}
 	step := 0
 	for b.Loop() {
-		if _, err := trainStep(graphs, shares, m, cfg, batch, step, grads); err != nil {
+		if _, err := trainStep(graphs, nil, shares, m, cfg, batch, step, grads); err != nil {
 			b.Fatal(err)
 		}
 		clip(grads, cfg.ClipNorm)

@@ -124,3 +124,78 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		}
 	}
 }
+
+// The distillation term: a graph built to distil has, next to the CTC
+// loss, −Σ teacher·log-probabilities, and its weight gradients are those of
+// their sum (checked against finite differences), with a sample the
+// teacher leaves out (zero rows).
+func TestDistillationGradientsMatchFiniteDifferences(t *testing.T) {
+	a := tinyArch()
+	m := perturbedModel(t, a, 5)
+	imgs := randomImages(2, a.Height, a.Width, 6)
+	in := [][]float32{imgs[0], imgs[1]}
+	texts := []string{"ab", "cca"}
+	plain, err := buildGraph(a, modeTrain, 2, tensor.Float64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctc := costAt(t, plain, m, in, texts)
+	lp := append([]float64(nil), plain.logProbs.Value().Data().([]float64)...)
+
+	g, err := buildGraphDistilling(a, modeTrain, 2, tensor.Float64, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	tv := g.teacherVal.Float64s()
+	K := a.Classes()
+	want := ctc
+	for row := range len(tv) / K {
+		if row%2 == 1 {
+			continue // the second sample is left to CTC alone
+		}
+		var sum float64
+		for k := range K {
+			tv[row*K+k] = rng.Float64()
+			sum += tv[row*K+k]
+		}
+		for k := range K {
+			tv[row*K+k] *= 0.7 / sum // probabilities, weighted 0.7
+			want -= tv[row*K+k] * lp[row*K+k]
+		}
+	}
+	distilCostAt := func() float64 {
+		return costAt(t, g, m, in, texts) + g.distillCost.Value().Data().(float64)
+	}
+	if got := distilCostAt(); math.Abs(got-want) > 1e-9*math.Abs(want) {
+		t.Fatalf("cost %.9f, want CTC %.9f minus the teacher term = %.9f", got, ctc, want)
+	}
+	if want-ctc < 0.1 {
+		t.Fatalf("the teacher term adds only %.4f", want-ctc)
+	}
+	k, checked := 0, 0
+	for i, s := range a.specs() {
+		if !s.Trainable {
+			continue
+		}
+		grad := append([]float64(nil), g.grads[k].Value().Data().([]float64)...)
+		k++
+		for _, j := range []int{0, len(m.tensors[i]) / 2, len(m.tensors[i]) - 1} {
+			orig := m.tensors[i][j]
+			const h = 1e-5
+			m.tensors[i][j] = orig + h
+			up := distilCostAt()
+			m.tensors[i][j] = orig - h
+			down := distilCostAt()
+			m.tensors[i][j] = orig
+			num := (up - down) / float64((orig+h)-(orig-h))
+			if math.Abs(num-grad[j]) > 2e-3+3e-2*math.Abs(num) {
+				t.Errorf("d cost/d %s[%d]: analytic %.6f, numeric %.6f", s.Name, j, grad[j], num)
+			}
+			checked++
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("checked only %d gradients", checked)
+	}
+}

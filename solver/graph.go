@@ -38,11 +38,16 @@ type graph struct {
 	inLens   *G.Node   // (B), always T: the CTC gradient is NaN past an input's length
 	tgtLens  *G.Node   // (B)
 	cost     *G.Node   // summed CTC loss
+	// teacher, in a training graph built to distil, holds a teacher model's
+	// probabilities (T,B,K), already weighted, and distillCost the summed
+	// cross-entropy of the model's outputs against them (zero rows leave
+	// their sample to CTC alone): the gradients are of both costs.
+	teacher, distillCost *G.Node
 	grads    G.Nodes   // d cost / d x, or / d trainable params
 	bns      []*bnLeakyOp
 
 	// Bound values, reused between runs.
-	xVal, targetsVal, tgtLensVal *tensor.Dense
+	xVal, targetsVal, tgtLensVal, teacherVal *tensor.Dense
 	paramVals                    []*tensor.Dense
 }
 
@@ -52,12 +57,21 @@ type graph struct {
 var buildMu sync.Mutex
 
 func buildGraph(arch Architecture, m mode, batch int, dtype tensor.Dtype) (*graph, error) {
+	return buildGraphDistilling(arch, m, batch, dtype, false)
+}
+
+// buildGraphDistilling is buildGraph that, for a training graph and with
+// distill set, adds the teacher input and its term to the cost.
+func buildGraphDistilling(arch Architecture, m mode, batch int, dtype tensor.Dtype, distill bool) (*graph, error) {
 	if err := arch.Validate(); err != nil {
 		return nil, err
 	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	gr := &graph{arch: arch, mode: m, batch: batch, dtype: dtype, g: G.NewGraph()}
+	if distill && m == modeTrain {
+		gr.teacherVal = tensor.New(tensor.Of(dtype), tensor.WithShape(arch.Steps(), batch, arch.Classes()))
+	}
 	if err := gr.build(); err != nil {
 		return nil, fmt.Errorf("solver: building the %v graph for batch %d: %w", arch, batch, err)
 	}
@@ -158,6 +172,21 @@ func (gr *graph) build() error {
 		if gr.cost, err = G.CTCLoss(gr.logProbs, gr.targets, gr.inLens, gr.tgtLens, G.ReductionSum); err != nil {
 			return err
 		}
+		outputs := G.Nodes{gr.cost}
+		if gr.teacherVal != nil {
+			gr.teacher = G.NewTensor(g, gr.dtype, 3, G.WithShape(gr.teacherVal.Shape()...), G.WithName("teacher"), G.WithValue(gr.teacherVal))
+			agree, err := G.HadamardProd(gr.teacher, gr.logProbs)
+			if err != nil {
+				return err
+			}
+			if agree, err = G.Sum(agree); err != nil {
+				return err
+			}
+			if gr.distillCost, err = G.Neg(agree); err != nil {
+				return err
+			}
+			outputs = append(outputs, gr.distillCost)
+		}
 		wrt := []*G.Node{gr.x}
 		if gr.mode == modeTrain {
 			wrt = wrt[:0]
@@ -167,7 +196,19 @@ func (gr *graph) build() error {
 				}
 			}
 		}
-		if gr.grads, err = G.Grad(gr.cost, wrt...); err != nil {
+		// Backpropagate from each term rather than from their sum:
+		// gorgonia v0.9.18 cannot add CTC's value (a 0-dimensional tensor)
+		// to a scalar, and its CTC gradient wants a scalar seed.
+		one := G.NewConstant(1.0)
+		if gr.dtype == tensor.Float32 {
+			one = G.NewConstant(float32(1))
+		}
+		one = g.AddNode(one)
+		seeds := make(G.Nodes, len(outputs))
+		for i := range seeds {
+			seeds[i] = one
+		}
+		if gr.grads, err = G.Backpropagate(outputs, seeds, G.Nodes(wrt)); err != nil {
 			return err
 		}
 	}

@@ -39,6 +39,16 @@ type TrainConfig struct {
 	ClipNorm float64
 	// Augment applies random shifts, contrast and noise to training images.
 	Augment bool
+	// Teacher, when set, is distilled into the model: on the samples Teach
+	// marks (all when Teach is nil) the cost also has TeacherWeight
+	// (default 1) times the cross-entropy of the model's output at every
+	// step against the teacher's on the same augmented image, so that
+	// fine-tuning on new samples moves the model less where the teacher
+	// already reads well (learning without forgetting).
+	Teacher       *Model
+	TeacherWeight float64
+	// Teach, when set, has one entry per Train sample.
+	Teach []bool
 	// Seed makes initialisation, order and augmentation reproducible.
 	Seed uint64
 	// Checkpoint is where the training state is saved every CheckpointEvery
@@ -92,6 +102,9 @@ func (c *TrainConfig) defaults() {
 	if c.CheckpointEvery <= 0 {
 		c.CheckpointEvery = 200
 	}
+	if c.TeacherWeight <= 0 {
+		c.TeacherWeight = 1
+	}
 }
 
 // Train trains a model with mini-batch Adam and returns it with its history.
@@ -109,6 +122,14 @@ func Train(ctx context.Context, cfg TrainConfig) (*Model, []EpochResult, error) 
 		return nil, nil, err
 	}
 	a := model.Arch
+	if t := cfg.Teacher; t != nil {
+		if t.Arch.Steps() != a.Steps() || t.Arch.Charset != a.Charset || t.Arch.Height != a.Height || t.Arch.Width != a.Width {
+			return nil, nil, fmt.Errorf("train: the teacher (%v) does not read as the model (%v) does", t.Arch, a)
+		}
+	}
+	if cfg.Teach != nil && len(cfg.Teach) != len(cfg.Train) {
+		return nil, nil, fmt.Errorf("train: %d Teach entries for %d samples", len(cfg.Teach), len(cfg.Train))
+	}
 	for _, set := range [][]Sample{cfg.Train, cfg.Val} {
 		for _, s := range set {
 			if len(s.Pixels) != a.Height*a.Width {
@@ -144,9 +165,18 @@ func Train(ctx context.Context, cfg TrainConfig) (*Model, []EpochResult, error) 
 		shares[i%cfg.Workers]++
 	}
 	graphs := make([]*graph, cfg.Workers)
+	var teachers []*graph
 	for i := range graphs {
-		if graphs[i], err = buildGraph(a, modeTrain, shares[i], tensor.Float32); err != nil {
+		if graphs[i], err = buildGraphDistilling(a, modeTrain, shares[i], tensor.Float32, cfg.Teacher != nil); err != nil {
 			return nil, nil, err
+		}
+		if cfg.Teacher != nil {
+			tg, err := buildGraph(cfg.Teacher.Arch, modeInfer, shares[i], tensor.Float32)
+			if err != nil {
+				return nil, nil, err
+			}
+			tg.setWeights(cfg.Teacher)
+			teachers = append(teachers, tg)
 		}
 	}
 	val, err := buildGraph(a, modeInfer, min(cfg.Batch, max(len(cfg.Val), 1)), tensor.Float32)
@@ -199,7 +229,7 @@ func Train(ctx context.Context, cfg TrainConfig) (*Model, []EpochResult, error) 
 			}
 		}
 
-		loss, err := trainStep(graphs, shares, model, cfg, batch, st.Step, grads)
+		loss, err := trainStep(graphs, teachers, shares, model, cfg, batch, st.Step, grads)
 		if err != nil {
 			return nil, nil, fmt.Errorf("train: step %d: %w", st.Step, err)
 		}
@@ -238,7 +268,7 @@ func Train(ctx context.Context, cfg TrainConfig) (*Model, []EpochResult, error) 
 
 // trainStep runs the workers on their shares of the batch and leaves the mean
 // gradient in grads; it returns the mean loss.
-func trainStep(graphs []*graph, shares []int, model *Model, cfg TrainConfig, batch []int, step int, grads [][]float32) (float64, error) {
+func trainStep(graphs, teachers []*graph, shares []int, model *Model, cfg TrainConfig, batch []int, step int, grads [][]float32) (float64, error) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(graphs))
 	lo := 0
@@ -263,6 +293,11 @@ func trainStep(graphs []*graph, shares []int, model *Model, cfg TrainConfig, bat
 			if errs[w] = g.setTargets(texts); errs[w] != nil {
 				return
 			}
+			if teachers != nil {
+				if errs[w] = setTeacher(g, teachers[w], imgs, idx, cfg); errs[w] != nil {
+					return
+				}
+			}
 			errs[w] = g.run()
 		}()
 	}
@@ -274,6 +309,9 @@ func trainStep(graphs []*graph, shares []int, model *Model, cfg TrainConfig, bat
 	var loss float64
 	for w, g := range graphs {
 		loss += float64(values32(g.cost)[0])
+		if g.distillCost != nil {
+			loss += float64(values32(g.distillCost)[0])
+		}
 		k := 0
 		for _, gr := range grads {
 			if gr == nil {
@@ -297,6 +335,31 @@ func trainStep(graphs []*graph, shares []int, model *Model, cfg TrainConfig, bat
 		return 0, fmt.Errorf("loss is %v", loss)
 	}
 	return loss, nil
+}
+
+// setTeacher runs the teacher on a worker's images and binds its weighted
+// probabilities as the training graph's distillation targets, zero for
+// samples cfg.Teach leaves out.
+func setTeacher(g, teacher *graph, imgs [][]float32, idx []int, cfg TrainConfig) error {
+	teacher.setInput(imgs)
+	if err := teacher.run(); err != nil {
+		return fmt.Errorf("teacher: %w", err)
+	}
+	lp, tv := values32(teacher.logProbs), g.teacherVal.Float32s()
+	B, K := len(idx), g.arch.Classes()
+	weight := float32(cfg.TeacherWeight)
+	for row := range len(tv) / K { // row t·B+b
+		j := idx[row%B]
+		dst, src := tv[row*K:(row+1)*K], lp[row*K:(row+1)*K]
+		if cfg.Teach != nil && !cfg.Teach[j] {
+			clear(dst)
+			continue
+		}
+		for k, v := range src {
+			dst[k] = weight * float32(math.Exp(float64(v)))
+		}
+	}
+	return nil
 }
 
 func clip(grads [][]float32, maxNorm float64) {

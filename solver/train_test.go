@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/advcaptcha/advcaptcha/solver"
@@ -50,5 +51,66 @@ func TestTrainLearnsAndResumes(t *testing.T) {
 	}
 	if !bytes.Equal(full.Marshal(), resumed.Marshal()) {
 		t.Error("the resumed model differs from the uninterrupted one")
+	}
+}
+
+// Distilling a teacher holds a fine-tuned model to it: fine-tuned on
+// answers that contradict what it reads (every character shifted, as a
+// poisoning attacker would answer), a model forgets far less of reading
+// clean samples when its teacher — itself before fine-tuning — is distilled
+// on the same images.
+func TestTrainDistillationHoldsTheModelToItsTeacher(t *testing.T) {
+	teacher := solvertest.Model(t)
+	charset := solvertest.Arch().Charset
+	var train []solver.Sample
+	for _, s := range solvertest.Samples(96, 11) {
+		shifted := []byte(s.Text)
+		for i, c := range shifted {
+			shifted[i] = charset[(strings.IndexByte(charset, c)+1)%len(charset)]
+		}
+		train = append(train, solver.Sample{Pixels: s.Pixels, Text: string(shifted)})
+	}
+	fresh := solvertest.Samples(100, 12)
+	accuracy := func(m *solver.Model) float64 {
+		s, err := solver.New(m, solver.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := solver.Evaluate(s, fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(e.Solved) / float64(e.Total)
+	}
+	cfg := solver.TrainConfig{Init: teacher, Train: train, Batch: 16, Workers: 2, Epochs: 2, LR: 3e-3, Seed: 8}
+	plain, _, err := solver.Train(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Teacher, cfg.TeacherWeight = teacher, 1
+	distilled, _, err := solver.Train(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after, held := accuracy(teacher), accuracy(plain), accuracy(distilled)
+	t.Logf("clean accuracy: teacher %.0f%%, fine-tuned on shifted answers %.0f%%, the same with the teacher distilled %.0f%%", 100*before, 100*after, 100*held)
+	if before < 0.9 || after > before-0.3 {
+		t.Fatalf("the setting does not make the model forget: %.2f → %.2f", before, after)
+	}
+	if held < after+0.2 {
+		t.Fatalf("distillation kept %.2f of clean accuracy, fine-tuning alone %.2f", held, after)
+	}
+
+	cfg.Teach = []bool{true}
+	if _, _, err := solver.Train(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "Teach") {
+		t.Fatalf("a Teach of the wrong length: %v", err)
+	}
+	other, err := solver.NewModel(solver.DefaultArchitecture(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Teach, cfg.Teacher = nil, other
+	if _, _, err := solver.Train(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "teacher") {
+		t.Fatalf("a teacher of another architecture: %v", err)
 	}
 }

@@ -46,6 +46,8 @@ var (
 	judges   = flag.String("judges", "", "comma-separated solvers (e.g. bench/adversarial/solvers/narrow.crnn) that read the same captchas as the adapted attacker: does a new version keep fooling solvers that did not adapt?")
 	evalSeed = flag.Uint64("eval-seed", 94_000_000, "first seed of the captchas the adapted attacker reads")
 	poison   = flag.String("poison", "", "rewrite the attacker's answers (to train on and held out) as an attacker poisoning the extraction would: shift (each character the next in the charset, a mapping a model can learn), reverse (each answer backwards), random (random characters)")
+	poisonN  = flag.Float64("poison-share", 1, "with -poison, the share of answers rewritten (the rest left as the attacker read them)")
+	distill  = flag.Float64("distill", 0, "distil the shipped substitute into the model on the clean captchas at this weight (0: off)")
 	compDrop = flag.Float64("companion-max-drop", 0, "if set, judge the new model as the gateway does, as a companion that may read clean captchas this much worse than the shipped substitute")
 )
 
@@ -117,10 +119,10 @@ func run() error {
 		fmt.Printf("more answers: the adapted attacker answered %d captchas of %s, %d right; %d answers to train on now\n", len(extra), *more, right, len(train))
 	}
 	if *poison != "" {
-		if err := poisonAnswers(*poison, base.Arch.Charset, train, held); err != nil {
+		if err := poisonAnswers(*poison, *poisonN, base.Arch.Charset, train, held); err != nil {
 			return err
 		}
-		fmt.Printf("poisoned: every attacker answer rewritten (%s)\n", *poison)
+		fmt.Printf("poisoned: %.0f%% of the attacker's answers rewritten (%s)\n", 100**poisonN, *poison)
 	}
 	style := captcha.DefaultStyle()
 	if err := style.Validate(); err != nil {
@@ -170,12 +172,12 @@ func run() error {
 		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
 			Base: tuned, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
 			Epochs: *epochs, LR: *lr, PairShares: []float64{*share}, Seed: 22, Progress: os.Stderr,
-			Companion: *compDrop > 0, CompanionMaxCleanDrop: *compDrop,
+			Companion: *compDrop > 0, CompanionMaxCleanDrop: *compDrop, Distill: *distill, Root: base,
 		}); err != nil {
 			return err
 		}
-		fmt.Printf("settings: epochs %d lr %g share %g clean %d; %d answers to train on, %d held out; took %v\n",
-			*epochs, *lr, *share, *cleanN, len(train), len(held), time.Since(start).Round(time.Second))
+		fmt.Printf("settings: epochs %d lr %g share %g clean %d distill %g; %d answers to train on, %d held out; took %v\n",
+			*epochs, *lr, *share, *cleanN, *distill, len(train), len(held), time.Since(start).Round(time.Second))
 		fmt.Printf("%s; better %v\n", res.Why, res.Better)
 	}
 	if *recal {
@@ -289,11 +291,15 @@ func run() error {
 // poisonAnswers rewrites the answers in place as an attacker that wants
 // the extraction to learn something other than its solver would: a
 // consistent mapping (shift, reverse) a model can learn and that costs it
-// clean accuracy, or noise (random) it cannot learn.
-func poisonAnswers(mode, charset string, sets ...[]solver.Sample) error {
+// clean accuracy, or noise (random) it cannot learn; share of them, the
+// rest left as they were.
+func poisonAnswers(mode string, share float64, charset string, sets ...[]solver.Sample) error {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, set := range sets {
 		for i := range set {
+			if rng.Float64() >= share {
+				continue
+			}
 			r := []byte(set[i].Text)
 			switch mode {
 			case "shift":
