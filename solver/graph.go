@@ -43,12 +43,12 @@ type graph struct {
 	// cross-entropy of the model's outputs against them (zero rows leave
 	// their sample to CTC alone): the gradients are of both costs.
 	teacher, distillCost *G.Node
-	grads    G.Nodes   // d cost / d x, or / d trainable params
-	bns      []*bnLeakyOp
+	grads                G.Nodes // d cost / d x, or / d trainable params
+	bns                  []*bnLeakyOp
 
 	// Bound values, reused between runs.
 	xVal, targetsVal, tgtLensVal, teacherVal *tensor.Dense
-	paramVals                    []*tensor.Dense
+	paramVals                                []*tensor.Dense
 }
 
 // buildMu serialises graph construction: gorgonia v0.9.18 numbers the
