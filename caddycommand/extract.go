@@ -1,6 +1,7 @@
 package caddycommand
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,7 +41,7 @@ func extractCommand() *cobra.Command {
 	var tune, publish, companion bool
 	var cleanN, cleanValN, hardenN, epochs, batch, workers, minHeldOut int
 	var attack attackFlags
-	var lr, maxCleanDrop, companionMaxDrop, minGain float64
+	var lr, maxCleanDrop, companionMaxDrop, minGain, distill float64
 	var pairShares []float64
 	var seed uint64
 	var watch bool
@@ -106,7 +107,7 @@ them, which one fine-tuned from the published version hardly can.`,
 			x := &extractRun{w: w, st: st, out: out, initPath: initPath, learnerPath: learnerPath, lookback: lookback, tune: tune, publish: publish,
 				cleanN: cleanN, cleanValN: cleanValN, hardenN: hardenN, attack: attackCfg, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
 					LR: lr, PairShares: pairShares, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
-					Companion: companion, CompanionMaxCleanDrop: companionMaxDrop}}
+					Companion: companion, CompanionMaxCleanDrop: companionMaxDrop, Distill: distill}}
 			if !watch {
 				if metricsAddr != "" {
 					return errors.New("--metrics needs --watch (a single run prints its outcome)")
@@ -149,6 +150,7 @@ them, which one fine-tuned from the published version hardly can.`,
 	f.Float64Var(&maxCleanDrop, "max-clean-drop", 0.01, "clean accuracy the new model may lose and still be published")
 	f.BoolVar(&companion, "companion", true, "publish a more faithful model that lost more clean accuracy than --max-clean-drop (at most --companion-max-drop) as a companion of the clean-accurate root model")
 	f.Float64Var(&companionMaxDrop, "companion-max-drop", extraction.DefaultCompanionMaxCleanDrop, "clean accuracy a companion may lose below the root model")
+	f.Float64Var(&distill, "distill", 0, "distil the root model into the new one on the clean captchas at this weight, so that learning the answers costs less clean accuracy (0: off)")
 	f.IntVar(&minHeldOut, "min-heldout", 20, "fewest held-out answers to decide on")
 	f.Uint64Var(&seed, "seed", 0, "seed of the clean captchas and the training order (default random)")
 	f.BoolVar(&watch, "watch", false, "keep running: extract (with --tune/--publish) whenever a trigger is due")
@@ -265,6 +267,9 @@ func (x *extractRun) runOnce(ctx context.Context, pairs []extraction.Pair) (outc
 	}
 	fmt.Fprintf(w, "fine-tuning %s on %d answers, %d clean and %d hardening captchas (seed %d)\n",
 		tuned.Version(), len(cfg.Pairs), len(cfg.Clean), len(cfg.Hardening), cfg.Seed)
+	if cfg.Distill > 0 {
+		fmt.Fprintf(w, "distilling %s into it on the clean captchas, at weight %g\n", cmp.Or(root, base).Version(), cfg.Distill)
+	}
 	res, err := extraction.FineTune(ctx, cfg)
 	if errors.Is(err, extraction.ErrTooFewPairs) {
 		fmt.Fprintf(w, "extraction: %v: not published (too few answers)\n", err)

@@ -119,12 +119,15 @@ func TestExtractCommand(t *testing.T) {
 
 	out, err = output(t, extractCommand(), "--redis", srv.Addr, "--out", dir, "--tune", "--publish", "--init", solvertest.UntrainedFile(t),
 		"--clean", "8", "--clean-val", "8", "--epochs", "1", "--min-heldout", "1", "--seed", "3", "--workers", "2",
-		"--harden", "4", "--iterations", "1", "--eot", "off", "--learner", solvertest.UntrainedFile(t), "--pair-share", "0,0.5")
+		"--harden", "4", "--iterations", "1", "--eot", "off", "--learner", solvertest.UntrainedFile(t), "--pair-share", "0,0.5", "--distill", "1")
 	if err != nil {
 		t.Fatalf("extract --tune: %q %v", out, err)
 	}
 	if !strings.Contains(out, "\npair share 0: ") || !strings.Contains(out, "\npair share 0.5: ") {
 		t.Fatalf("extract --pair-share 0,0.5 did not report both fine-tunings: %q", out)
+	}
+	if !strings.Contains(out, "\ndistilling ") || !strings.Contains(out, " at weight 1\n") {
+		t.Fatalf("extract --distill 1 did not distil: %q", out)
 	}
 	if !strings.Contains(out, "fine-tuning the learner ") {
 		t.Fatalf("extract --learner did not fine-tune the learner: %q", out)
