@@ -67,10 +67,10 @@ type TuneConfig struct {
 	// fidelity a little; its effect on the attacker was measured on fresh
 	// captchas.
 	PairShares []float64
-	// Distill, when above zero, distils the root (the base when it has
-	// none) into the model on the clean captchas, at this weight next to
-	// their CTC loss (solver.TrainConfig.Teacher), so that learning the
-	// answers costs less clean accuracy. Off by default.
+	// Distill is the weight at which the root (the base when it has none)
+	// is distilled into the model on the clean captchas, next to their CTC
+	// loss (solver.TrainConfig.Teacher), so that learning the answers costs
+	// less clean accuracy; default DefaultDistill, negative: off.
 	Distill float64
 	// MinFidelityGain is how much a new model's character fidelity must
 	// rise over the base's to count as following the attackers better
@@ -152,6 +152,18 @@ type Attempt struct {
 // it is not set.
 const DefaultCompanionMaxCleanDrop = 0.10
 
+// DefaultDistill is TuneConfig.Distill when it is not set.
+//
+// Why 1 (bench/extractlab/RESULTS.md, at ε 40, pair share 0.5): on two
+// simulations' data, distilling kept 3–6 points more clean accuracy (91.4%
+// and 90.8% against 88.2% and 85.0%, the latter past a companion's bound)
+// for 2–4 points of character fidelity (38.8% and 43.1% against 40.7% and
+// 46.9%), and the adapted attacker read 9.0% of captchas computed against
+// it and the base where the undistilled model left 8.0% and the share-0
+// model, which the bound fell back to, 12.0%. A weight of 3 kept more
+// clean accuracy (92.6%) and less fidelity (40.6%).
+const DefaultDistill = 1.0
+
 // DefaultPairShares are TuneConfig.PairShares when none are set: answers
 // at half of each epoch, else not repeated (TuneConfig.PairShares says why).
 var DefaultPairShares = []float64{0.5, 0}
@@ -185,6 +197,9 @@ func FineTune(ctx context.Context, cfg TuneConfig) (*TuneResult, error) {
 	}
 	if cfg.MinHeldOut <= 0 {
 		cfg.MinHeldOut = 20
+	}
+	if cfg.Distill == 0 {
+		cfg.Distill = DefaultDistill
 	}
 	if len(cfg.Pairs) == 0 || len(cfg.HeldOut) < cfg.MinHeldOut {
 		return nil, fmt.Errorf("%w: %d to train on and %d held out (want at least 1 and %d)", ErrTooFewPairs, len(cfg.Pairs), len(cfg.HeldOut), cfg.MinHeldOut)

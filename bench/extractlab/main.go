@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -172,7 +173,7 @@ func run() error {
 		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
 			Base: tuned, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
 			Epochs: *epochs, LR: *lr, PairShares: []float64{*share}, Seed: 22, Progress: os.Stderr,
-			Companion: *compDrop > 0, CompanionMaxCleanDrop: *compDrop, Distill: *distill, Root: base,
+			Companion: *compDrop > 0, CompanionMaxCleanDrop: *compDrop, Distill: cmp.Or(*distill, -1), Root: base,
 		}); err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,7 +67,7 @@ var (
 	out          = flag.String("out", "bench/simulate/RESULTS.md", "results file")
 	learnerPath  = flag.String("learner", "", "if set, the extraction fine-tunes this model instead of the substitute (advcaptcha extract --learner), e.g. bench/adversarial/solvers/second.crnn")
 	companion    = flag.Bool("companion", true, "let the extraction publish a more faithful model that reads clean captchas less well as a companion of the substitute (as advcaptcha extract does by default)")
-	distill      = flag.Float64("distill", 0, "distil the substitute into the extraction's model on the clean captchas at this weight (0: the extraction's default, off)")
+	distill      = flag.Float64("distill", extraction.DefaultDistill, "distil the substitute into the extraction's model on the clean captchas at this weight (0: off)")
 	companionMax = flag.Float64("companion-max-drop", 0, "clean accuracy a companion may lose below the root (0: the extraction's default, 10 points)")
 	keep         = flag.String("keep", "", "if set, a directory to keep the adapted attacker (attacker-adapted.crnn) and the extraction's dataset (train/, heldout/) in, to study the extraction offline")
 )
@@ -570,7 +571,7 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 	s.logf("extraction: fine-tuning %s on %d attacker answers and %d clean captchas, %d answers held out", what, len(train), len(clean), len(held))
 	res, err := extraction.FineTune(ctx, extraction.TuneConfig{
 		Base: sub, Learner: learner, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal, Seed: 22, Progress: os.Stderr,
-		Companion: *companion, CompanionMaxCleanDrop: *companionMax, Root: sub, Distill: *distill,
+		Companion: *companion, CompanionMaxCleanDrop: *companionMax, Root: sub, Distill: cmp.Or(*distill, -1),
 	})
 	if err != nil {
 		return nil, "", err
