@@ -111,6 +111,9 @@ func TestExtractCommand(t *testing.T) {
 			t.Fatalf("--companion-max-drop %s was accepted: %q %v", bound, out, err)
 		}
 	}
+	if out, err := output(t, extractCommand(), "--redis", srv.Addr, "--out", dir, "--distill", "-1"); err == nil || !strings.Contains(err.Error(), "--distill") {
+		t.Fatalf("--distill -1 was accepted: %q %v", out, err)
+	}
 	for _, s := range append(train, held...) {
 		if s.Text != "k3xm" {
 			t.Fatalf("a pair is labelled %q, not with the attacker's answer", s.Text)
@@ -306,7 +309,9 @@ func TestExtractRunOutcomes(t *testing.T) {
 	m := newExtractMetrics()
 	x := &extractRun{w: &out, st: st, out: t.TempDir(), initPath: solvertest.UntrainedFile(t), lookback: time.Hour,
 		tune: true, publish: true, cleanN: 8, cleanValN: 8, metrics: m,
-		cfg: extraction.TuneConfig{Epochs: 1, Workers: 2, MinHeldOut: 1, Seed: 3, PairShares: []float64{0}, Companion: true}}
+		// Not distilled (-1): the root here is untrained, and holding the
+		// model to it keeps it from learning the one answer in a single epoch.
+		cfg: extraction.TuneConfig{Epochs: 1, Workers: 2, MinHeldOut: 1, Seed: 3, PairShares: []float64{0}, Companion: true, Distill: -1}}
 	count := func(outcome string) float64 { return testutil.ToFloat64(m.runs.WithLabelValues(outcome)) }
 
 	if err := x.run(ctx, nil); err != nil {
