@@ -274,7 +274,7 @@ func (x *extractRun) runOnce(ctx context.Context, pairs []extraction.Pair) (outc
 	fmt.Fprintf(w, "fine-tuning %s on %d answers, %d clean and %d hardening captchas (seed %d)\n",
 		tuned.Version(), len(cfg.Pairs), len(cfg.Clean), len(cfg.Hardening), cfg.Seed)
 	if cfg.Distill > 0 {
-		fmt.Fprintf(w, "distilling %s into it on the clean captchas, at weight %g\n", cmp.Or(root, base).Version(), cfg.Distill)
+		fmt.Fprintf(w, "a pair share refused for clean accuracy is fine-tuned again with %s distilled at weight %g\n", cmp.Or(root, base).Version(), cfg.Distill)
 	}
 	res, err := extraction.FineTune(ctx, cfg)
 	if errors.Is(err, extraction.ErrTooFewPairs) {
@@ -286,7 +286,7 @@ func (x *extractRun) runOnce(ctx context.Context, pairs []extraction.Pair) (outc
 	}
 	if len(res.Tried) > 1 {
 		for _, a := range res.Tried {
-			fmt.Fprintf(w, "pair share %g: %s\n", a.PairShare, a.Why)
+			fmt.Fprintf(w, "%s: %s\n", a.Setting(), a.Why)
 		}
 	}
 	m := res.Model

@@ -129,8 +129,8 @@ func TestExtractCommand(t *testing.T) {
 	if !strings.Contains(out, "\npair share 0: ") || !strings.Contains(out, "\npair share 0.5: ") {
 		t.Fatalf("extract --pair-share 0,0.5 did not report both fine-tunings: %q", out)
 	}
-	if !strings.Contains(out, "\ndistilling ") || !strings.Contains(out, " at weight 1\n") {
-		t.Fatalf("extract --distill 1 did not distil: %q", out)
+	if !strings.Contains(out, "\na pair share refused for clean accuracy is fine-tuned again with ") || !strings.Contains(out, " at weight 1\n") {
+		t.Fatalf("extract --distill 1 did not say it distils: %q", out)
 	}
 	if !strings.Contains(out, "fine-tuning the learner ") {
 		t.Fatalf("extract --learner did not fine-tune the learner: %q", out)

@@ -474,7 +474,8 @@ func TestFineTuneLearner(t *testing.T) {
 	}
 }
 
-// Distilling the root on the clean captchas keeps the model's clean
+// A pair share refused for its clean accuracy is fine-tuned again with the
+// root distilled on the clean captchas, which keeps the model's clean
 // accuracy while it is fine-tuned on answers that contradict its reading
 // (on images marked as adversarial captchas are by their perturbation —
 // here a dark first column — the synthetic attacker reads every character
@@ -499,25 +500,31 @@ func TestFineTuneDistillsTheRootOnCleanCaptchas(t *testing.T) {
 		}
 		return s
 	}
-	tune := func(distill float64) *TuneResult {
-		res, err := FineTune(context.Background(), TuneConfig{
-			Base: solvertest.Model(t), Pairs: shift(solvertest.Samples(48, 11)), HeldOut: shift(solvertest.Samples(64, 12)),
-			Clean: solvertest.Samples(48, 13), CleanVal: solvertest.Samples(64, 14),
-			Epochs: 4, Batch: 16, Workers: 2, LR: 5e-3, Seed: 1, PairShares: []float64{0.5}, Distill: distill,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("distill %g: %s", distill, res.Why)
-		return res
+	cfg := TuneConfig{
+		Base: solvertest.Model(t), Pairs: shift(solvertest.Samples(48, 11)), HeldOut: shift(solvertest.Samples(64, 12)),
+		Clean: solvertest.Samples(48, 13), CleanVal: solvertest.Samples(64, 14),
+		Epochs: 4, Batch: 16, Workers: 2, LR: 5e-3, Seed: 1, PairShares: []float64{0.5}, Distill: 2,
 	}
-	plain, distilled := tune(-1), tune(2) // -1: off
-	if plain.After.CleanAccuracy > plain.Before.CleanAccuracy-0.1 {
-		t.Fatalf("the answers cost the plain fine-tuning no clean accuracy (%.2f → %.2f): the test says nothing",
-			plain.Before.CleanAccuracy, plain.After.CleanAccuracy)
+	res, err := FineTune(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Tried {
+		t.Logf("%s: %s", a.Setting(), a.Why)
+	}
+	if len(res.Tried) != 2 || res.Tried[0].Distill != 0 || res.Tried[1].Distill != 2 || res.Tried[1].PairShare != 0.5 {
+		t.Fatalf("attempts %+v: want the share without distillation, then, refused for clean accuracy, with it", res.Tried)
+	}
+	plain, distilled := res.Tried[0], res.Tried[1]
+	if !strings.HasPrefix(plain.Why, "clean accuracy fell") || plain.After.CleanAccuracy > res.Before.CleanAccuracy-0.1 {
+		t.Fatalf("the answers did not cost the plain fine-tuning its clean accuracy (%s): the test says nothing", plain.Why)
 	}
 	if distilled.After.CleanAccuracy < plain.After.CleanAccuracy+0.1 {
 		t.Errorf("clean accuracy %.2f with the root distilled, %.2f without", distilled.After.CleanAccuracy, plain.After.CleanAccuracy)
+	}
+	cfg.Distill = -1
+	if res, err := FineTune(context.Background(), cfg); err != nil || len(res.Tried) != 1 {
+		t.Errorf("with distillation off: %v, %d attempts, want 1", err, len(res.Tried))
 	}
 	if got, want := cleanOnly(2, 3, 1), []bool{false, false, true, true, true, false}; !slices.Equal(got, want) {
 		t.Errorf("cleanOnly(2, 3, 1) = %v, want %v", got, want)

@@ -578,7 +578,7 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 	}
 	if len(res.Tried) > 1 {
 		for _, t := range res.Tried {
-			s.logf("pair share %g: %s", t.PairShare, t.Why)
+			s.logf("%s: %s", t.Setting(), t.Why)
 		}
 	}
 	b, a := res.Before, res.After
