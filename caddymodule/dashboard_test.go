@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/chromedp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
@@ -249,7 +248,7 @@ func TestDashboardBehindBasicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := caddytest.NewTester(t)
+	tc := newTester(t)
 	tc.InitServer(fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080

@@ -92,6 +92,14 @@ func loadSiteAsIs(t testing.TB, opts, handler, logOutput string) *caddytest.Test
 	return loadWithGrace(t, "1ns", opts, handler, logOutput)
 }
 
+// newTester is caddytest.NewTester with a minute to load a config instead
+// of 5 s: provisioning loads the solver models, which under -race on a
+// busy 2-core machine took longer than that (TestAdversarialEnsemble, two
+// models).
+func newTester(t testing.TB) *caddytest.Tester {
+	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{LoadRequestTimeout: time.Minute})
+}
+
 // loadWithGrace is loadSiteAsIs with a grace period for the connections of
 // the config it replaces ("" for Caddy's default: wait for every request
 // in flight). The tests' 1ns makes reloads instant but cuts requests that
@@ -101,7 +109,7 @@ func loadWithGrace(t testing.TB, grace, opts, handler, logOutput string) *caddyt
 	if grace != "" {
 		grace = "grace_period " + grace
 	}
-	tc := caddytest.NewTester(t)
+	tc := newTester(t)
 	tc.InitServer(fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080

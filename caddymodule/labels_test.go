@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/advcaptcha/advcaptcha/extraction"
@@ -249,7 +248,7 @@ func TestLabelEvents(t *testing.T) {
 	}
 	cfg["apps"].(map[string]any)["events"] = map[string]any{}
 	js, _ = json.Marshal(cfg)
-	caddytest.NewTester(t).InitServer(string(js), "json")
+	newTester(t).InitServer(string(js), "json")
 	if t.Failed() {
 		t.FailNow()
 	}
