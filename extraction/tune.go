@@ -61,8 +61,9 @@ type TuneConfig struct {
 	// 10.5% and 8% — but it cost 9.2–9.4 points of clean accuracy, within
 	// a point of what a companion may lose; in make simulate's first run
 	// with this default it lost 12.6 and was refused, and the share-0
-	// model (3.4–4.6 points lost in four runs) was published. The price is
-	// a second fine-tuning per run. Choosing
+	// model (3.4–4.6 points lost in four runs) was published; a share
+	// refused so now gets a second, distilled try (Distill). The price is
+	// a second fine-tuning per run, a third when that try is needed. Choosing
 	// among settings on the held-out answers favours the chosen one's
 	// fidelity a little; its effect on the attacker was measured on fresh
 	// captchas.
