@@ -158,16 +158,16 @@ const DefaultCompanionMaxCleanDrop = 0.10
 
 // DefaultDistill is TuneConfig.Distill when it is not set.
 //
-// Why 1 (bench/extractlab/RESULTS.md, at ε 40, pair share 0.5): on two
-// simulations' data, distilling kept 3–6 points more clean accuracy (91.4%
-// and 90.8% against 88.2% and 85.0%) for 2–4 points of character fidelity
-// (38.8% and 43.1% against 40.7% and 46.9%). Where the undistilled model
-// was refused (85.0%, past a companion's bound), the adapted attacker read
-// 9.0% of the captchas computed against the distilled one and the base,
-// against 12.0% for the share-0 model the rule had fallen back to; where
-// it was accepted, the undistilled model did better (7.5% against 10.5%),
-// which is why distilling is a second try and not the first. A weight of
-// 3 kept more clean accuracy (92.6%) and less fidelity (40.6%).
+// Why 1 (bench/extractlab/RESULTS.md, at ε 40, pair share 0.5): on four
+// simulations' data, distilling kept 3–6 points more clean accuracy
+// (90.8–91.4% against 85.0–88.2%) for 2–4 points of character fidelity.
+// Where the undistilled model was refused (past a companion's bound), the
+// adapted attacker read 9.0% and 8.5% of the captchas computed against the
+// distilled one and the base — against 12.0% for the share-0 model the
+// rule had fallen back to; where it was accepted, the undistilled model
+// did better (7.5% against 10.5%), which is why distilling is a second try
+// and not the first. A weight of 3 kept more clean accuracy (92.6%) and
+// less fidelity (40.6%).
 const DefaultDistill = 1.0
 
 // DefaultPairShares are TuneConfig.PairShares when none are set: answers
