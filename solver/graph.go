@@ -38,13 +38,14 @@ type graph struct {
 	inLens   *G.Node   // (B), always T: the CTC gradient is NaN past an input's length
 	tgtLens  *G.Node   // (B)
 	cost     *G.Node   // summed CTC loss
-	// teacher, in a training graph built to distil, holds a teacher model's
-	// probabilities (T,B,K), already weighted, and distillCost the summed
-	// cross-entropy of the model's outputs against them (zero rows leave
-	// their sample to CTC alone): the gradients are of both costs.
-	teacher, distillCost *G.Node
-	grads                G.Nodes // d cost / d x, or / d trainable params
-	bns                  []*bnLeakyOp
+	// distillCost, in a training graph built to distil, is the summed
+	// cross-entropy of the model's outputs against a teacher's
+	// probabilities (T,B,K) bound in teacherVal, already weighted (zero
+	// rows leave their sample to CTC alone): the gradients are of both
+	// costs.
+	distillCost *G.Node
+	grads       G.Nodes // d cost / d x, or / d trainable params
+	bns         []*bnLeakyOp
 
 	// Bound values, reused between runs.
 	xVal, targetsVal, tgtLensVal, teacherVal *tensor.Dense
@@ -174,8 +175,8 @@ func (gr *graph) build() error {
 		}
 		outputs := G.Nodes{gr.cost}
 		if gr.teacherVal != nil {
-			gr.teacher = G.NewTensor(g, gr.dtype, 3, G.WithShape(gr.teacherVal.Shape()...), G.WithName("teacher"), G.WithValue(gr.teacherVal))
-			agree, err := G.HadamardProd(gr.teacher, gr.logProbs)
+			teacher := G.NewTensor(g, gr.dtype, 3, G.WithShape(gr.teacherVal.Shape()...), G.WithName("teacher"), G.WithValue(gr.teacherVal))
+			agree, err := G.HadamardProd(teacher, gr.logProbs)
 			if err != nil {
 				return err
 			}
