@@ -156,7 +156,7 @@ them, which one fine-tuned from the published version hardly can.`,
 	f.Float64Var(&maxCleanDrop, "max-clean-drop", 0.01, "clean accuracy the new model may lose and still be published")
 	f.BoolVar(&companion, "companion", true, "publish a more faithful model that lost more clean accuracy than --max-clean-drop (at most --companion-max-drop) as a companion of the clean-accurate root model")
 	f.Float64Var(&companionMaxDrop, "companion-max-drop", extraction.DefaultCompanionMaxCleanDrop, "clean accuracy a companion may lose below the root model")
-	f.Float64Var(&distill, "distill", extraction.DefaultDistill, "distil the root model into the new one on the clean captchas at this weight, so that learning the answers costs less clean accuracy (0: off)")
+	f.Float64Var(&distill, "distill", extraction.DefaultDistill, "a pair share refused for its clean accuracy is fine-tuned again with the root model distilled into it on the clean captchas at this weight, which costs less clean accuracy (0: no second try)")
 	f.IntVar(&minHeldOut, "min-heldout", 20, "fewest held-out answers to decide on")
 	f.Uint64Var(&seed, "seed", 0, "seed of the clean captchas and the training order (default random)")
 	f.BoolVar(&watch, "watch", false, "keep running: extract (with --tune/--publish) whenever a trigger is due")

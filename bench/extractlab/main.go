@@ -48,7 +48,7 @@ var (
 	evalSeed = flag.Uint64("eval-seed", 94_000_000, "first seed of the captchas the adapted attacker reads")
 	poison   = flag.String("poison", "", "rewrite the attacker's answers (to train on and held out) as an attacker poisoning the extraction would: shift (each character the next in the charset, a mapping a model can learn), reverse (each answer backwards), random (random characters)")
 	poisonN  = flag.Float64("poison-share", 1, "with -poison, the share of answers rewritten (the rest left as the attacker read them)")
-	distill  = flag.Float64("distill", 0, "distil the shipped substitute into the model on the clean captchas at this weight (0: off)")
+	distill  = flag.Float64("distill", 0, "if the fine-tuning is refused for its clean accuracy, fine-tune again with the shipped substitute distilled on the clean captchas at this weight, as the extraction does (0: no second try)")
 	compDrop = flag.Float64("companion-max-drop", 0, "if set, judge the new model as the gateway does, as a companion that may read clean captchas this much worse than the shipped substitute")
 )
 

@@ -67,7 +67,7 @@ var (
 	out          = flag.String("out", "bench/simulate/RESULTS.md", "results file")
 	learnerPath  = flag.String("learner", "", "if set, the extraction fine-tunes this model instead of the substitute (advcaptcha extract --learner), e.g. bench/adversarial/solvers/second.crnn")
 	companion    = flag.Bool("companion", true, "let the extraction publish a more faithful model that reads clean captchas less well as a companion of the substitute (as advcaptcha extract does by default)")
-	distill      = flag.Float64("distill", extraction.DefaultDistill, "distil the substitute into the extraction's model on the clean captchas at this weight (0: off)")
+	distill      = flag.Float64("distill", extraction.DefaultDistill, "a pair share refused for its clean accuracy is fine-tuned again with the substitute distilled on the clean captchas at this weight, as advcaptcha extract does (0: no second try)")
 	companionMax = flag.Float64("companion-max-drop", 0, "clean accuracy a companion may lose below the root (0: the extraction's default, 10 points)")
 	keep         = flag.String("keep", "", "if set, a directory to keep the adapted attacker (attacker-adapted.crnn) and the extraction's dataset (train/, heldout/) in, to study the extraction offline")
 )
