@@ -1,27 +1,77 @@
 package store
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// MemoryOptions configure the in-memory store.
+// MemoryOptions configure the in-memory store. Each kind of state has its
+// own budget, so that a flood of one kind (new accounts, new challenges,
+// new failure counters) cannot push out another: before, one shared LRU let
+// 3,000 requests with made-up accounts evict an operator's label and the
+// wrong-answer counters of the clients being counted.
 type MemoryOptions struct {
 	Options
-	// MaxEntities bounds how many entities are tracked; when full, the
-	// least recently seen of a small random sample is evicted (as Redis's
-	// approximated LRU does). Default 100,000.
+	// MaxEntities bounds how many entities' request counts are tracked;
+	// when full, the least recently seen of a small random sample is
+	// evicted (as Redis's approximated LRU does). Losing an idle entity's
+	// counts is harmless: it starts again from zero, as a new client
+	// would. Its label is kept elsewhere. Default 100,000.
 	MaxEntities int
+	// MaxLabels bounds how many labels are kept. A label is never dropped
+	// to make room for request counts; when MaxLabels labels are live, a
+	// new label still goes in and the label that expires soonest goes out
+	// (it had the least protection left to give). Default 10×MaxEntities.
+	MaxLabels int
+	// MaxCounters bounds the Incr counters of each key namespace (the key
+	// up to its first ':', e.g. "fail:", "penalty:", "audio:"), so a flood
+	// of one namespace cannot push out another's. What happens to a counter
+	// pushed out is described at IncrSaturated. Default MaxEntities.
+	MaxCounters int
+	// MaxValues bounds the PutOnce values, lists and queues of each key
+	// namespace ("ch:" challenges, "slide:" tickets, "hist:" lists, ...);
+	// when full, an expired value or else the soonest-expiring of a small
+	// random sample is evicted. Default MaxEntities.
+	MaxValues int
 }
 
-const memoryShards = 64
+// IncrSaturated is what Memory.Incr returns for a counter it could not keep
+// exactly: one it evicted for space (until the TTL it had would have
+// ended), or a new one when the namespace's counters and its record of
+// evicted ones are both full. Counters are limits on abuse (wrong answers,
+// audio plays), so a counter that restarted at 1 would hand whoever pushed
+// it out a fresh allowance; reading as at or past any limit instead fails
+// safe. It is math.MaxInt32, not MaxInt64, so callers' arithmetic on it
+// (n+1, shifts by n-1 after clamping) cannot overflow. Redis never returns
+// it: Redis keeps every key until its TTL (see the README on maxmemory).
+const IncrSaturated int64 = math.MaxInt32
+
+const (
+	memoryShards = 64
+	// evictSample is how many entries an eviction looks at: map iteration
+	// starts at a random place, so they are a free random sample.
+	evictSample = 8
+	// maxSpaces bounds the key namespaces per shard; namespaces are
+	// chosen by the code, not by clients, but a key built without a fixed
+	// prefix must not make namespaces without bound. Keys past the bound,
+	// and keys without ':', share the namespace "".
+	maxSpaces = 32
+	// tombsPerCounter: a tombstone (8-byte hash, 8-byte expiry) costs a
+	// fraction of a counter (its key string and map entry), so a namespace
+	// remembers several times more evicted counters than it keeps.
+	tombsPerCounter = 4
+)
 
 // Memory is a Store for a single gateway instance. Its memory is bounded by
-// MaxEntities and idle entities expire like Redis keys would.
+// the budgets of MemoryOptions, and idle entries expire like Redis keys
+// would.
 type Memory struct {
 	opts   MemoryOptions
 	seed   maphash.Seed
@@ -29,35 +79,83 @@ type Memory struct {
 	stop   chan struct{}
 	done   sync.WaitGroup
 
+	// the budgets of each shard
+	maxEntities, maxLabels, maxCounters, maxTombs, maxValues int
+
 	logMu sync.Mutex
 	logs  map[string]*memLog
 }
 
 type memShard struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]*memEntity
-	// kv holds PutOnce values and Incr counters, bounded like m.
-	kv map[string]memValue
+	mu sync.Mutex
+	m  map[string]*memEntity
+	// labels live apart from the entities' counts, so that evicting an
+	// idle entity's counts keeps its label; byExpiry finds the label to
+	// give up when labels are full, and the expired ones to sweep.
+	labels   map[string]*memLabel
+	byExpiry labelHeap
+	spaces   map[string]*memSpace
+}
+
+// memSpace holds one key namespace's values and counters. Values and
+// counters share the namespace's keys (a lock is taken with Incr and
+// released with Take) but not their budgets.
+type memSpace struct {
+	values   map[string]memValue
+	counters map[string]memCounter
+	// tombs remembers counters evicted for space until they would have
+	// expired (unix ns), by the key's seeded hash.
+	tombs map[uint64]int64
 }
 
 type memValue struct {
 	value   []byte
-	n       int64
 	list    [][]byte
+	expires time.Time
+}
+
+type memCounter struct {
+	n       int64
 	expires time.Time
 }
 
 type memEntity struct {
 	lastSeen time.Time
 	windows  []memWindow
-	label    *Label
 	audio    int64
 }
 
 type memWindow struct {
 	idx       int64
 	cur, prev int64
+}
+
+type memLabel struct {
+	key string
+	l   Label
+	idx int // in byExpiry
+}
+
+// labelHeap is a min-heap of labels by expiry.
+type labelHeap []*memLabel
+
+func (h labelHeap) Len() int           { return len(h) }
+func (h labelHeap) Less(i, j int) bool { return h[i].l.Expires.Before(h[j].l.Expires) }
+func (h labelHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *labelHeap) Push(x any) {
+	l := x.(*memLabel)
+	l.idx = len(*h)
+	*h = append(*h, l)
+}
+func (h *labelHeap) Pop() any {
+	old := *h
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return l
 }
 
 // NewMemory returns an in-memory store. Close stops its janitor.
@@ -68,10 +166,22 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	if opts.MaxEntities <= 0 {
 		opts.MaxEntities = 100_000
 	}
-	m := &Memory{opts: opts, seed: maphash.MakeSeed(), stop: make(chan struct{}), logs: map[string]*memLog{}}
-	perShard := (opts.MaxEntities + memoryShards - 1) / memoryShards
+	if opts.MaxLabels <= 0 {
+		opts.MaxLabels = 10 * opts.MaxEntities
+	}
+	if opts.MaxCounters <= 0 {
+		opts.MaxCounters = opts.MaxEntities
+	}
+	if opts.MaxValues <= 0 {
+		opts.MaxValues = opts.MaxEntities
+	}
+	perShard := func(n int) int { return (n + memoryShards - 1) / memoryShards }
+	m := &Memory{opts: opts, seed: maphash.MakeSeed(), stop: make(chan struct{}), logs: map[string]*memLog{},
+		maxEntities: perShard(opts.MaxEntities), maxLabels: perShard(opts.MaxLabels),
+		maxCounters: perShard(opts.MaxCounters), maxTombs: tombsPerCounter * perShard(opts.MaxCounters),
+		maxValues: perShard(opts.MaxValues)}
 	for i := range m.shards {
-		m.shards[i] = memShard{max: perShard, m: make(map[string]*memEntity), kv: make(map[string]memValue)}
+		m.shards[i] = memShard{m: make(map[string]*memEntity), labels: make(map[string]*memLabel), spaces: make(map[string]*memSpace)}
 	}
 	m.done.Add(1)
 	go m.janitor()
@@ -79,7 +189,13 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 }
 
 func (m *Memory) shard(key string) *memShard {
-	return &m.shards[maphash.String(m.seed, key)%memoryShards]
+	sh, _ := m.shardHash(key)
+	return sh
+}
+
+func (m *Memory) shardHash(key string) (*memShard, uint64) {
+	h := maphash.String(m.seed, key)
+	return &m.shards[h%memoryShards], h
 }
 
 // Observe implements Store.
@@ -96,7 +212,7 @@ func (m *Memory) Observe(_ context.Context, now time.Time, hits []Hit) ([]Tally,
 		}
 		if e == nil && h.N > 0 {
 			e = &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
-			sh.insert(key, e, now, m)
+			m.insert(sh, key, e, now)
 		}
 		out[i].Counts = make([]float64, len(m.opts.Windows))
 		if e != nil {
@@ -117,34 +233,31 @@ func (m *Memory) Observe(_ context.Context, now time.Time, hits []Hit) ([]Tally,
 				mw.cur += h.N
 				out[i].Counts[j] = slidingCount(now, w, mw.cur, mw.prev)
 			}
-			if e.label != nil && now.Before(e.label.Expires) {
-				l := *e.label
+			out[i].Audio = e.audio
+		}
+		if len(sh.labels) > 0 {
+			if ml := sh.labels[key]; ml != nil && now.Before(ml.l.Expires) {
+				l := ml.l
 				out[i].Label = &l
 			}
-			out[i].Audio = e.audio
 		}
 		sh.mu.Unlock()
 	}
 	return out, nil
 }
 
-// expired reports whether an entity would be gone in Redis by now: its
-// counters idle past retention and no live label.
+// expired reports whether an entity's counts would be gone in Redis by now.
 func (m *Memory) expired(e *memEntity, now time.Time) bool {
-	if e.label != nil && now.Before(e.label.Expires) {
-		return false
-	}
 	return now.Sub(e.lastSeen) > m.opts.retention()
 }
 
 // insert adds e, evicting first when the shard is full. Called with sh.mu held.
-func (sh *memShard) insert(key string, e *memEntity, now time.Time, m *Memory) {
-	if len(sh.m) >= sh.max {
-		const sample = 5
+func (m *Memory) insert(sh *memShard, key string, e *memEntity, now time.Time) {
+	if len(sh.m) >= m.maxEntities {
 		var victim string
 		var oldest time.Time
 		n := 0
-		for k, c := range sh.m { // map iteration order is random: a free sample
+		for k, c := range sh.m {
 			if m.expired(c, now) {
 				victim = k
 				break
@@ -152,7 +265,7 @@ func (sh *memShard) insert(key string, e *memEntity, now time.Time, m *Memory) {
 			if n == 0 || c.lastSeen.Before(oldest) {
 				victim, oldest = k, c.lastSeen
 			}
-			if n++; n == sample {
+			if n++; n == evictSample {
 				break
 			}
 		}
@@ -162,7 +275,8 @@ func (sh *memShard) insert(key string, e *memEntity, now time.Time, m *Memory) {
 	sh.m[key] = e
 }
 
-// SetLabel implements Store.
+// SetLabel implements Store. It always records the label: when the labels
+// are full the one that expires soonest makes room.
 func (m *Memory) SetLabel(_ context.Context, ent Entity, l Label) error {
 	now := time.Now()
 	if !l.Expires.After(now) {
@@ -172,13 +286,29 @@ func (m *Memory) SetLabel(_ context.Context, ent Entity, l Label) error {
 	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[key]
-	if e == nil {
-		e = &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
-		sh.insert(key, e, now, m)
+	if ml := sh.labels[key]; ml != nil {
+		ml.l = l
+		heap.Fix(&sh.byExpiry, ml.idx)
+		return nil
 	}
-	e.label = &l
+	sh.dropExpiredLabels(now)
+	if len(sh.labels) >= m.maxLabels {
+		ml := heap.Pop(&sh.byExpiry).(*memLabel)
+		delete(sh.labels, ml.key)
+	}
+	ml := &memLabel{key: key, l: l}
+	heap.Push(&sh.byExpiry, ml)
+	sh.labels[key] = ml
 	return nil
+}
+
+// dropExpiredLabels removes the labels that have expired by now. Called
+// with sh.mu held.
+func (sh *memShard) dropExpiredLabels(now time.Time) {
+	for len(sh.byExpiry) > 0 && !now.Before(sh.byExpiry[0].l.Expires) {
+		ml := heap.Pop(&sh.byExpiry).(*memLabel)
+		delete(sh.labels, ml.key)
+	}
 }
 
 // CountAudio implements Store.
@@ -191,7 +321,7 @@ func (m *Memory) CountAudio(_ context.Context, ent Entity) error {
 	e := sh.m[key]
 	if e == nil || m.expired(e, now) {
 		e = &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
-		sh.insert(key, e, now, m)
+		m.insert(sh, key, e, now)
 	}
 	e.audio++
 	e.lastSeen = now
@@ -204,32 +334,63 @@ func (m *Memory) ClearLabel(_ context.Context, ent Entity) error {
 	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.m[key]; e != nil {
-		e.label = nil
+	if ml := sh.labels[key]; ml != nil {
+		heap.Remove(&sh.byExpiry, ml.idx)
+		delete(sh.labels, key)
 	}
 	return nil
 }
 
-// putValue stores v, evicting an expired or random value when the shard
-// is full. Called with sh.mu held.
-func (sh *memShard) putValue(key string, v memValue, now time.Time) {
-	if _, exists := sh.kv[key]; !exists && len(sh.kv) >= sh.max {
+// space returns the namespace of key in sh. Called with sh.mu held.
+func (sh *memShard) space(key string) *memSpace {
+	ns := ""
+	if i := strings.IndexByte(key, ':'); i >= 0 {
+		ns = key[:i+1]
+	}
+	if sp := sh.spaces[ns]; sp != nil {
+		return sp
+	}
+	if len(sh.spaces) >= maxSpaces {
+		ns = ""
+		if sp := sh.spaces[ns]; sp != nil {
+			return sp
+		}
+	}
+	sp := &memSpace{values: make(map[string]memValue), counters: make(map[string]memCounter), tombs: make(map[uint64]int64)}
+	sh.spaces[strings.Clone(ns)] = sp
+	return sp
+}
+
+// putValue stores v, evicting first when the namespace's values are full:
+// an expired one, else the soonest to expire of a sample, which loses the
+// least (a challenge or ticket that would soon have gone anyway). Called
+// with sh.mu held.
+func (m *Memory) putValue(sp *memSpace, key string, v memValue, now time.Time) {
+	if _, exists := sp.values[key]; !exists && len(sp.values) >= m.maxValues {
 		var victim string
-		for k, old := range sh.kv { // random order: a free sample
-			victim = k
+		var soonest time.Time
+		n := 0
+		for k, old := range sp.values {
 			if now.After(old.expires) {
+				victim = k
+				break
+			}
+			if n == 0 || old.expires.Before(soonest) {
+				victim, soonest = k, old.expires
+			}
+			if n++; n == evictSample {
 				break
 			}
 		}
-		delete(sh.kv, victim)
+		delete(sp.values, victim)
 	}
-	sh.kv[key] = v
+	sp.values[key] = v
 }
 
 // live returns the value under key, or the zero value when there is none or
 // it has expired. Called with sh.mu held.
-func (sh *memShard) live(key string, now time.Time) memValue {
-	if v, ok := sh.kv[key]; ok && !now.After(v.expires) {
+func (sp *memSpace) live(key string, now time.Time) memValue {
+	if v, ok := sp.values[key]; ok && !now.After(v.expires) {
 		return v
 	}
 	return memValue{}
@@ -238,29 +399,47 @@ func (sh *memShard) live(key string, now time.Time) memValue {
 // PutOnce implements Store.
 func (m *Memory) PutOnce(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	now := time.Now()
-	sh := m.shard("v:" + key)
+	sh, h := m.shardHash(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.putValue(key, memValue{value: append([]byte(nil), value...), expires: now.Add(ttl)}, now)
+	sp := sh.space(key)
+	// Like Redis SET, a value replaces a counter under the same key.
+	delete(sp.counters, key)
+	delete(sp.tombs, h)
+	m.putValue(sp, key, memValue{value: append([]byte(nil), value...), expires: now.Add(ttl)}, now)
 	return nil
 }
 
 func (m *Memory) get(key string, take bool) ([]byte, error) {
 	now := time.Now()
-	sh := m.shard("v:" + key)
+	sh, h := m.shardHash(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	v, ok := sh.kv[key]
-	if !ok || now.After(v.expires) || (v.value == nil && v.n == 0) {
+	sp := sh.space(key)
+	if v, ok := sp.values[key]; ok && !now.After(v.expires) && v.value != nil {
+		if take {
+			delete(sp.values, key)
+		}
+		return append([]byte(nil), v.value...), nil
+	}
+	// A counter reads as Redis shows it; an evicted one as saturated, and
+	// taking it (releasing a lock) forgets it like taking a kept one.
+	n := int64(0)
+	if c, ok := sp.counters[key]; ok && !now.After(c.expires) {
+		n = c.n
+		if take {
+			delete(sp.counters, key)
+		}
+	} else if exp, ok := sp.tombs[h]; ok && now.UnixNano() < exp {
+		n = IncrSaturated
+		if take {
+			delete(sp.tombs, h)
+		}
+	}
+	if n == 0 {
 		return nil, ErrNotFound
 	}
-	if take {
-		delete(sh.kv, key)
-	}
-	if v.value == nil { // a counter reads as Redis shows it
-		return strconv.AppendInt(nil, v.n, 10), nil
-	}
-	return append([]byte(nil), v.value...), nil
+	return strconv.AppendInt(nil, n, 10), nil
 }
 
 // Peek implements Store.
@@ -269,19 +448,81 @@ func (m *Memory) Peek(_ context.Context, key string) ([]byte, error) { return m.
 // Take implements Store.
 func (m *Memory) Take(_ context.Context, key string) ([]byte, error) { return m.get(key, true) }
 
-// Incr implements Store.
+// Incr implements Store. A counter evicted for space reads IncrSaturated
+// until it would have expired, and so does a new counter when the
+// namespace can neither keep it nor remember one it evicts for it: a
+// counter here is either exact or saturated, never lower than it should be.
 func (m *Memory) Incr(_ context.Context, key string, ttl time.Duration) (int64, error) {
 	now := time.Now()
-	sh := m.shard("v:" + key)
+	sh, h := m.shardHash(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	v, ok := sh.kv[key]
-	if !ok || now.After(v.expires) {
-		v = memValue{expires: now.Add(ttl)}
+	sp := sh.space(key)
+	if c, ok := sp.counters[key]; ok {
+		if !now.After(c.expires) {
+			c.n++
+			sp.counters[key] = c
+			return c.n, nil
+		}
+		delete(sp.counters, key)
 	}
-	v.n++
-	sh.putValue(key, v, now)
-	return v.n, nil
+	if v, ok := sp.values[key]; ok && !now.After(v.expires) {
+		return 0, fmt.Errorf("memory store: incr %q: the key holds a value, not a counter", key)
+	}
+	if exp, ok := sp.tombs[h]; ok {
+		if now.UnixNano() < exp {
+			return IncrSaturated, nil
+		}
+		delete(sp.tombs, h)
+	}
+	if len(sp.counters) >= m.maxCounters && !m.evictCounter(sp, now) {
+		return IncrSaturated, nil
+	}
+	sp.counters[key] = memCounter{n: 1, expires: now.Add(ttl)}
+	return 1, nil
+}
+
+// evictCounter makes room for one counter: an expired one goes, else the
+// soonest to expire of a sample (whose client is saturated for the
+// shortest time) goes and is remembered as a tombstone. It reports false,
+// evicting nothing, when the tombstones are full of live ones too.
+// Called with sh.mu held.
+func (m *Memory) evictCounter(sp *memSpace, now time.Time) bool {
+	var victim string
+	var soonest time.Time
+	n := 0
+	for k, c := range sp.counters {
+		if now.After(c.expires) {
+			delete(sp.counters, k)
+			return true
+		}
+		if n == 0 || c.expires.Before(soonest) {
+			victim, soonest = k, c.expires
+		}
+		if n++; n == evictSample {
+			break
+		}
+	}
+	if len(sp.tombs) >= m.maxTombs {
+		freed, n := false, 0
+		ns := now.UnixNano()
+		for k, exp := range sp.tombs {
+			if exp <= ns {
+				delete(sp.tombs, k)
+				freed = true
+				break
+			}
+			if n++; n == evictSample {
+				break
+			}
+		}
+		if !freed {
+			return false
+		}
+	}
+	sp.tombs[maphash.String(m.seed, victim)] = soonest.UnixNano()
+	delete(sp.counters, victim)
+	return true
 }
 
 // memLog is a bounded in-memory log; ids are sequence numbers.
@@ -346,16 +587,17 @@ func (m *Memory) Latest(_ context.Context, log string, max int) ([]Record, error
 // PushList implements Store.
 func (m *Memory) PushList(_ context.Context, key string, value []byte, keep int, ttl time.Duration) ([][]byte, error) {
 	now := time.Now()
-	sh := m.shard("v:" + key)
+	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	v := sh.live(key, now)
+	sp := sh.space(key)
+	v := sp.live(key, now)
 	list := append([][]byte{append([]byte(nil), value...)}, v.list...)
 	if len(list) > keep {
 		list = list[:keep]
 	}
 	v.list, v.expires = list, now.Add(ttl)
-	sh.putValue(key, v, now)
+	m.putValue(sp, key, v, now)
 	out := make([][]byte, len(list))
 	for i, b := range list {
 		out[i] = append([]byte(nil), b...)
@@ -366,43 +608,45 @@ func (m *Memory) PushList(_ context.Context, key string, value []byte, keep int,
 // PushQueue implements Store. The queue is kept oldest first.
 func (m *Memory) PushQueue(_ context.Context, key string, value []byte, max int, ttl time.Duration) (int, error) {
 	now := time.Now()
-	sh := m.shard("v:" + key)
+	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	v := sh.live(key, now)
+	sp := sh.space(key)
+	v := sp.live(key, now)
 	v.list = append(v.list, append([]byte(nil), value...))
 	if len(v.list) > max {
 		v.list = append(v.list[:0:0], v.list[len(v.list)-max:]...)
 	}
 	v.expires = now.Add(ttl)
-	sh.putValue(key, v, now)
+	m.putValue(sp, key, v, now)
 	return len(v.list), nil
 }
 
 // PopQueue implements Store.
 func (m *Memory) PopQueue(_ context.Context, key string) ([]byte, error) {
 	now := time.Now()
-	sh := m.shard("v:" + key)
+	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	v := sh.live(key, now)
+	sp := sh.space(key)
+	v := sp.live(key, now)
 	if len(v.list) == 0 {
 		return nil, ErrNotFound
 	}
 	b := v.list[0]
 	v.list[0] = nil
 	v.list = v.list[1:]
-	sh.kv[key] = v
+	sp.values[key] = v
 	return b, nil
 }
 
 // QueueLen implements Store.
 func (m *Memory) QueueLen(_ context.Context, key string) (int, error) {
 	now := time.Now()
-	sh := m.shard("v:" + key)
+	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return len(sh.live(key, now).list), nil
+	return len(sh.space(key).live(key, now).list), nil
 }
 
 // Ping implements Store; memory is always reachable.
@@ -419,20 +663,42 @@ func (m *Memory) Close() error {
 	return nil
 }
 
-// Len returns the number of tracked entities.
-func (m *Memory) Len() int {
-	n := 0
+// Len returns the number of entities whose request counts are tracked.
+func (m *Memory) Len() int { return m.Sizes().Entities }
+
+// MemorySizes counts what a Memory holds, per budget.
+type MemorySizes struct {
+	Entities int // request counts (MaxEntities)
+	Labels   int // live or not yet swept (MaxLabels)
+	Counters int // Incr counters, all namespaces (MaxCounters each)
+	// Tombstones are counters evicted for space that still read as
+	// IncrSaturated (tombsPerCounter×MaxCounters each namespace).
+	Tombstones int
+	Values     int // PutOnce values, lists and queues, all namespaces (MaxValues each)
+	Namespaces int // the most of any shard (at most maxSpaces)
+}
+
+// Sizes returns how much the store holds, for tests and metrics.
+func (m *Memory) Sizes() MemorySizes {
+	var s MemorySizes
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		s.Entities += len(sh.m)
+		s.Labels += len(sh.labels)
+		s.Namespaces = max(s.Namespaces, len(sh.spaces))
+		for _, sp := range sh.spaces {
+			s.Counters += len(sp.counters)
+			s.Tombstones += len(sp.tombs)
+			s.Values += len(sp.values)
+		}
 		sh.mu.Unlock()
 	}
-	return n
+	return s
 }
 
-// janitor drops expired entities so idle memory is returned even when no
-// new entity arrives to trigger eviction.
+// janitor drops expired entries so idle memory is returned even when no
+// new entry arrives to trigger eviction.
 func (m *Memory) janitor() {
 	defer m.done.Done()
 	t := time.NewTicker(time.Minute)
@@ -448,6 +714,7 @@ func (m *Memory) janitor() {
 }
 
 func (m *Memory) sweep(now time.Time) {
+	ns := now.UnixNano()
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
@@ -456,9 +723,22 @@ func (m *Memory) sweep(now time.Time) {
 				delete(sh.m, k)
 			}
 		}
-		for k, v := range sh.kv {
-			if now.After(v.expires) {
-				delete(sh.kv, k)
+		sh.dropExpiredLabels(now)
+		for _, sp := range sh.spaces {
+			for k, v := range sp.values {
+				if now.After(v.expires) {
+					delete(sp.values, k)
+				}
+			}
+			for k, c := range sp.counters {
+				if now.After(c.expires) {
+					delete(sp.counters, k)
+				}
+			}
+			for k, exp := range sp.tombs {
+				if exp <= ns {
+					delete(sp.tombs, k)
+				}
 			}
 		}
 		sh.mu.Unlock()

@@ -112,6 +112,8 @@ type Store interface {
 	Take(ctx context.Context, key string) ([]byte, error)
 	// Incr adds one to the counter under key, creating it with the given
 	// TTL (which later increments do not extend), and returns the new value.
+	// The in-memory store returns IncrSaturated for a counter it could not
+	// keep, so a caller comparing against a limit treats it as reached.
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
 	// PushList puts value at the front of the list under key, keeps its
 	// newest keep values, sets its TTL, and returns the list, newest first
