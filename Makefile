@@ -1,5 +1,5 @@
 # advcaptcha — see README.md.
-.PHONY: build run test bench bench-solver simulate fuzz clean
+.PHONY: build run test attack bench bench-solver simulate fuzz clean
 
 # The solver's matrix products run in OpenBLAS when Debian's libopenblas-dev
 # is installed (about twice as fast as gonum's pure Go; see
@@ -16,6 +16,13 @@ run:
 # Every test, against real Redis and real Caddy.
 test:
 	./scripts/test.sh
+
+# The attack suite alone (it also runs in `make test`): the attacks of
+# issue 22 against a real bin/caddy; one line per attack and the summary
+# line "attacks: replay=… altered=… flood_captchas=…".
+attack:
+	@out=$$(mktemp); go test -count=1 -v ./attack/ >"$$out" 2>&1; status=$$?; \
+	grep -E '^(attacks:|attack:|--- |ok|FAIL|panic:)|_test\.go:[0-9]+: attack [a-z ]+: ' "$$out"; rm -f "$$out"; exit $$status
 
 # Go benchmarks plus the load benchmark against plain Caddy.
 bench:
