@@ -45,12 +45,35 @@ type Adversarial struct {
 	// (0, 1]. Default 0.5, so a worker never takes more than half a core
 	// from serving traffic.
 	CPUBudget float64 `json:"cpu_budget,omitempty"`
-	// Fallback is what is served when the pool is empty: "clean" (a plain
-	// captcha, the default: cheap, but weaker) or "sync" (computed on the
-	// request, about a second of CPU each — which a flood of challenge
-	// requests can turn against the server). Each use is counted in
-	// advcaptcha_captchas_served_total.
+	// Fallback is what is served when the pool is empty (every instance
+	// took its captchas faster than the workers made them, or the workers
+	// are down). Each use is counted in advcaptcha_captchas_served_total
+	// by source, and the share of clean captchas in
+	// advcaptcha_captchas_clean_share and on the dashboard.
+	//
+	//   - "wait" (the default): no captcha is served; the client is told to
+	//     come back in a few seconds (status 503 with Retry-After; an HTML
+	//     page that reloads by itself; JSON clients get
+	//     {"decision":"challenge","retry_after":N}). A person waits a few
+	//     seconds under a flood instead of getting a captcha any solver
+	//     reads; an attacker who drains the pool gets nothing easier. With
+	//     CleanQuota, a client may get a few clean captchas an hour instead
+	//     of waiting, so that a person is not held up for long when
+	//     generation is down.
+	//   - "clean": a plain captcha at once. Cheap and never makes anyone
+	//     wait, but whoever drains the pool (a few hundred requests) turns
+	//     every further captcha into one the shipped solver model reads
+	//     almost always: choose it only where availability matters more
+	//     than resisting solvers.
+	//   - "sync": an adversarial captcha computed on the request: about a
+	//     second of CPU each on an idle machine, tens of seconds under a
+	//     flood, which a flood of challenge requests turns against the
+	//     server; choose it only with a challenge budget that bounds them.
 	Fallback string `json:"fallback,omitempty"`
+	// CleanQuota, with fallback wait, lets each device and each IP prefix
+	// have up to this many clean captchas an hour while the pool is empty,
+	// instead of waiting. Default 0: never a clean captcha.
+	CleanQuota int `json:"clean_quota,omitempty"`
 	// FollowModels is how often the store is checked for a newly published
 	// solver model version (`caddy advcaptcha model publish`, or the
 	// learning loop): the pool then generates against it, without a
@@ -77,7 +100,7 @@ func (a *Adversarial) provision() {
 		a.CPUBudget = 0.5
 	}
 	if a.Fallback == "" {
-		a.Fallback = "clean"
+		a.Fallback = "wait"
 	}
 	if a.FollowModels == 0 {
 		a.FollowModels = caddy.Duration(30 * time.Second)
@@ -106,8 +129,12 @@ func (a *Adversarial) validate() error {
 		return fmt.Errorf("workers %d: want 1 to 64", a.Workers)
 	case a.CPUBudget <= 0 || a.CPUBudget > 1:
 		return fmt.Errorf("cpu_budget %g: want more than 0, at most 1", a.CPUBudget)
-	case a.Fallback != "clean" && a.Fallback != "sync":
-		return fmt.Errorf("fallback %q: want clean or sync", a.Fallback)
+	case a.Fallback != "wait" && a.Fallback != "clean" && a.Fallback != "sync":
+		return fmt.Errorf("fallback %q: want wait, clean or sync", a.Fallback)
+	case a.CleanQuota < 0 || a.CleanQuota > 1000:
+		return fmt.Errorf("clean_quota %d: want 0 to 1000", a.CleanQuota)
+	case a.CleanQuota > 0 && a.Fallback != "wait":
+		return fmt.Errorf("clean_quota %d: only with fallback wait (fallback %s serves every client)", a.CleanQuota, a.Fallback)
 	case a.FollowModels > 0 && time.Duration(a.FollowModels) < 100*time.Millisecond:
 		return fmt.Errorf("follow_models %v: check at most every 100ms", time.Duration(a.FollowModels))
 	}
@@ -139,6 +166,8 @@ type adversarialPool struct {
 	stop   context.CancelFunc
 	done   sync.WaitGroup // the watcher and every generation's workers
 	logger *zap.Logger
+	// lastEmptyLog is when (Unix ns) noteEmpty last logged.
+	lastEmptyLog atomic.Int64
 }
 
 // generation is the pool's state for one model version.
@@ -329,9 +358,15 @@ func (p *adversarialPool) load(reg *modelregistry.Registry, v *modelregistry.Ver
 	return p.switchTo(ms[0], ms[1:])
 }
 
+// errPoolEmpty is nextCaptcha's answer when the pool is empty and the
+// fallback is wait (beyond the client's clean quota): the caller tells the
+// client to come back shortly (serveWait) instead of serving a captcha.
+var errPoolEmpty = errors.New("adversarial captcha pool empty")
+
 // nextCaptcha returns the captcha to serve: from the pool, or by the
 // fallback when it is empty (or adversarial captchas are off). A plain
-// captcha has Method "none".
+// captcha has Method "none". With fallback wait it returns errPoolEmpty
+// rather than a clean captcha (unless within the client's clean quota).
 func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 	h := v.h
 	if p := h.pool; p != nil {
@@ -347,7 +382,7 @@ func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 		h.metrics.poolDropped.Add(float64(dropped))
 		switch {
 		case err == nil:
-			h.metrics.poolServed.WithLabelValues("pool").Inc()
+			h.metrics.served("pool")
 			return e, nil
 		case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, captchapool.ErrCorrupt):
 			return nil, err
@@ -356,8 +391,18 @@ func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 			if err != nil {
 				return nil, err
 			}
-			h.metrics.poolServed.WithLabelValues("sync").Inc()
+			h.metrics.served("sync")
 			return e, nil
+		case h.Adversarial.Fallback == "wait":
+			ok, err := v.withinCleanQuota(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				h.metrics.served("wait")
+				p.noteEmpty()
+				return nil, errPoolEmpty
+			}
 		}
 	}
 	seed := captchapool.NewSeed()
@@ -369,6 +414,40 @@ func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.metrics.poolServed.WithLabelValues("clean").Inc()
+	h.metrics.served("clean")
 	return &captchapool.Entry{Text: c.Text, Seed: seed, Method: "none", PNG: png}, nil
+}
+
+// withinCleanQuota counts a clean captcha against the client's device and
+// IP prefix for the hour and says whether both are within clean_quota.
+func (v *visit) withinCleanQuota(ctx context.Context) (bool, error) {
+	q := int64(v.h.Adversarial.CleanQuota)
+	if q <= 0 {
+		return false, nil
+	}
+	// The device first: a person whose waiting page reloads itself spends
+	// its own budget, not that of everyone behind its address.
+	for _, k := range []string{"cleanq:dev:" + v.device, "cleanq:ip:" + v.ipID} {
+		n, err := v.h.store.Incr(ctx, k, time.Hour)
+		if err != nil {
+			return false, err
+		}
+		if n > q {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// noteEmpty logs, at most once a minute per pool, that clients are being
+// told to wait: the operator should add workers (or look at why they
+// stopped).
+func (p *adversarialPool) noteEmpty() {
+	now := time.Now().UnixNano()
+	last := p.lastEmptyLog.Load()
+	if now-last < int64(time.Minute) || !p.lastEmptyLog.CompareAndSwap(last, now) {
+		return
+	}
+	p.logger.Warn("adversarial captcha pool empty: clients are asked to retry (fallback wait); add workers or check that they run",
+		zap.Int("pool_size", p.cfg.PoolSize), zap.Bool("external_workers", p.cfg.ExternalWorkers))
 }

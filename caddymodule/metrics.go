@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,8 +23,11 @@ type metrics struct {
 
 	poolDepth   prometheus.Gauge
 	generation  *prometheus.HistogramVec // outcome (ok, error)
-	poolServed  *prometheus.CounterVec   // source (pool, sync, clean)
+	poolServed  *prometheus.CounterVec   // source (pool, sync, clean, wait)
 	poolDropped prometheus.Counter
+	// recent counts the sources over the last minutes, for the clean
+	// share (a gauge, and the dashboard).
+	recent *servedWindow
 
 	modelChanges  *prometheus.CounterVec // outcome (loaded, refused)
 	answers       *prometheus.CounterVec // captcha (clean, adversarial), client (attacker, other), outcome (correct, wrong), model
@@ -68,7 +73,7 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 		}, []string{"outcome"}),
 		poolServed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "advcaptcha", Name: "captchas_served_total",
-			Help: "Captchas served by source: pool (adversarial, precomputed), sync (adversarial, computed on request because the pool was empty), clean (plain: adversarial captchas off, or the pool empty with fallback clean).",
+			Help: "Captcha requests by what answered them: pool (adversarial, precomputed), sync (adversarial, computed on request because the pool was empty), clean (plain: adversarial captchas off, the pool empty with fallback clean, or within clean_quota), wait (the pool empty with fallback wait: the client was told to retry, no captcha served).",
 		}, []string{"source"}),
 		poolDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "advcaptcha", Name: "pool_corrupt_total",
@@ -97,10 +102,104 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 	m.generation = register(reg, m.generation)
 	m.poolServed = register(reg, m.poolServed)
 	m.poolDropped = register(reg, m.poolDropped)
+	m.recent = register(reg, newServedWindow())
 	m.modelChanges = register(reg, m.modelChanges)
 	m.answers = register(reg, m.answers)
 	m.modelFidelity = register(reg, m.modelFidelity)
 	return m
+}
+
+// served counts a captcha request answered by source (pool, sync, clean,
+// wait).
+func (m *metrics) served(source string) {
+	m.poolServed.WithLabelValues(source).Inc()
+	m.recent.add(source, time.Now())
+}
+
+// The window over which the clean share is measured.
+const (
+	shareStep  = 10 * time.Second
+	shareSteps = 30 // five minutes
+)
+
+// servedSources are the sources servedWindow counts, in its order.
+var servedSources = [...]string{"pool", "sync", "clean", "wait"}
+
+// servedWindow counts captcha requests by source over the last
+// shareSteps·shareStep, and exports the share of clean captchas among those
+// served and the share of requests told to wait. It is a collector so that
+// the handlers of one configuration share it like the other metrics.
+type servedWindow struct {
+	mu    sync.Mutex
+	steps [shareSteps]struct {
+		at int64 // the step's number (Unix time / shareStep)
+		n  [len(servedSources)]float64
+	}
+	cleanDesc, waitDesc *prometheus.Desc
+}
+
+func newServedWindow() *servedWindow {
+	return &servedWindow{
+		cleanDesc: prometheus.NewDesc("advcaptcha_captchas_clean_share",
+			"Share of the captchas served over the last 5 minutes that were clean (plain) rather than adversarial; 0 when none was served.", nil, nil),
+		waitDesc: prometheus.NewDesc("advcaptcha_captcha_requests_waiting_share",
+			"Share of the requests for a captcha over the last 5 minutes that were told to retry because the pool was empty (fallback wait).", nil, nil),
+	}
+}
+
+func (w *servedWindow) add(source string, now time.Time) {
+	i := 0
+	for i < len(servedSources) && servedSources[i] != source {
+		i++
+	}
+	if i == len(servedSources) {
+		return
+	}
+	step := now.UnixNano() / int64(shareStep)
+	w.mu.Lock()
+	s := &w.steps[step%shareSteps]
+	if s.at != step {
+		s.at, s.n = step, [len(servedSources)]float64{}
+	}
+	s.n[i]++
+	w.mu.Unlock()
+}
+
+// totals are the counts by source (servedSources' order) over the window
+// ending at now.
+func (w *servedWindow) totals(now time.Time) (n [len(servedSources)]float64) {
+	step := now.UnixNano() / int64(shareStep)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.steps {
+		if s.at > step-shareSteps && s.at <= step {
+			for i := range n {
+				n[i] += s.n[i]
+			}
+		}
+	}
+	return n
+}
+
+// shares are the clean share among captchas served and the share of
+// captcha requests told to wait, over the window ending at now.
+func (w *servedWindow) shares(now time.Time) (clean, wait float64) {
+	n := w.totals(now)
+	if served := n[0] + n[1] + n[2]; served > 0 {
+		clean = n[2] / served
+	}
+	if all := n[0] + n[1] + n[2] + n[3]; all > 0 {
+		wait = n[3] / all
+	}
+	return clean, wait
+}
+
+func (w *servedWindow) Describe(ch chan<- *prometheus.Desc) { ch <- w.cleanDesc; ch <- w.waitDesc }
+
+func (w *servedWindow) Collect(ch chan<- prometheus.Metric) {
+	clean, wait := w.shares(time.Now())
+	ch <- prometheus.MustNewConstMetric(w.cleanDesc, prometheus.GaugeValue, clean)
+	ch <- prometheus.MustNewConstMetric(w.waitDesc, prometheus.GaugeValue, wait)
 }
 
 // countAnswer counts a captcha answer for the attackers' success rate.
