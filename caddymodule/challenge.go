@@ -242,6 +242,9 @@ func (v *visit) serveNewChallenge(w http.ResponseWriter, returnTo, problem strin
 		return writeBlocked(w, v.r)
 	}
 	ch, err := v.issueChallenge(returnTo)
+	if errors.Is(err, errPoolEmpty) {
+		return v.serveWait(w, returnTo)
+	}
 	if err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)
 		return writeUnavailable(w, v.r)
