@@ -90,7 +90,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			workers <n>
 //			external_workers
 //			cpu_budget <share>
-//			fallback clean|sync
+//			fallback wait|clean|sync
+//			clean_quota <n>
 //			follow_models <interval>|off
 //		}
 //		admin_token <token>
@@ -427,6 +428,8 @@ func (h *Handler) unmarshalAdversarial(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&a.Fallback) {
 				return d.ArgErr()
 			}
+		case "clean_quota":
+			err = intArg(d, &a.CleanQuota)
 		case "follow_models":
 			var v string
 			if !d.AllArgs(&v) {
