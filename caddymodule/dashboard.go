@@ -141,6 +141,13 @@ type instanceSummary struct {
 	Served     []labelledNum  `json:"served"`
 	StoreErrs  float64        `json:"store_errors"`
 	Generation *generationSum `json:"generation,omitempty"`
+	// CleanShare is the share of the captchas served over the last five
+	// minutes that were clean, WaitShare the share of captcha requests
+	// told to retry because the pool was empty (as the metrics
+	// advcaptcha_captchas_clean_share and
+	// advcaptcha_captcha_requests_waiting_share).
+	CleanShare float64 `json:"clean_share"`
+	WaitShare  float64 `json:"wait_share"`
 }
 
 type labelledNum struct {
@@ -311,6 +318,7 @@ func (m *metrics) instanceSummary() instanceSummary {
 		Answers:    collectLabelled(m.answers),
 		Served:     collectLabelled(m.poolServed),
 	}
+	s.CleanShare, s.WaitShare = m.recent.shares(time.Now())
 	forEachMetric(m.storeErrs, func(d *dto.Metric) { s.StoreErrs = d.GetCounter().GetValue() })
 	forEachMetric(m.score, func(d *dto.Metric) {
 		prev := 0.0
@@ -372,6 +380,8 @@ type seriesPoint struct {
 	AdversarialAttack [2]float64 `json:"adversarial_attacker"`
 	CleanOther        [2]float64 `json:"clean_other"`
 	AdversarialOther  [2]float64 `json:"adversarial_other"`
+	// Served counts captcha requests by source: pool, sync, clean, wait.
+	Served [len(servedSources)]float64 `json:"served"`
 }
 
 // seriesRing holds the points; samplers add to it.
@@ -447,14 +457,24 @@ func (m *metrics) totals() seriesPoint {
 			a[0] += v
 		}
 	})
+	forEachMetric(m.poolServed, func(d *dto.Metric) {
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "source" {
+				if i := slices.Index(servedSources[:], l.GetValue()); i >= 0 {
+					p.Served[i] += d.GetCounter().GetValue()
+				}
+			}
+		}
+	})
 	return p
 }
 
 // counts are the point's numbers, for arithmetic over all of them.
-func (p *seriesPoint) counts() [11]*float64 {
-	return [11]*float64{&p.Allow, &p.Challenge, &p.Block,
+func (p *seriesPoint) counts() [15]*float64 {
+	return [15]*float64{&p.Allow, &p.Challenge, &p.Block,
 		&p.CleanAttacker[0], &p.CleanAttacker[1], &p.AdversarialAttack[0], &p.AdversarialAttack[1],
-		&p.CleanOther[0], &p.CleanOther[1], &p.AdversarialOther[0], &p.AdversarialOther[1]}
+		&p.CleanOther[0], &p.CleanOther[1], &p.AdversarialOther[0], &p.AdversarialOther[1],
+		&p.Served[0], &p.Served[1], &p.Served[2], &p.Served[3]}
 }
 
 func (p seriesPoint) minus(q seriesPoint) seriesPoint {

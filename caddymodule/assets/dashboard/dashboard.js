@@ -151,6 +151,7 @@ function render(s) {
     ["labelled now (of the newest)", String(active)],
     ["attackers solve clean", rate("clean")], ["attackers solve adversarial", rate("adversarial")],
     ["pool", s.pool ? `${s.pool.depth} / ${s.pool.size}` : "off"],
+    ["clean captchas (5 min)", pct(inst.clean_share || 0)],
     ["model serving", s.models.serving ? s.models.serving.slice(0, 8) : "none"],
     ["store", inst.store + (inst.store_errors ? ` (${fmt(inst.store_errors)} errors)` : "")],
   ];
@@ -207,9 +208,25 @@ function render(s) {
     el("p", {}, el("strong", { text: `${s.pool.depth} of ${s.pool.size}` }), " adversarial captchas ready"),
     el("div", { class: "bar" }, barSpan(s.pool.depth / s.pool.size)),
     el("p", { class: "muted", text: `attack ${s.pool.method}, model ${s.pool.model.slice(0, 12)}` }),
-    el("p", { text: `served from the pool ${fmt(served("pool"))}, computed on request ${fmt(served("sync"))}, plain ${fmt(served("clean"))}` +
+    el("p", { text: `served from the pool ${fmt(served("pool"))}, computed on request ${fmt(served("sync"))}, plain ${fmt(served("clean"))}, asked to wait ${fmt(served("wait"))}` +
       (inst.generation ? ` · ${inst.generation.count} generated here, ${inst.generation.mean_seconds.toFixed(2)} s each` : "") }),
+    el("p", { id: "clean-share", text: `last 5 minutes: ${pct(inst.clean_share || 0)} of captchas served were clean, ${pct(inst.wait_share || 0)} of requests waited for the pool` }),
   ) : el("p", { text: "adversarial captchas are off: plain captchas are served" }));
+
+  // Share of clean captchas among those served, and of requests told to
+  // wait, per minute (served: pool, sync, clean, wait).
+  const servedMin = new Map();
+  for (const p of series) {
+    const m = Math.floor(p.t / 60) * 60;
+    const a = servedMin.get(m) || [0, 0, 0, 0];
+    (p.served || []).forEach((v, i) => { a[i] += v; });
+    servedMin.set(m, a);
+  }
+  const sm = [...servedMin.entries()].sort((a, b) => a[0] - b[0]);
+  lineChart($("served-chart"), [
+    { name: "clean share of captchas served", color: COLORS.clean, dots: true, values: sm.map(([t, a]) => { const n = a[0] + a[1] + a[2]; return { t, v: n ? a[2] / n : null }; }) },
+    { name: "requests asked to wait", color: COLORS.challenge, dots: true, values: sm.map(([t, a]) => { const n = a[0] + a[1] + a[2] + a[3]; return { t, v: n ? a[3] / n : null }; }) },
+  ], { label: "clean captchas and waits per minute", percent: true, height: 160 });
 
   const off = s.offenders.map((o) => {
     const state = o.active ? el("span", { class: "pill active", text: "labelled" }) : o.cleared ? el("span", { class: "pill cleared", text: "cleared" }) : el("span", { class: "pill expired", text: "expired" });
