@@ -21,7 +21,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "advcaptcha",
-		Usage: "<dataset|gallery|sheet|pool|trajectories|train|eval|extract|model> [flags]",
+		Usage: "<dataset|gallery|sheet|pool|trajectories|train|eval|extract|model|crawlers> [flags]",
 		Short: "advcaptcha tools: captcha datasets, galleries, slide scoring",
 		Long: `Tools for advcaptcha that run without a server.
 
@@ -37,9 +37,10 @@ func init() {
            → a fine-tuned substitute, published when it is better
   model    lists, publishes and rolls back the model versions gateways follow
   trajectories FILE.jsonl
-           scores slide-bar drags as single slides of fresh devices`,
+           scores slide-bar drags as single slides of fresh devices
+  crawlers shows, or refreshes, the search engines' crawler IP ranges`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(datasetCommand(), galleryCommand(), sheetCommand(), poolCommand(), trajectoriesCommand(), trainCommand(), evalCommand(), extractCommand(), modelCommand())
+			cmd.AddCommand(datasetCommand(), galleryCommand(), sheetCommand(), poolCommand(), trajectoriesCommand(), trainCommand(), evalCommand(), extractCommand(), modelCommand(), crawlersCommand())
 		},
 	})
 }
