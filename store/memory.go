@@ -28,12 +28,16 @@ type MemoryOptions struct {
 	// MaxLabels bounds how many labels are kept. A label is never dropped
 	// to make room for request counts; when MaxLabels labels are live, a
 	// new label still goes in and the label that expires soonest goes out
-	// (it had the least protection left to give). Default 10×MaxEntities.
+	// (it had the least protection left to give). Default 10×MaxEntities:
+	// labels come only from confirmed abuse or an operator, and one costs
+	// about 170 bytes, so the default 1,000,000 is at most some 170 MB.
 	MaxLabels int
 	// MaxCounters bounds the Incr counters of each key namespace (the key
 	// up to its first ':', e.g. "fail:", "penalty:", "audio:"), so a flood
 	// of one namespace cannot push out another's. What happens to a counter
-	// pushed out is described at IncrSaturated. Default MaxEntities.
+	// pushed out is described at IncrSaturated. Default MaxEntities
+	// (about 100 bytes a counter, 40 a tombstone: some 26 MB a namespace
+	// when full at the default).
 	MaxCounters int
 	// MaxValues bounds the PutOnce values, lists and queues of each key
 	// namespace ("ch:" challenges, "slide:" tickets, "hist:" lists, ...);
