@@ -235,7 +235,7 @@ func TestCaptchaJSONAPI(t *testing.T) {
 
 func TestCaptchaReturnIsSameOrigin(t *testing.T) {
 	f, _ := newCaptchaFlow(t, "")
-	for _, evil := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "/.advcaptcha/answer"} {
+	for _, evil := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "/.advcaptcha/answer", "/./\\evil.example/phish", "/%2e%2e//evil.example"} {
 		h := suspicious("198.51.100.86")
 		r := get(t, "/.advcaptcha/challenge?return="+url.QueryEscape(evil), h)
 		m := idPattern.FindStringSubmatch(r.body)

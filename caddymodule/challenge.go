@@ -286,7 +286,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrBroken, true)
 	}
 	if rec.Return != "" {
-		returnTo = rec.Return
+		returnTo = safeReturn(rec.Return)
 	}
 	if rec.Device != v.device {
 		// Answers count only from the browser the captcha was shown to.
@@ -328,7 +328,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		w.Header().Set("Cache-Control", "no-store")
 		return json.NewEncoder(w).Encode(map[string]any{"ok": true, "return": returnTo})
 	}
-	http.Redirect(w, v.r, returnTo, http.StatusSeeOther)
+	redirectTo(w, returnTo)
 	return nil
 }
 
@@ -337,7 +337,7 @@ func (v *visit) setClearance(w http.ResponseWriter, ttl time.Duration) {
 	http.SetCookie(w, &http.Cookie{
 		Name: v.h.ClearanceCookie, Value: v.h.keys.IssueClearance(v.device, v.r.UserAgent(), v.now.Add(ttl)),
 		Path: "/", MaxAge: int(ttl / time.Second), HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: v.r.TLS != nil,
+		SameSite: http.SameSiteLaxMode, Secure: viaHTTPS(v.r),
 	})
 }
 
@@ -387,21 +387,49 @@ func normalizeAnswer(s string) (string, error) {
 }
 
 // safeReturn keeps only same-origin absolute paths, so a challenge can
-// never redirect a visitor to another site.
+// never redirect a visitor to another site. It refuses rather than
+// repairs: a backslash (browsers read it as a slash), a dot segment in any
+// spelling (resolving one can leave "//host" or "/\\host" behind, and
+// http.Redirect resolves them), control characters, and our own routes.
+// Values read back from the store pass through it again.
 func safeReturn(s string) string {
-	if s == "" || s[0] != '/' || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") || strings.HasPrefix(s, routePrefix) {
-		return "/"
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.IsAbs() || u.Host != "" {
+	if s == "" || s[0] != '/' || len(s) > maxReturnLen || strings.HasPrefix(s, "//") || strings.HasPrefix(s, routePrefix) {
 		return "/"
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] == 0x7f {
+		if c := s[i]; c < ' ' || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.IsAbs() || u.Host != "" || u.Opaque != "" {
+		return "/"
+	}
+	path := strings.ToLower(u.EscapedPath())
+	if strings.Contains(path, "%5c") || strings.HasPrefix(path, "/%2f") || strings.HasPrefix(strings.ToLower(u.Path), routePrefix) {
+		return "/"
+	}
+	for _, seg := range strings.Split(path, "/") {
+		seg = strings.ReplaceAll(seg, "%2e", ".")
+		if seg == "." || seg == ".." {
 			return "/"
 		}
 	}
 	return s
+}
+
+// maxReturnLen bounds a return path kept in a challenge.
+const maxReturnLen = 2048
+
+// redirectTo sends the client to a path safeReturn accepted. Unlike
+// http.Redirect it writes the path as it is: http.Redirect cleans dot
+// segments, which can turn a harmless path into one a browser reads as
+// another host.
+func redirectTo(w http.ResponseWriter, path string) {
+	hdr := w.Header()
+	hdr.Set("Location", safeReturn(path))
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusSeeOther)
 }
 
 // failureLimit is an entity wrong answers are counted against and its

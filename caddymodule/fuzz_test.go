@@ -82,7 +82,8 @@ func FuzzOperatorLabel(f *testing.F) {
 // FuzzSafeReturn: whatever return URL a client sends, the way back stays
 // on this site — a path that a browser resolves against this origin.
 func FuzzSafeReturn(f *testing.F) {
-	for _, s := range []string{"/a?b=c", "//evil.example/", "/\\evil.example", "https://evil.example", "/%2f%2fevil", "\t//x", "/.advcaptcha/answer", "/ok#frag"} {
+	for _, s := range []string{"/a?b=c", "//evil.example/", "/\\evil.example", "https://evil.example", "/%2f%2fevil", "\t//x",
+		"/.advcaptcha/answer", "/ok#frag", "/./\\evil.example/phish", "/.//evil.example", "/%2e/%5cevil", "/a/..//evil", "/%2E%2E//evil"} {
 		f.Add(s)
 	}
 	base, _ := url.Parse("https://site.example/page")
@@ -91,9 +92,16 @@ func FuzzSafeReturn(f *testing.F) {
 		if got != "/" && got != s {
 			t.Fatalf("safeReturn(%q) = %q: neither the input nor /", s, got)
 		}
-		// Browsers treat a backslash as a slash in such URLs.
-		u, err := base.Parse(strings.ReplaceAll(got, "\\", "/"))
-		if err != nil || u.Host != "site.example" || u.Scheme != "https" {
+		// What a browser does with the Location: a backslash is a slash,
+		// and dot segments — "%2e" spelled or not — are resolved.
+		loc := strings.ReplaceAll(got, "\\", "/")
+		for _, seg := range strings.Split(strings.SplitN(strings.SplitN(loc, "?", 2)[0], "#", 2)[0], "/") {
+			if d := strings.ReplaceAll(strings.ToLower(seg), "%2e", "."); d == "." || d == ".." {
+				t.Fatalf("safeReturn(%q) = %q keeps a dot segment", s, got)
+			}
+		}
+		u, err := base.Parse(loc)
+		if err != nil || u.Host != "site.example" || u.Scheme != "https" || strings.HasPrefix(u.Path, "//") {
 			t.Fatalf("safeReturn(%q) = %q leaves the site (%v, %v)", s, got, u, err)
 		}
 	})

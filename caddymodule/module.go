@@ -28,6 +28,7 @@ import (
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/clearance"
 	"github.com/advcaptcha/advcaptcha/crawler"
+	"github.com/advcaptcha/advcaptcha/internal/cache"
 	"github.com/advcaptcha/advcaptcha/riskscore"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/store"
@@ -103,7 +104,11 @@ type Handler struct {
 	BlockAt float64 `json:"block_at,omitempty"`
 
 	// Exempt paths are never scored or challenged (Caddy path-matcher
-	// syntax). Default /robots.txt, /.well-known/*, /favicon.ico.
+	// syntax: a path without "*" matches that file only, "/dir/*" all
+	// below it). A request path with ";" or a dot segment is never exempt.
+	// Default: the exact files /robots.txt, /favicon.ico,
+	// /.well-known/security.txt and the ACME HTTP challenge files
+	// /.well-known/acme-challenge/*.
 	Exempt []string `json:"exempt,omitempty"`
 
 	// Allow lists CIDRs (or single IPs) that are never challenged.
@@ -205,6 +210,7 @@ type Handler struct {
 	crawlers    *crawler.Verifier
 	failClosed  bool
 	counter     *counter
+	spread      *cache.Bounded[string, *networks]
 	health      *storeHealth
 	style       captcha.Style
 	solver      *solver.Model
@@ -387,6 +393,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.counter = newCounter(h)
+	h.spread = cache.New[string, *networks](h.MaxEntities, spreadWindow)
 	if h.adminToken != nil || h.Admin.Guard == "caddy_auth" {
 		h.adminPath = h.Admin.Path
 		if h.samplerKey, err = h.startSampler(); err != nil {
@@ -447,7 +454,7 @@ func (h *Handler) applyDefaults() {
 		h.BlockAt = riskscore.DefaultThresholds.Block
 	}
 	if h.Exempt == nil {
-		h.Exempt = []string{"/robots.txt", "/.well-known/*", "/favicon.ico"}
+		h.Exempt = defaultExempt
 	}
 	if h.Crawlers == "" {
 		h.Crawlers = "verify"
@@ -585,34 +592,46 @@ func (h *Handler) Cleanup() error {
 }
 
 // ServeHTTP scores the request and allows, challenges or blocks it.
+//
+// The order matters for safety: headers only the gateway may set are
+// removed before anything else; the operators' area and advcaptcha's own
+// routes are answered here and never passed on, whatever the allow list
+// says; only then are exemptions and lists consulted.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.exempt.Match(r) {
+	stripDecisionHeaders(r.Header)
+	admin := h.adminPath != "" && strings.HasPrefix(r.URL.Path, h.adminPath)
+	own := !admin && strings.HasPrefix(r.URL.Path, routePrefix)
+	if !admin && !own && h.isExempt(r) {
 		return next.ServeHTTP(w, r)
 	}
 	v := visit{h: h, r: r, now: time.Now()}
 	v.identify()
-	switch {
-	case containsAddr(h.deny, v.addr):
+	if admin {
+		return v.serveAdmin(w, strings.TrimPrefix(r.URL.Path, h.adminPath))
+	}
+	if containsAddr(h.deny, v.addr) {
 		v.assessment.Add(&denyWeights, riskscore.Labelled, 1, "deny list")
 		return v.respond(w, next, riskscore.Block)
-	case containsAddr(h.allow, v.addr):
-		return v.respond(w, next, riskscore.Allow)
 	}
-	if h.adminPath != "" && strings.HasPrefix(r.URL.Path, h.adminPath) {
-		return v.serveAdmin(w, strings.TrimPrefix(r.URL.Path, h.adminPath))
+	if own {
+		if v.device == "" {
+			v.newDevice(w)
+		}
+		return v.serveOwnRoute(w)
+	}
+	if containsAddr(h.allow, v.addr) {
+		return v.respond(w, next, riskscore.Allow)
 	}
 	if v.device == "" {
 		v.newDevice(w)
 	}
-	if strings.HasPrefix(r.URL.Path, routePrefix) {
-		return v.serveOwnRoute(w)
-	}
 	if v.checkClearance() {
 		ents := v.entities()
-		if !h.counter.revoked(ents) {
+		if !h.counter.revoked(ents) && !h.clearanceSpread(v.device, v.ipID) {
 			h.counter.add(ents)
 			return v.respond(w, next, riskscore.Allow)
 		}
+		v.isCleared = false
 	}
 	d, err := v.score()
 	if err != nil && h.failClosed {
@@ -621,6 +640,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	return v.respond(w, next, d)
 }
+
+// decisionHeaderPrefix starts the headers the gateway passes upstream
+// (upstream_headers). A client's own copies are removed from every
+// request, exempt paths included, so an application can trust them.
+const decisionHeaderPrefix = "X-Advcaptcha-"
+
+func stripDecisionHeaders(hdr http.Header) {
+	for k := range hdr {
+		if len(k) >= len(decisionHeaderPrefix) && strings.EqualFold(k[:len(decisionHeaderPrefix)], decisionHeaderPrefix) {
+			delete(hdr, k)
+		}
+	}
+}
+
+// isExempt reports whether r is for an exempt path. A path holding a ";"
+// or a dot segment (plain or percent-encoded) is never exempt: servers
+// behind the gateway may read "/.well-known/..;/admin" as "/admin".
+func (h *Handler) isExempt(r *http.Request) bool {
+	if len(h.Exempt) == 0 || !h.exempt.Match(r) {
+		return false
+	}
+	return !ambiguousPath(r.URL.EscapedPath())
+}
+
+// ambiguousPath reports whether an escaped path holds a ";" or a "." or
+// ".." segment in any spelling a server might decode.
+func ambiguousPath(p string) bool {
+	if strings.IndexByte(p, ';') >= 0 || strings.Contains(strings.ToLower(p), "%3b") {
+		return true
+	}
+	for _, seg := range strings.Split(p, "/") {
+		seg = strings.ReplaceAll(strings.ToLower(seg), "%2e", ".")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return strings.ContainsRune(p, '\\') || strings.Contains(strings.ToLower(p), "%5c") || strings.Contains(strings.ToLower(p), "%2f")
+}
+
+// defaultExempt are files crawlers and certificate authorities must reach
+// without a challenge; nothing else is exempt by default.
+var defaultExempt = []string{"/robots.txt", "/favicon.ico", "/.well-known/security.txt", "/.well-known/acme-challenge/*"}
 
 // denyWeights makes a deny-list hit a full-weight reason whatever the
 // configured weights are.
@@ -676,7 +737,7 @@ func (v *visit) newDevice(w http.ResponseWriter) {
 	v.device, v.newDev = id, true
 	http.SetCookie(w, &http.Cookie{
 		Name: v.h.DeviceCookie, Value: cookie, Path: "/",
-		MaxAge: 400 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: v.r.TLS != nil,
+		MaxAge: 400 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: viaHTTPS(v.r),
 	})
 }
 
@@ -710,13 +771,18 @@ func (v *visit) score() (riskscore.Decision, error) {
 	h, a := v.h, &v.assessment
 	v.scored = true
 	ua := riskscore.Environment(a, &h.weights, v.r.Header, secureContext(v.r))
+	crawler := false
 	if ua.Crawler != "" && h.crawlers != nil {
-		if h.crawlers.Verify(v.r.Context(), ua.Crawler, v.addr) {
-			return riskscore.Allow, nil
+		if crawler = h.crawlers.Verify(v.r.Context(), ua.Crawler, v.addr); crawler {
+			// A verified crawler is known, not trusted: its headers are
+			// not a browser's and are not held against it, but it is
+			// counted, rate-limited and bound by labels like anyone.
+			a.Reasons, a.Score = a.Reasons[:0], 0
+		} else {
+			a.Add(&h.weights, riskscore.CrawlerUnverified, 1, ua.Crawler)
 		}
-		a.Add(&h.weights, riskscore.CrawlerUnverified, 1, ua.Crawler)
 	}
-	if v.newDev {
+	if v.newDev && !crawler {
 		a.Add(&h.weights, riskscore.NoDeviceCookie, 1, "")
 	}
 	ents := v.entities()
@@ -836,11 +902,6 @@ func cookieValue(h http.Header, name string) string {
 // respond records the decision and carries it out.
 func (v *visit) respond(w http.ResponseWriter, next caddyhttp.Handler, d riskscore.Decision) error {
 	score, reasons := v.record(d)
-	if v.h.UpstreamHeaders {
-		v.r.Header.Del("X-Advcaptcha-Score")
-		v.r.Header.Del("X-Advcaptcha-Decision")
-		v.r.Header.Del("X-Advcaptcha-Reasons")
-	}
 	switch d {
 	case riskscore.Allow:
 		if v.h.UpstreamHeaders {
@@ -898,10 +959,21 @@ func prefixID(a netip.Addr, v4, v6 int) string {
 	return p.String()
 }
 
+// viaHTTPS reports whether the client reached us over HTTPS: directly, or
+// through a trusted proxy (the server's trusted_proxies) that says so.
+// A client's own X-Forwarded-Proto is ignored.
+func viaHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
 // secureContext reports whether browsers would send Sec-Fetch-* and client
 // hints to this origin: over HTTPS, or to loopback.
 func secureContext(r *http.Request) bool {
-	if r.TLS != nil {
+	if viaHTTPS(r) {
 		return true
 	}
 	host := r.Host
