@@ -32,9 +32,9 @@ type MemoryOptions struct {
 	// labels come only from confirmed abuse or an operator, and one costs
 	// about 170 bytes, so the default 1,000,000 is at most some 170 MB.
 	MaxLabels int
-	// MaxCounters bounds the Incr counters of each key namespace (the key
-	// up to its first ':', e.g. "fail:", "penalty:", "audio:"), so a flood
-	// of one namespace cannot push out another's. What happens to a counter
+	// MaxCounters bounds the Incr counters of each key namespace (see
+	// namespace: e.g. "fail:dev:", "fail:ip:", "penalty:acct:",
+	// "audio:dev:"), so a flood of one cannot push out another's. What happens to a counter
 	// pushed out is described at IncrSaturated. Default MaxEntities
 	// (about 100 bytes a counter, 40 a tombstone: some 26 MB a namespace
 	// when full at the default).
@@ -345,12 +345,30 @@ func (m *Memory) ClearLabel(_ context.Context, ent Entity) error {
 	return nil
 }
 
+// namespace is the part of key that says what kind of state it is: up to
+// the first ':', which the callers' code chooses, plus the entity kind
+// after it when there is one. The kind matters because a flood of one
+// kind is cheap where another's is not: fresh cookies make new "fail:dev:"
+// keys at will, and were they to push out "fail:ip:" counters, these would
+// saturate and one more wrong answer would label everyone behind an
+// office's address. What follows is client data and never part of it.
+func namespace(key string) string {
+	i := strings.IndexByte(key, ':')
+	if i < 0 {
+		return ""
+	}
+	rest := key[i+1:]
+	for _, k := range [...]Kind{KindIP, KindDevice, KindAccount, KindFingerprint} {
+		if len(rest) > len(k) && rest[len(k)] == ':' && rest[:len(k)] == string(k) {
+			return key[:i+len(k)+2]
+		}
+	}
+	return key[:i+1]
+}
+
 // space returns the namespace of key in sh. Called with sh.mu held.
 func (sh *memShard) space(key string) *memSpace {
-	ns := ""
-	if i := strings.IndexByte(key, ':'); i >= 0 {
-		ns = key[:i+1]
-	}
+	ns := namespace(key)
 	if sp := sh.spaces[ns]; sp != nil {
 		return sp
 	}

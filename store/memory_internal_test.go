@@ -188,6 +188,25 @@ func TestMemoryEvictedEntityKeepsLabel(t *testing.T) {
 	}
 }
 
+func TestNamespace(t *testing.T) {
+	for key, want := range map[string]string{
+		"fail:ip:2001:db8::/64": "fail:ip:",
+		"fail:dev:abc":          "fail:dev:",
+		"cleanq:dev:abc":        "cleanq:dev:",
+		"penalty:acct:a:b":      "penalty:acct:",
+		"slide:a:b":             "slide:",
+		"ch:ipx:y":              "ch:",
+		"model:v:1":             "model:",
+		"pool:q":                "pool:",
+		"fail:ip":               "fail:",
+		"plain":                 "",
+	} {
+		if got := namespace(key); got != want {
+			t.Errorf("namespace(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
 // Namespaces have their own budgets: a flood of one cannot push out another.
 func TestMemoryNamespacesAreIndependent(t *testing.T) {
 	ctx := context.Background()
@@ -199,6 +218,7 @@ func TestMemoryNamespacesAreIndependent(t *testing.T) {
 		t.Fatal(err)
 	}
 	incr(t, m, "penalty:acct:bob", time.Hour)
+	incr(t, m, "fail:ip:192.0.2.1", time.Hour)
 	for i := 0; i < 10_000; i++ {
 		if err := m.PutOnce(ctx, fmt.Sprintf("ch:%d", i), []byte("x"), time.Minute); err != nil {
 			t.Fatal(err)
@@ -213,6 +233,11 @@ func TestMemoryNamespacesAreIndependent(t *testing.T) {
 	}
 	if n := incr(t, m, "penalty:acct:bob", time.Hour); n != 2 {
 		t.Fatalf("penalty counter after a failure-counter flood: %d", n)
+	}
+	// Fresh cookies flood "fail:dev:"; an IP's counter is not pushed out
+	// (had it been, it would saturate and label everyone behind the IP).
+	if n := incr(t, m, "fail:ip:192.0.2.1", time.Hour); n != 2 {
+		t.Fatalf("IP failure counter after a device-counter flood: %d", n)
 	}
 	// A key built without a fixed prefix cannot make namespaces unbounded.
 	for i := 0; i < 1000; i++ {
