@@ -60,6 +60,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		allow <cidr...>
 //		deny <cidr...>
 //		crawlers verify|score
+//		crawler_ranges <file>
 //		on_store_error open|closed
 //		upstream_headers
 //		challenge captcha|slide
@@ -188,6 +189,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Deny = append(h.Deny, d.RemainingArgs()...)
 		case "crawlers":
 			if !d.AllArgs(&h.Crawlers) {
+				return d.ArgErr()
+			}
+		case "crawler_ranges":
+			if !d.AllArgs(&h.CrawlerRanges) {
 				return d.ArgErr()
 			}
 		case "on_store_error":

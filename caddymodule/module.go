@@ -119,10 +119,20 @@ type Handler struct {
 
 	// Crawlers says what to do with clients claiming to be search-engine
 	// crawlers (Googlebot, Bingbot, Applebot, DuckDuckBot, YandexBot,
-	// Baiduspider): "verify" (default) lets them through when reverse and
-	// forward DNS confirm the claim and scores them as impostors when not;
-	// "score" treats them like anyone else.
+	// Baiduspider): "verify" (default) checks the claim — the address
+	// must be in the engine's published crawler ranges where it publishes
+	// them, and its reverse DNS name, confirmed forward, must be one of
+	// the engine's crawler hostnames (googleusercontent.com, every Google
+	// Cloud VM, is not) — and scores impostors; "score" treats them like
+	// anyone else. A verified crawler's headers are not held against it,
+	// but it is still counted, rate-limited and bound by labels.
 	Crawlers string `json:"crawlers,omitempty"`
+
+	// CrawlerRanges is a file of the engines' published crawler IP
+	// ranges, as written by `caddy advcaptcha crawlers refresh`. Default:
+	// the snapshot built into this binary. Read at provision: reload after
+	// refreshing it.
+	CrawlerRanges string `json:"crawler_ranges,omitempty"`
 
 	// OnStoreError decides what happens when the store cannot be reached:
 	// "open" (default) scores from the request alone and lets through
@@ -335,7 +345,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("deny: %w", err)
 	}
 	if h.Crawlers == "verify" {
-		h.crawlers = crawler.New(crawler.Options{})
+		var ranges *crawler.Ranges // nil: the built-in snapshot
+		if h.CrawlerRanges != "" {
+			if ranges, err = crawler.LoadRanges(h.CrawlerRanges); err != nil {
+				return fmt.Errorf("crawler_ranges: %w", err)
+			}
+		}
+		h.crawlers = crawler.New(crawler.Options{Ranges: ranges})
 	}
 	h.failClosed = h.OnStoreError == "closed"
 
