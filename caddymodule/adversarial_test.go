@@ -137,7 +137,7 @@ func TestAdversarialCaptchaComesFromThePool(t *testing.T) {
 func TestAdversarialFallbacks(t *testing.T) {
 	for _, tc := range []struct{ opts, method string }{
 		{"adversarial off", "none"},
-		{"adversarial {\n\t\texternal_workers\n\t}", "none"}, // nobody fills the pool: clean
+		{"adversarial {\n\t\texternal_workers\n\t\tfallback clean\n\t}", "none"}, // nobody fills the pool: clean (the default, wait: TestEmptyPoolFloodServesNoCleanCaptcha)
 		{"adversarial {\n\t\texternal_workers\n\t\tfallback sync\n\t\t" + quickAttack + "\n\t}", "mifgsm"},
 	} {
 		opts, _ := withModel(t, tc.opts)
@@ -291,7 +291,7 @@ func (f *captchaFlow) servedModel(ip string, accept func(model string) bool, wit
 // the gateway keeps the version it has, and a version published with a
 // companion is attacked together with it.
 func TestPoolFollowsPublishedModel(t *testing.T) {
-	opts, v1 := withModel(t, "adversarial {\n\t\tpool_size 1\n\t\tcpu_budget 1\n\t\tfollow_models 100ms\n\t\t"+quickAttack+"\n\t}")
+	opts, v1 := withModel(t, "adversarial {\n\t\tpool_size 1\n\t\tcpu_budget 1\n\t\tfollow_models 100ms\n\t\tfallback clean\n\t\t"+quickAttack+"\n\t}")
 	f, _ := newCaptchaFlow(t, opts)
 	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{f.rdb.Options().Addr}, KeyPrefix: "advc:"})
 	if err != nil {
