@@ -120,7 +120,7 @@ func TestAttackAnswerFlood(t *testing.T) {
 	var judged, refusedReplies, noCaptcha atomic.Int32
 	parallel(devices, 6, func(i int) {
 		d := newDevice(gw, ip)
-		c, _, err := d.getCaptcha("/")
+		c, _, err := d.getCaptcha("/", 0)
 		if err != nil || c == nil {
 			noCaptcha.Add(1)
 			return
@@ -150,7 +150,7 @@ func TestAttackAnswerFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, got, err := newDevice(gw, ip).getCaptcha("/")
+	c, got, err := newDevice(gw, ip).getCaptcha("/", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestAttackAudioFlood(t *testing.T) {
 	var served, captchas atomic.Int32
 	parallel(n, 4, func(i int) {
 		d := newDevice(gw, ip)
-		c, _, err := d.getCaptcha("/")
+		c, _, err := d.getCaptcha("/", 0)
 		if err != nil || c == nil {
 			return
 		}
@@ -347,6 +347,11 @@ func TestAttackRedirect(t *testing.T) {
 				}
 				answerForm(d, c, p, "challenge?return")
 			}
+			if retry, _ := r.json()["retry"].(string); retry != "" {
+				if v, ok := returnParam(retry); ok {
+					judge(p, "challenge?return → wait → retry", v, false)
+				}
+			}
 		}
 		// 2. A challenged page at the payload path.
 		if !rawSendable(p) {
@@ -377,7 +382,18 @@ func TestAttackRedirect(t *testing.T) {
 			return
 		}
 		r, err = d.do(http.MethodGet, s.Next, navigate, nil, nil)
-		if err != nil || classify(r) != outCaptcha {
+		if err != nil {
+			return
+		}
+		if classify(r) == outWait {
+			if retry := regexpFind(`id="advc-retry" href="([^"]*)"`, r.Body); retry != "" {
+				if v, ok := returnParam(retry); ok {
+					judge(p, "page → slide → wait → retry", v, false)
+				}
+			}
+			return
+		}
+		if classify(r) != outCaptcha {
 			return
 		}
 		if v, ok := attr(hiddenReturn, r.Body); ok {
@@ -511,7 +527,7 @@ func TestAttackStoreChurn(t *testing.T) {
 	counters := make([]*counter, counting)
 	for i := range counters {
 		dev := newDevice(gw, fmt.Sprintf("127.0.1.%d", 21+i))
-		c, got, err := dev.getCaptcha("/")
+		c, got, err := dev.getCaptcha("/", 0)
 		if err != nil || c == nil {
 			t.Fatalf("no captcha for counting device %d: %v %s", i, err, got)
 		}
@@ -804,9 +820,10 @@ func TestAttackCleanCaptchas(t *testing.T) {
 	var solved, served atomic.Int32
 	var mu sync.Mutex
 	got := map[string]int{}
-	parallel(n, 4, func(i int) {
+	// All at once: a client asked to wait waits (twice at most) and retries.
+	parallel(n, n, func(i int) {
 		d := newDevice(mainGW, ip)
-		c, outcome, err := d.getCaptcha(fmt.Sprintf("/shop/item/%d", i))
+		c, outcome, err := d.getCaptcha(fmt.Sprintf("/shop/item/%d", i), 2)
 		if err != nil || c == nil {
 			mu.Lock()
 			got[outcome]++

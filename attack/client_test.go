@@ -13,6 +13,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -139,7 +140,8 @@ const (
 	outSlide   = "slide"   // a slide challenge
 	outCaptcha = "captcha" // a text captcha
 	outBlocked = "blocked" // refused
-	outOther   = "other"   // anything else (a wait page, an error)
+	outWait    = "wait"    // "preparing your check": come back later
+	outOther   = "other"   // anything else (an error)
 )
 
 func classify(r *reply) string {
@@ -151,6 +153,8 @@ func classify(r *reply) string {
 		return outSlide
 	case strings.Contains(body, `id="advc-captcha-img"`):
 		return outCaptcha
+	case strings.Contains(body, `id="advc-wait"`):
+		return outWait
 	}
 	if m := r.json(); m != nil {
 		if _, ok := m["slide"].(map[string]any); ok {
@@ -161,6 +165,9 @@ func classify(r *reply) string {
 		}
 		if m["decision"] == "block" {
 			return outBlocked
+		}
+		if _, ok := m["retry_after"]; ok {
+			return outWait
 		}
 	}
 	if r.Status == http.StatusForbidden || r.Status == http.StatusTooManyRequests {
@@ -320,8 +327,10 @@ func hasCookie(r *reply, name string) bool {
 
 // getCaptcha walks the way a challenged visitor reaches the text captcha:
 // the page (JSON), the slide by keyboard, then the captcha the slide leads
-// to. It returns the captcha, or nil and what the gateway answered instead.
-func (d *device) getCaptcha(path string) (*captchaView, string, error) {
+// to. Asked to wait ("preparing your check"), it waits as told (at most
+// 6 s) and retries, up to waits times. It returns the captcha, or nil and
+// what the gateway answered instead.
+func (d *device) getCaptcha(path string, waits int) (*captchaView, string, error) {
 	r, err := d.do(http.MethodGet, path, fetchGET, nil, nil)
 	if err != nil {
 		return nil, "", err
@@ -330,6 +339,8 @@ func (d *device) getCaptcha(path string) (*captchaView, string, error) {
 	case outCaptcha:
 		return captchaOf(r), outCaptcha, nil
 	case outSlide:
+	case outWait:
+		return d.waitForCaptcha(r, waits)
 	default:
 		return nil, classify(r), nil
 	}
@@ -351,7 +362,30 @@ func (d *device) getCaptcha(path string) (*captchaView, string, error) {
 	if c := captchaOf(r); c != nil {
 		return c, outCaptcha, nil
 	}
+	if classify(r) == outWait {
+		return d.waitForCaptcha(r, waits)
+	}
 	return nil, "next:" + classify(r), nil
+}
+
+// waitForCaptcha follows a JSON wait answer's retry link.
+func (d *device) waitForCaptcha(r *reply, waits int) (*captchaView, string, error) {
+	for ; waits > 0 && classify(r) == outWait; waits-- {
+		retry, _ := r.json()["retry"].(string)
+		if retry == "" {
+			break
+		}
+		secs, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+		time.Sleep(time.Duration(min(max(secs, 1), 6)) * time.Second)
+		var err error
+		if r, err = d.do(http.MethodGet, retry, fetchGET, nil, nil); err != nil {
+			return nil, "", err
+		}
+	}
+	if c := captchaOf(r); c != nil {
+		return c, outCaptcha, nil
+	}
+	return nil, classify(r), nil
 }
 
 // answer posts a JSON answer and returns the reply.
