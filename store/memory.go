@@ -127,6 +127,10 @@ type memEntity struct {
 	lastSeen time.Time
 	windows  []memWindow
 	audio    int64
+	// label is the shard's labels[key], kept in step wherever a label is
+	// added or removed, so that Observe, on every request, needs no
+	// second map lookup for an entity it already tracks.
+	label *memLabel
 }
 
 type memWindow struct {
@@ -215,9 +219,10 @@ func (m *Memory) Observe(_ context.Context, now time.Time, hits []Hit) ([]Tally,
 			e = nil
 		}
 		if e == nil && h.N > 0 {
-			e = &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
+			e = m.newEntity(sh, key)
 			m.insert(sh, key, e, now)
 		}
+		var ml *memLabel
 		out[i].Counts = make([]float64, len(m.opts.Windows))
 		if e != nil {
 			if h.N > 0 {
@@ -238,16 +243,27 @@ func (m *Memory) Observe(_ context.Context, now time.Time, hits []Hit) ([]Tally,
 				out[i].Counts[j] = slidingCount(now, w, mw.cur, mw.prev)
 			}
 			out[i].Audio = e.audio
+			ml = e.label
+		} else if len(sh.labels) > 0 {
+			ml = sh.labels[key]
 		}
-		if len(sh.labels) > 0 {
-			if ml := sh.labels[key]; ml != nil && now.Before(ml.l.Expires) {
-				l := ml.l
-				out[i].Label = &l
-			}
+		if ml != nil && now.Before(ml.l.Expires) {
+			l := ml.l
+			out[i].Label = &l
 		}
 		sh.mu.Unlock()
 	}
 	return out, nil
+}
+
+// newEntity returns a new entity record for key, linked to its label.
+// Called with sh.mu held.
+func (m *Memory) newEntity(sh *memShard, key string) *memEntity {
+	e := &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
+	if len(sh.labels) > 0 {
+		e.label = sh.labels[key]
+	}
+	return e
 }
 
 // expired reports whether an entity's counts would be gone in Redis by now.
@@ -297,21 +313,31 @@ func (m *Memory) SetLabel(_ context.Context, ent Entity, l Label) error {
 	}
 	sh.dropExpiredLabels(now)
 	if len(sh.labels) >= m.maxLabels {
-		ml := heap.Pop(&sh.byExpiry).(*memLabel)
-		delete(sh.labels, ml.key)
+		sh.removeLabel(heap.Pop(&sh.byExpiry).(*memLabel))
 	}
 	ml := &memLabel{key: key, l: l}
 	heap.Push(&sh.byExpiry, ml)
 	sh.labels[key] = ml
+	if e := sh.m[key]; e != nil {
+		e.label = ml
+	}
 	return nil
+}
+
+// removeLabel forgets a label already out of byExpiry. Called with sh.mu
+// held.
+func (sh *memShard) removeLabel(ml *memLabel) {
+	delete(sh.labels, ml.key)
+	if e := sh.m[ml.key]; e != nil {
+		e.label = nil
+	}
 }
 
 // dropExpiredLabels removes the labels that have expired by now. Called
 // with sh.mu held.
 func (sh *memShard) dropExpiredLabels(now time.Time) {
 	for len(sh.byExpiry) > 0 && !now.Before(sh.byExpiry[0].l.Expires) {
-		ml := heap.Pop(&sh.byExpiry).(*memLabel)
-		delete(sh.labels, ml.key)
+		sh.removeLabel(heap.Pop(&sh.byExpiry).(*memLabel))
 	}
 }
 
@@ -324,7 +350,7 @@ func (m *Memory) CountAudio(_ context.Context, ent Entity) error {
 	defer sh.mu.Unlock()
 	e := sh.m[key]
 	if e == nil || m.expired(e, now) {
-		e = &memEntity{windows: make([]memWindow, len(m.opts.Windows))}
+		e = m.newEntity(sh, key)
 		m.insert(sh, key, e, now)
 	}
 	e.audio++
@@ -340,7 +366,7 @@ func (m *Memory) ClearLabel(_ context.Context, ent Entity) error {
 	defer sh.mu.Unlock()
 	if ml := sh.labels[key]; ml != nil {
 		heap.Remove(&sh.byExpiry, ml.idx)
-		delete(sh.labels, key)
+		sh.removeLabel(ml)
 	}
 	return nil
 }

@@ -136,13 +136,18 @@ func TestMemoryLabelsFullDropSoonestExpiring(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Counting the entity makes it a record that links to its label: the
+	// link must follow every label change.
 	labelled := func(e Entity) bool {
 		t.Helper()
-		tl, err := m.Observe(ctx, now, []Hit{{Entity: e}})
+		tl, err := m.Observe(ctx, now, []Hit{{Entity: e, N: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tl[0].Label != nil
+	}
+	if labelled(ents[1]) || labelled(ents[2]) {
+		t.Fatal("labelled before any label")
 	}
 	set(ents[0], 24*time.Hour) // the operator's
 	set(ents[1], time.Hour)
