@@ -236,6 +236,7 @@ func parseInts(s string) ([]int, error) {
 
 func poolCommand() *cobra.Command {
 	var rf redisFlags
+	var sf secretFlags
 	var size, workers int
 	var budget float64
 	var follow time.Duration
@@ -247,13 +248,27 @@ func poolCommand() *cobra.Command {
 with "adversarial { external_workers }" serve from at its size. The attack
 flags and the model must be the gateway's, or the pool key differs and the
 gateways do not see these captchas; like the gateways, the workers switch to
-a model version published in Redis (--follow-models). The Redis password, if
-any, is read from the environment variable ADVCAPTCHA_REDIS_PASSWORD. Stops
-on SIGINT/SIGTERM.`,
+a model version published in Redis (--follow-models), if it is
+authenticated. The Redis password, if any, is read from the environment
+variable ADVCAPTCHA_REDIS_PASSWORD. Stops on SIGINT/SIGTERM.
+
+Every captcha is signed with a key derived from the gateway's secret (the
+Caddyfile's secret), given in the environment variable ADVCAPTCHA_SECRET or
+with --secret: the gateways drop, and count in
+advcaptcha_pool_forged_total, entries that do not verify. The command
+refuses to run without it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
 			if follow > 0 && len(attack.models) > 1 {
 				return errors.New("--follow-models follows one substitute; with an ensemble set --follow-models 0")
+			}
+			poolKeys, err := sf.poolKeys()
+			if err != nil {
+				return err
+			}
+			modelKeys, err := sf.modelKeys()
+			if err != nil {
+				return err
 			}
 			st, err := rf.open()
 			if err != nil {
@@ -266,12 +281,12 @@ on SIGINT/SIGTERM.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			reg := modelregistry.New(st)
+			reg := modelregistry.New(st, modelKeys)
 			for {
 				key := g.Key()
 				fmt.Fprintf(w, "filling %s%s to %d: %s against %s, %d workers\n", rf.prefix, key, size, g.Attack, g.ModelVersion(), workers)
 				f := &captchapool.Filler{
-					Store: st, Key: key, Size: size, TTL: 24 * time.Hour, Workers: workers, CPUBudget: budget,
+					Store: st, Key: key, Keys: poolKeys, Size: size, TTL: 24 * time.Hour, Workers: workers, CPUBudget: budget,
 					Generate: g.GenerateContext,
 					Observe: func(took time.Duration, depth int, err error) {
 						if err != nil {
@@ -303,6 +318,7 @@ on SIGINT/SIGTERM.`,
 	}
 	f := c.Flags()
 	rf.register(f)
+	sf.register(f)
 	f.IntVar(&size, "size", 200, "pool size, as the gateway's pool_size")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "generation workers")
 	f.Float64Var(&budget, "cpu-budget", 1, "share of its time each worker spends generating")
@@ -314,8 +330,8 @@ on SIGINT/SIGTERM.`,
 // awaitNewModel returns the models of a newly published version (its own
 // first, then those it is attacked together with) that read the default
 // captcha style, checking every interval, or nil when ctx ends (at once
-// when interval is 0). A version that does not load is reported once and
-// skipped.
+// when interval is 0). A version that does not load or is not
+// authenticated with the gateway's secret is reported once and skipped.
 func awaitNewModel(ctx context.Context, w io.Writer, reg *modelregistry.Registry, have string, interval time.Duration) []*solver.Model {
 	if interval <= 0 {
 		<-ctx.Done()
@@ -331,10 +347,13 @@ func awaitNewModel(ctx context.Context, w io.Writer, reg *modelregistry.Registry
 		case <-time.After(interval):
 		}
 		cur, err := reg.Current(ctx)
-		if err != nil || cur.Version == have || cur.Version == refused {
+		if cur == nil || cur.Version == have || cur.Version == refused {
 			continue
 		}
-		ms, err := reg.Models(ctx, cur)
+		var ms []*solver.Model
+		if err == nil {
+			ms, err = reg.Models(ctx, cur)
+		}
 		for _, m := range ms {
 			if err == nil {
 				err = m.Reads(style.Height, style.Width, style.Charset)

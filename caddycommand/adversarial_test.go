@@ -103,6 +103,11 @@ func TestSheet(t *testing.T) {
 
 func TestPoolCommandFillsRedis(t *testing.T) {
 	srv := redistest.Start(t)
+	t.Setenv("ADVCAPTCHA_SECRET", "")
+	if err := execute(context.Background(), "pool", "--redis", srv.Addr); err == nil || !strings.Contains(err.Error(), "needs the gateway's secret") {
+		t.Fatalf("pool without a secret: %v", err)
+	}
+	t.Setenv("ADVCAPTCHA_SECRET", cmdSecret)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -134,7 +139,8 @@ func TestPoolCommandFillsRedis(t *testing.T) {
 	}
 	defer st.Close()
 	m2, _ := solver.NewModel(solver.DefaultArchitecture(), 2)
-	if _, err := modelregistry.New(st).Publish(ctx, m2, "", modelregistry.Version{}); err != nil {
+	reg := testRegistry(t, st)
+	if _, err := reg.Publish(ctx, m2, "", modelregistry.Version{}); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(time.Minute)
@@ -158,7 +164,7 @@ func TestPoolCommandFillsRedis(t *testing.T) {
 	// against both and name both.
 	m3, _ := solver.NewModel(solver.DefaultArchitecture(), 3)
 	m4, _ := solver.NewModel(solver.DefaultArchitecture(), 4)
-	if _, err := modelregistry.New(st).Publish(ctx, m3, m2.Version(), modelregistry.Version{}, m4); err != nil {
+	if _, err := reg.Publish(ctx, m3, m2.Version(), modelregistry.Version{}, m4); err != nil {
 		t.Fatal(err)
 	}
 	want := `"model":"` + m3.Version() + "+" + m4.Version() + `"`
@@ -166,7 +172,7 @@ func TestPoolCommandFillsRedis(t *testing.T) {
 		keys, _ := rdb.Keys(ctx, "advc:pool:*").Result()
 		found := false
 		for _, k := range keys {
-			if e, _ := rdb.LIndex(ctx, k, 0).Result(); strings.Contains(e, want) {
+			if e, _ := rdb.LIndex(ctx, k, 0).Result(); strings.Contains(e, want) && strings.Contains(e, `"mac":"`) {
 				found = true
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/captchapool"
 	"github.com/advcaptcha/advcaptcha/extraction"
+	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
@@ -36,6 +37,7 @@ const lastExtractionKey = "extraction:last"
 
 func extractCommand() *cobra.Command {
 	var rf redisFlags
+	var sf secretFlags
 	var out, initPath, learnerPath string
 	var lookback time.Duration
 	var tune, publish, companion bool
@@ -71,6 +73,10 @@ captchas are computed against it and the root together (twice the CPU per
 captcha) — and only if the published version is still the one it started from (two
 extractions at once cannot both publish). The last line reads
 "extraction: …: published VERSION" or "extraction: …: not published (why)".
+Publishing signs the version with the gateway's secret (the Caddyfile's
+secret, in ADVCAPTCHA_SECRET or --secret), without which --publish refuses
+to run and the gateways would refuse the version; --tune needs it too to
+start from a published version, which must be authenticated.
 
 --harden N also mixes N fresh adversarial captchas made against the current
 version's models (with the attack flags, which must match the gateway's),
@@ -99,6 +105,18 @@ them, which one fine-tuned from the published version hardly can.`,
 			if publish && !tune {
 				return errors.New("--publish needs --tune")
 			}
+			// Publishing signs the version with the gateway's secret;
+			// fine-tuning needs it to authenticate the published
+			// version it starts from (when there is one).
+			modelKeys, err := sf.modelKeys()
+			switch {
+			case errors.Is(err, errNoSecret) && publish:
+				return fmt.Errorf("--publish %w", err)
+			case errors.Is(err, errNoSecret):
+				modelKeys = nil
+			case err != nil:
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			st, err := rf.open()
@@ -110,7 +128,7 @@ them, which one fine-tuned from the published version hardly can.`,
 			if err != nil {
 				return fmt.Errorf("the hardening captchas' attack: %w", err)
 			}
-			x := &extractRun{w: w, st: st, out: out, initPath: initPath, learnerPath: learnerPath, lookback: lookback, tune: tune, publish: publish,
+			x := &extractRun{w: w, st: st, modelKeys: modelKeys, out: out, initPath: initPath, learnerPath: learnerPath, lookback: lookback, tune: tune, publish: publish,
 				cleanN: cleanN, cleanValN: cleanValN, hardenN: hardenN, attack: attackCfg, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
 					LR: lr, PairShares: pairShares, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
 					Companion: companion, CompanionMaxCleanDrop: companionMaxDrop, Distill: distill}}
@@ -137,6 +155,7 @@ them, which one fine-tuned from the published version hardly can.`,
 	}
 	f := c.Flags()
 	rf.register(f)
+	sf.register(f)
 	f.StringVar(&out, "out", "", "directory for the pairs (and the new model)")
 	f.DurationVar(&lookback, "lookback", time.Hour, "answers given up to this long before a label count")
 	f.BoolVar(&tune, "tune", false, "fine-tune the substitute on the answers")
@@ -171,8 +190,11 @@ them, which one fine-tuned from the published version hardly can.`,
 
 // extractRun is one configured extract command.
 type extractRun struct {
-	w                 io.Writer
-	st                *store.Redis
+	w  io.Writer
+	st *store.Redis
+	// modelKeys verify the published version fine-tuned from and sign the
+	// one published (nil without the secret: no --publish).
+	modelKeys         *secretkey.Keys
 	out, initPath     string
 	learnerPath       string
 	lookback          time.Duration
@@ -233,7 +255,7 @@ func (x *extractRun) runOnce(ctx context.Context, pairs []extraction.Pair) (outc
 	if !x.tune {
 		return outcomeWritten, nil, nil
 	}
-	reg := modelregistry.New(x.st)
+	reg := modelregistry.New(x.st, x.modelKeys)
 	base, root, expect, err := extractionBase(ctx, reg, x.initPath)
 	if err != nil {
 		return "", nil, err
@@ -394,14 +416,18 @@ func extractionBase(ctx context.Context, reg *modelregistry.Registry, initPath s
 	if err != nil {
 		return nil, nil, "", err
 	}
-	if base, err = reg.Model(ctx, cur.Version); err != nil {
+	// Only an authenticated version is fine-tuned: one forged in the
+	// store would otherwise be learned from and published signed.
+	ms, err := reg.Models(ctx, cur)
+	if errors.Is(err, modelregistry.ErrNoKeys) {
+		return nil, nil, "", fmt.Errorf("--tune starts from the published version %s: %w", cur.Version, errNoSecret)
+	}
+	if err != nil {
 		return nil, nil, "", err
 	}
-	root = base
-	if len(cur.With) > 0 {
-		if root, err = reg.Model(ctx, cur.With[0]); err != nil {
-			return nil, nil, "", err
-		}
+	base, root = ms[0], ms[0]
+	if len(ms) > 1 {
+		root = ms[1]
 	}
 	return base, root, cur.Version, nil
 }

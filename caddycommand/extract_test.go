@@ -23,6 +23,7 @@ import (
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/extraction"
 	"github.com/advcaptcha/advcaptcha/internal/redistest"
+	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/solver/solvertest"
@@ -41,11 +42,40 @@ func output(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
 	return b.String(), err
 }
 
+// cmdSecret is the gateway's secret the commands are given in the tests.
+const cmdSecret = "command-test-secret-0123456789abcdefgh"
+
+// testRegistryKeys are cmdSecret's keys for published versions.
+func testRegistryKeys(t *testing.T) *secretkey.Keys {
+	t.Helper()
+	keys, err := modelregistry.Keys([]byte(cmdSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// testRegistry opens the registry with cmdSecret's keys.
+func testRegistry(t *testing.T, st modelregistry.KV) *modelregistry.Registry {
+	return modelregistry.New(st, testRegistryKeys(t))
+}
+
 func TestModelCommands(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := solvertest.UntrainedFile(t), untrainedFile(t, 2)
 	ma, _ := solver.Load(a)
 	mb, _ := solver.Load(b)
+	// Without the gateway's secret nothing is published or rolled back.
+	t.Setenv("ADVCAPTCHA_SECRET", "")
+	for _, args := range [][]string{{"publish", "--redis", srv.Addr, "--file", a}, {"rollback", "--redis", srv.Addr}} {
+		if out, err := output(t, modelCommand(), args...); err == nil || !strings.Contains(err.Error(), "needs the gateway's secret") {
+			t.Fatalf("%s without a secret: %q %v", args[0], out, err)
+		}
+	}
+	if out, err := output(t, modelCommand(), "publish", "--redis", srv.Addr, "--file", a, "--secret", "short"); err == nil {
+		t.Fatalf("publish with a short secret: %q", out)
+	}
+	t.Setenv("ADVCAPTCHA_SECRET", cmdSecret)
 	if out, err := output(t, modelCommand(), "list", "--redis", srv.Addr); err != nil || !strings.Contains(out, "no model version published") {
 		t.Fatalf("empty list: %q %v", out, err)
 	}
@@ -73,7 +103,7 @@ func TestModelCommands(t *testing.T) {
 	}
 	st, _ := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "advc:"})
 	defer st.Close()
-	if cur, err := modelregistry.New(st).Current(context.Background()); err != nil || cur.Version != ma.Version() {
+	if cur, err := testRegistry(t, st).Current(context.Background()); err != nil || cur.Version != ma.Version() {
 		t.Fatalf("current after rollback: %+v %v", cur, err)
 	}
 }
@@ -93,6 +123,7 @@ func untrainedFile(t *testing.T, seed uint64) string {
 // TestExtractCommand: the gateway's logs in Redis → the attacker's
 // answers on disk → a fine-tuned model, published or not as measured.
 func TestExtractCommand(t *testing.T) {
+	t.Setenv("ADVCAPTCHA_SECRET", cmdSecret)
 	srv, st := startRedisStore(t)
 	ctx := context.Background()
 	writeBotAnswers(t, st, 30)
@@ -140,7 +171,7 @@ func TestExtractCommand(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	last := lines[len(lines)-1]
-	cur, curErr := modelregistry.New(st).Current(ctx)
+	cur, curErr := testRegistry(t, st).Current(ctx)
 	switch {
 	case strings.Contains(last, ": published "):
 		if curErr != nil || !strings.HasSuffix(last, cur.Version) {
@@ -307,7 +338,7 @@ func TestExtractRunOutcomes(t *testing.T) {
 	ctx := context.Background()
 	var out bytes.Buffer
 	m := newExtractMetrics()
-	x := &extractRun{w: &out, st: st, out: t.TempDir(), initPath: solvertest.UntrainedFile(t), lookback: time.Hour,
+	x := &extractRun{w: &out, st: st, modelKeys: testRegistryKeys(t), out: t.TempDir(), initPath: solvertest.UntrainedFile(t), lookback: time.Hour,
 		tune: true, publish: true, cleanN: 8, cleanValN: 8, metrics: m,
 		// Not distilled (-1): the root here is untrained, and holding the
 		// model to it keeps it from learning the one answer in a single epoch.

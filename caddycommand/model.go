@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/solver"
 )
@@ -31,12 +32,23 @@ operator see them, publish a model file, or return to the previous version.`,
 
 func modelListCommand() *cobra.Command {
 	var rf redisFlags
+	var sf secretFlags
 	c := &cobra.Command{
 		Use:   "list --redis ADDR",
 		Short: "List the published versions, newest first",
+		Long: `Lists the published versions, newest first. With the gateway's secret
+(ADVCAPTCHA_SECRET or --secret) it also says whether the current version is
+authenticated, i.e. whether the gateways will follow it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
-			reg, done, err := rf.registry()
+			keys, err := sf.modelKeys()
+			if errors.Is(err, errNoSecret) {
+				keys, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+			reg, done, err := rf.registry(keys)
 			if err != nil {
 				return err
 			}
@@ -50,6 +62,10 @@ func modelListCommand() *cobra.Command {
 				return nil
 			}
 			cur, err := reg.Current(cmd.Context())
+			if errors.Is(err, modelregistry.ErrUnauthenticated) && cur != nil {
+				fmt.Fprintf(w, "the current version %s is NOT authenticated with this secret: gateways refuse it (%v)\n", cur.Version, err)
+				err = nil
+			}
 			if err != nil {
 				return err
 			}
@@ -58,6 +74,7 @@ func modelListCommand() *cobra.Command {
 		},
 	}
 	rf.register(c.Flags())
+	sf.register(c.Flags())
 	return c
 }
 
@@ -88,17 +105,23 @@ func percent(f float64) string {
 
 func modelPublishCommand() *cobra.Command {
 	var rf redisFlags
+	var sf secretFlags
 	var file, note string
 	c := &cobra.Command{
 		Use:   "publish --redis ADDR --file MODEL [--note TEXT]",
 		Short: "Publish a model file as the current version",
 		Long: `Checks that the model reads the gateway's captcha style, then publishes it
-as the current version; every gateway on this Redis switches to it within
+as the current version, signed with the gateway's secret (ADVCAPTCHA_SECRET
+or --secret, required); every gateway on this Redis switches to it within
 its follow_models interval.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
 			if file == "" {
 				return errors.New("--file is required")
+			}
+			keys, err := sf.modelKeys()
+			if err != nil {
+				return err
 			}
 			m, err := solver.Load(file)
 			if err != nil {
@@ -111,7 +134,7 @@ its follow_models interval.`,
 			if err := m.Reads(style.Height, style.Width, style.Charset); err != nil {
 				return fmt.Errorf("%s: %w", file, err)
 			}
-			reg, done, err := rf.registry()
+			reg, done, err := rf.registry(keys)
 			if err != nil {
 				return err
 			}
@@ -130,6 +153,7 @@ its follow_models interval.`,
 	}
 	f := c.Flags()
 	rf.register(f)
+	sf.register(f)
 	f.StringVar(&file, "file", "", "model file, as written by train")
 	f.StringVar(&note, "note", "published by an operator", "why, for the history")
 	return c
@@ -137,15 +161,23 @@ its follow_models interval.`,
 
 func modelRollbackCommand() *cobra.Command {
 	var rf redisFlags
+	var sf secretFlags
 	var expect string
 	c := &cobra.Command{
 		Use:   "rollback --redis ADDR [--from VERSION]",
 		Short: "Make the version before the current one current again",
 		Long: `Rolls back the current version to the one it replaced. With --from, only if
-the current version is still VERSION (what you looked at with list).`,
+the current version is still VERSION (what you looked at with list). The
+version returned to must be authenticated, and the new record is signed:
+the gateway's secret is required (ADVCAPTCHA_SECRET or --secret). This is
+also how to leave a forged current version.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
-			reg, done, err := rf.registry()
+			keys, err := sf.modelKeys()
+			if err != nil {
+				return err
+			}
+			reg, done, err := rf.registry(keys)
 			if err != nil {
 				return err
 			}
@@ -167,15 +199,21 @@ the current version is still VERSION (what you looked at with list).`,
 		},
 	}
 	rf.register(c.Flags())
+	sf.register(c.Flags())
 	c.Flags().StringVar(&expect, "from", "", "roll back only if this is the current version")
 	return c
 }
 
-// currentVersion is the published version, or "" when there is none.
+// currentVersion is the published version, or "" when there is none. A
+// current version that is not authenticated (forged) is named all the
+// same: publishing replaces it.
 func currentVersion(ctx context.Context, reg *modelregistry.Registry) (string, error) {
 	cur, err := reg.Current(ctx)
 	if errors.Is(err, modelregistry.ErrNone) {
 		return "", nil
+	}
+	if errors.Is(err, modelregistry.ErrUnauthenticated) && cur != nil {
+		return cur.Version, nil
 	}
 	if err != nil {
 		return "", err
@@ -192,10 +230,11 @@ func orNone(v string) string {
 
 // registry opens the model registry in the gateway's Redis; call done when
 // finished.
-func (r *redisFlags) registry() (reg *modelregistry.Registry, done func(), err error) {
+// keys (nil for listing only) sign and verify versions.
+func (r *redisFlags) registry(keys *secretkey.Keys) (reg *modelregistry.Registry, done func(), err error) {
 	st, err := r.open()
 	if err != nil {
 		return nil, nil, err
 	}
-	return modelregistry.New(st), func() { st.Close() }, nil
+	return modelregistry.New(st, keys), func() { st.Close() }, nil
 }

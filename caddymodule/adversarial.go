@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/captchapool"
+	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
@@ -158,7 +161,10 @@ type adversarialPool struct {
 	ensemble []*solver.Solver
 	store    store.Store
 	storeKey string
-	cur      atomic.Pointer[generation]
+	// poolKeys sign and verify pool entries, modelKeys published model
+	// versions, both derived from the gateway's secret.
+	poolKeys, modelKeys *secretkey.Keys
+	cur                 atomic.Pointer[generation]
 	// last is the handler provisioned last: its metrics count the pool's
 	// work and it emits the pool's events.
 	last   atomic.Pointer[Handler]
@@ -198,6 +204,22 @@ func (p *adversarialPool) Destruct() error {
 	return nil
 }
 
+// secrets are the handler's configured secrets with their placeholders
+// replaced, as Provision reads them (which has checked them); with none
+// configured, the per-process secret, and configured false.
+func (h *Handler) secrets() (secrets [][]byte, configured bool) {
+	repl := caddy.NewReplacer()
+	for _, s := range h.Secrets {
+		if v := repl.ReplaceKnown(s, ""); v != "" {
+			secrets = append(secrets, []byte(v))
+		}
+	}
+	if len(secrets) == 0 {
+		return [][]byte{processSecret()}, false
+	}
+	return secrets, true
+}
+
 // openPool starts (or joins) the pool for this handler's settings.
 func (h *Handler) openPool(model *solver.Model, ensemble []*solver.Model) (string, *adversarialPool, error) {
 	a := h.Adversarial
@@ -206,10 +228,28 @@ func (h *Handler) openPool(model *solver.Model, ensemble []*solver.Model) (strin
 	for _, m := range ensemble {
 		versions += "+" + m.Version()
 	}
+	secrets, configured := h.secrets()
+	if a.ExternalWorkers && !configured {
+		return "", nil, errors.New("external_workers needs `secret`: pool entries are signed with a key derived from the gateway's secret, " +
+			"and without one this instance has a per-process key that `caddy advcaptcha pool` cannot have, so every captcha it made would be dropped as forged; " +
+			"set `secret` and give the workers the same (--secret or ADVCAPTCHA_SECRET)")
+	}
+	if !configured && h.Redis != nil && a.FollowModels > 0 {
+		h.logger.Warn("no secret configured: model versions published in Redis cannot be authenticated and will be refused; set `secret` and give the publishers the same (--secret or ADVCAPTCHA_SECRET)")
+	}
+	poolKeys, err := captchapool.Keys(secrets...)
+	if err != nil {
+		return "", nil, fmt.Errorf("secrets: %w", err)
+	}
+	modelKeys, err := modelregistry.Keys(secrets...)
+	if err != nil {
+		return "", nil, fmt.Errorf("secrets: %w", err)
+	}
 	// Handlers share workers only when everything about them is the same:
-	// a reload that changes workers or the budget starts new ones.
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d/%d/%g/%t/%v", h.storeKey, attack.String(), versions,
-		a.PoolSize, a.Workers, a.CPUBudget, a.ExternalWorkers, time.Duration(a.FollowModels))
+	// a reload that changes workers, the budget or the secrets starts new
+	// ones.
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d/%d/%g/%t/%v\x00%s/%d", h.storeKey, attack.String(), versions,
+		a.PoolSize, a.Workers, a.CPUBudget, a.ExternalWorkers, time.Duration(a.FollowModels), keysFingerprint(secrets), len(secrets))
 	v, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
 		// The pool holds its own reference to the store, which outlives
 		// the handler that started it when a reload hands it over.
@@ -218,7 +258,7 @@ func (h *Handler) openPool(model *solver.Model, ensemble []*solver.Model) (strin
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		p := &adversarialPool{cfg: *a, style: h.style, store: h.store, storeKey: h.storeKey, ctx: ctx, stop: cancel,
-			logger: h.logger.With(zap.String("attack", attack.String()))}
+			poolKeys: poolKeys, modelKeys: modelKeys, logger: h.logger.With(zap.String("attack", attack.String()))}
 		p.last.Store(h)
 		err := p.startEnsemble(ensemble)
 		if err == nil {
@@ -274,7 +314,7 @@ func (p *adversarialPool) switchTo(model *solver.Model, with []*solver.Model) er
 		var logOnce sync.Once
 		size := p.cfg.PoolSize
 		f := &captchapool.Filler{
-			Store: p.store, Key: g.key, Size: size, TTL: 24 * time.Hour,
+			Store: p.store, Key: g.key, Keys: p.poolKeys, Size: size, TTL: 24 * time.Hour,
 			Workers: p.cfg.Workers, CPUBudget: p.cfg.CPUBudget, Generate: gen.GenerateContext,
 			Observe: func(took time.Duration, depth int, err error) {
 				m := p.last.Load().metrics
@@ -304,10 +344,11 @@ func (p *adversarialPool) switchTo(model *solver.Model, with []*solver.Model) er
 
 // follow checks the model registry every interval and switches to a newly
 // published version. A version that cannot be loaded (corrupt, expired, or
-// for another captcha style) is refused once, loudly, and the pool keeps
+// for another captcha style) or that is not authenticated with the
+// gateway's secret (forged) is refused once, loudly, and the pool keeps
 // the model it has.
 func (p *adversarialPool) follow(interval time.Duration) {
-	reg := modelregistry.New(p.store)
+	reg := modelregistry.New(p.store, p.modelKeys)
 	refused := ""
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -315,6 +356,11 @@ func (p *adversarialPool) follow(interval time.Duration) {
 		cur, err := reg.Current(p.ctx)
 		switch {
 		case errors.Is(err, modelregistry.ErrNone), p.ctx.Err() != nil:
+		case errors.Is(err, modelregistry.ErrUnauthenticated) && cur != nil:
+			if cur.Version != refused && cur.Version != p.current().model {
+				refused = cur.Version
+				p.refuse(cur.Version, "unauthenticated", err)
+			}
 		case err != nil:
 			p.logger.Warn("reading the model registry", zap.Error(err))
 		case cur.Version == p.current().model, cur.Version == refused:
@@ -327,10 +373,11 @@ func (p *adversarialPool) follow(interval time.Duration) {
 			}
 			if err != nil {
 				refused = cur.Version
-				m.modelChanges.WithLabelValues("refused").Inc()
-				p.logger.Error("published model version refused; keeping the current one",
-					zap.String("version", cur.Version), zap.Error(err))
-				p.last.Load().emit("advcaptcha_model_refused", map[string]any{"version": cur.Version, "error": err.Error()})
+				outcome := "refused"
+				if errors.Is(err, modelregistry.ErrUnauthenticated) {
+					outcome = "unauthenticated"
+				}
+				p.refuse(cur.Version, outcome, err)
 				break
 			}
 			refused = ""
@@ -343,6 +390,19 @@ func (p *adversarialPool) follow(interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// refuse reports a published version the pool will not follow: counted
+// (model_changes_total by outcome), logged as an error and emitted.
+func (p *adversarialPool) refuse(version, outcome string, err error) {
+	h := p.last.Load()
+	h.metrics.modelChanges.WithLabelValues(outcome).Inc()
+	msg := "published model version refused; keeping the current one"
+	if outcome == "unauthenticated" {
+		msg = "published model version refused: not authenticated with the gateway's secret (forged, or published with another secret); keeping the current one"
+	}
+	p.logger.Error(msg, zap.String("version", version), zap.Error(err))
+	h.emit("advcaptcha_model_refused", map[string]any{"version": version, "error": err.Error(), "reason": outcome})
 }
 
 func (p *adversarialPool) load(reg *modelregistry.Registry, v *modelregistry.Version) error {
@@ -371,15 +431,14 @@ func (v *visit) nextCaptcha(ctx context.Context) (*captchapool.Entry, error) {
 	h := v.h
 	if p := h.pool; p != nil {
 		g := p.current()
-		e, dropped, err := captchapool.Pop(ctx, h.store, g.key)
+		e, dropped, err := captchapool.Pop(ctx, h.store, g.key, p.poolKeys)
+		h.metrics.countDropped(dropped)
 		if errors.Is(err, store.ErrNotFound) && g.prevKey != "" {
 			// Just after a model change: the previous version's captchas
 			// are still adversarial, serve them while the new pool fills.
-			var more int
-			e, more, err = captchapool.Pop(ctx, h.store, g.prevKey)
-			dropped += more
+			e, dropped, err = captchapool.Pop(ctx, h.store, g.prevKey, p.poolKeys)
+			h.metrics.countDropped(dropped)
 		}
-		h.metrics.poolDropped.Add(float64(dropped))
 		switch {
 		case err == nil:
 			h.metrics.served("pool")
@@ -450,4 +509,15 @@ func (p *adversarialPool) noteEmpty() {
 	}
 	p.logger.Warn("adversarial captcha pool empty: clients are asked to retry (fallback wait); add workers or check that they run",
 		zap.Int("pool_size", p.cfg.PoolSize), zap.Bool("external_workers", p.cfg.ExternalWorkers))
+}
+
+// keysFingerprint names the secrets (not secret) so that handlers with
+// different secrets do not share a pool's workers and keys.
+func keysFingerprint(secrets [][]byte) string {
+	h := sha256.New()
+	for _, s := range secrets {
+		h.Write([]byte{byte(len(s) >> 8), byte(len(s))})
+		h.Write(s)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -338,7 +338,7 @@ func TestPoolFollowsPublishedModel(t *testing.T) {
 			}
 		}()
 	}
-	reg := modelregistry.New(st)
+	reg := testRegistry(t, st)
 	mark := len(readLog(t))
 	v2, err := reg.Publish(ctx, m2, "", modelregistry.Version{Note: "test", Fidelity: 0.05, CharFidelity: 0.3})
 	if err != nil {

@@ -240,7 +240,7 @@ func TestTwoInstancesShareACluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := modelregistry.New(st).Publish(context.Background(), m2, "", modelregistry.Version{Note: "scale-out test"}); err != nil {
+	if _, err := testRegistry(t, st).Publish(context.Background(), m2, "", modelregistry.Version{Note: "scale-out test"}); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(3 * time.Minute)

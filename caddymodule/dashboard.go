@@ -229,7 +229,7 @@ func (v *visit) serveSummary(w http.ResponseWriter) error {
 	} else if h.solver != nil {
 		s.Models.Serving = h.solver.Version()
 	}
-	reg := modelregistry.New(h.store)
+	reg := modelregistry.New(h.store, nil) // listed for display, unverified
 	if hist, err := reg.History(ctx); err != nil {
 		failed("models", err)
 	} else {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/advcaptcha/advcaptcha/captchapool"
 	"github.com/advcaptcha/advcaptcha/riskscore"
 )
 
@@ -25,6 +26,7 @@ type metrics struct {
 	generation  *prometheus.HistogramVec // outcome (ok, error)
 	poolServed  *prometheus.CounterVec   // source (pool, sync, clean, wait)
 	poolDropped prometheus.Counter
+	poolForged  *prometheus.CounterVec // reason (unsigned, unknown_key, bad_mac)
 	// recent counts the sources over the last minutes, for the clean
 	// share (a gauge, and the dashboard).
 	recent *servedWindow
@@ -79,9 +81,13 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 			Namespace: "advcaptcha", Name: "pool_corrupt_total",
 			Help: "Pool entries dropped because they did not decode or failed their checksum.",
 		}),
+		poolForged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "advcaptcha", Name: "pool_forged_total",
+			Help: "Pool entries dropped, never served, because they were not authenticated with the gateway's secret, by reason: unsigned (no MAC), unknown_key (signed with a secret not configured here), bad_mac (wrong MAC: edited or forged). Anything but a few after a secret change means someone writes to the store.",
+		}, []string{"reason"}),
 		modelChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "advcaptcha", Name: "model_changes_total",
-			Help: "Newly published solver model versions this instance's pools switched to (loaded) or refused (corrupt, expired, another captcha style).",
+			Help: "Newly published solver model versions this instance's pools switched to (loaded) or refused: refused (corrupt, expired, another captcha style), unauthenticated (no valid MAC from the gateway's secret, or a model file other than the one published: forged).",
 		}, []string{"outcome"}),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "advcaptcha", Name: "captcha_answers_total",
@@ -102,11 +108,22 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 	m.generation = register(reg, m.generation)
 	m.poolServed = register(reg, m.poolServed)
 	m.poolDropped = register(reg, m.poolDropped)
+	m.poolForged = register(reg, m.poolForged)
 	m.recent = register(reg, newServedWindow())
 	m.modelChanges = register(reg, m.modelChanges)
 	m.answers = register(reg, m.answers)
 	m.modelFidelity = register(reg, m.modelFidelity)
 	return m
+}
+
+// countDropped counts the pool entries Pop dropped.
+func (m *metrics) countDropped(d captchapool.Dropped) {
+	if d.Corrupt > 0 {
+		m.poolDropped.Add(float64(d.Corrupt))
+	}
+	for reason, n := range d.Forged {
+		m.poolForged.WithLabelValues(reason).Add(float64(n))
+	}
 }
 
 // served counts a captcha request answered by source (pool, sync, clean,

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/store"
 )
 
@@ -17,6 +18,9 @@ type Filler struct {
 	Store store.Store
 	// Key is the pool's store key (Generator.Key).
 	Key string
+	// Keys sign each entry (Keys(secret…), the gateway's secret): the
+	// gateways drop entries that do not verify.
+	Keys *secretkey.Keys
 	// Size is the depth the pool is kept at.
 	Size int
 	// TTL of the pool key, renewed on each push; entries older than this
@@ -107,7 +111,7 @@ func (f *Filler) fillOne(ctx context.Context) (took time.Duration, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("generating captcha: %w", err)
 	}
-	b, err := e.Marshal()
+	b, err := e.Marshal(f.Keys)
 	if err != nil {
 		return 0, err
 	}

@@ -11,9 +11,19 @@ import (
 	"time"
 
 	"github.com/advcaptcha/advcaptcha/captchapool"
+	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/store"
 	"github.com/advcaptcha/advcaptcha/store/storetest"
 )
+
+// testKeys sign and verify the tests' entries.
+var testKeys = func() *secretkey.Keys {
+	k, err := captchapool.Keys([]byte("pool-test-secret-0123456789abcdefghij"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 func entry(text string) *captchapool.Entry {
 	return &captchapool.Entry{Text: text, Method: "test", PNG: []byte("png of " + text)}
@@ -44,7 +54,7 @@ func TestFillerKeepsThePoolAtItsSize(t *testing.T) {
 			ctx := context.Background()
 			var made atomic.Int64
 			f := &captchapool.Filler{
-				Store: s, Key: "pool:size", Size: 5, TTL: time.Minute, Workers: 2, CPUBudget: 1,
+				Store: s, Key: "pool:size", Keys: testKeys, Size: 5, TTL: time.Minute, Workers: 2, CPUBudget: 1,
 				Idle: 10 * time.Millisecond,
 				Generate: func(_ context.Context, seed uint64) (*captchapool.Entry, error) {
 					return entry(fmt.Sprint("t", made.Add(1))), nil
@@ -64,7 +74,7 @@ func TestFillerKeepsThePoolAtItsSize(t *testing.T) {
 				var e *captchapool.Entry
 				waitFor(t, "an entry", func() bool {
 					var err error
-					e, _, err = captchapool.Pop(ctx, s, f.Key)
+					e, _, err = captchapool.Pop(ctx, s, f.Key, testKeys)
 					return err == nil
 				})
 				if seen[e.Text] {
@@ -83,7 +93,7 @@ func TestFillerSurvivesPanicsAndErrors(t *testing.T) {
 	var mu sync.Mutex
 	var errs []error
 	f := &captchapool.Filler{
-		Store: s, Key: "pool:panic", Size: 3, TTL: time.Minute, Workers: 1, CPUBudget: 1,
+		Store: s, Key: "pool:panic", Keys: testKeys, Size: 3, TTL: time.Minute, Workers: 1, CPUBudget: 1,
 		Idle: time.Millisecond,
 		Generate: func(_ context.Context, seed uint64) (*captchapool.Entry, error) {
 			switch calls.Add(1) {
@@ -119,7 +129,7 @@ func TestFillerKeepsItsCPUBudget(t *testing.T) {
 	s := storetest.MemoryAndRedis(t)["memory"]
 	const gen, n = 20 * time.Millisecond, 8
 	f := &captchapool.Filler{
-		Store: s, Key: "pool:budget", Size: n, TTL: time.Minute, Workers: 1, CPUBudget: 0.25,
+		Store: s, Key: "pool:budget", Keys: testKeys, Size: n, TTL: time.Minute, Workers: 1, CPUBudget: 0.25,
 		Generate: func(_ context.Context, seed uint64) (*captchapool.Entry, error) {
 			for start := time.Now(); time.Since(start) < gen; {
 			}
@@ -139,12 +149,12 @@ func TestPopDropsCorruptEntries(t *testing.T) {
 	for name, s := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			good, err := entry("good").Marshal()
+			good, err := entry("good").Marshal(testKeys)
 			if err != nil {
 				t.Fatal(err)
 			}
 			tampered := entry("tampered")
-			b, _ := tampered.Marshal()
+			b, _ := tampered.Marshal(testKeys)
 			tampered.Text = "other" // answer changed after the checksum
 			tampered.PNG = []byte("another image")
 			forged, _ := json.Marshal(tampered) // keeps the old checksum
@@ -153,13 +163,94 @@ func TestPopDropsCorruptEntries(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e, dropped, err := captchapool.Pop(ctx, s, "pool:c")
-			if err != nil || e.Text != "good" || dropped != 3 {
-				t.Fatalf("pop: %+v dropped %d err %v, want the good entry after 3 dropped", e, dropped, err)
+			e, dropped, err := captchapool.Pop(ctx, s, "pool:c", testKeys)
+			if err != nil || e.Text != "good" || dropped.Corrupt != 3 || len(dropped.Forged) != 0 {
+				t.Fatalf("pop: %+v dropped %+v err %v, want the good entry after 3 dropped", e, dropped, err)
 			}
-			if _, _, err := captchapool.Pop(ctx, s, "pool:c"); !errors.Is(err, store.ErrNotFound) {
+			if _, _, err := captchapool.Pop(ctx, s, "pool:c", testKeys); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("pop of an empty pool: %v", err)
 			}
 		})
+	}
+}
+
+// forge is what someone who can write to the store but has not the
+// gateway's secret can push: a well-formed entry with a right checksum,
+// whose answer they know, with no MAC, a made-up one, or one from another
+// secret.
+func forge(t *testing.T) map[string][]byte {
+	t.Helper()
+	other, err := captchapool.Keys([]byte("another-secret-0123456789abcdefghijklmn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	e := entry("known")
+	signed, _ := e.Marshal(testKeys)
+	e.KeyID, e.MAC = "", ""
+	out["unsigned"], _ = json.Marshal(e)
+	var ok captchapool.Entry
+	_ = json.Unmarshal(signed, &ok)
+	ok.Text = "KNOWN" // the signed entry with its answer changed: checksum still right
+	out["bad_mac"], _ = json.Marshal(ok)
+	out["unknown_key"], _ = entry("known").Marshal(other)
+	return out
+}
+
+func TestPopDropsAndCountsForgedEntries(t *testing.T) {
+	for name, s := range storetest.MemoryAndRedis(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			forged := forge(t)
+			good, _ := entry("good").Marshal(testKeys)
+			for _, reason := range []string{"unsigned", "bad_mac", "unknown_key"} {
+				if _, err := s.PushQueue(ctx, "pool:f", forged[reason], 10, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.PushQueue(ctx, "pool:f", good, 10, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			e, dropped, err := captchapool.Pop(ctx, s, "pool:f", testKeys)
+			if err != nil || e.Text != "good" || dropped.Corrupt != 0 ||
+				dropped.Forged["unsigned"] != 1 || dropped.Forged["bad_mac"] != 1 || dropped.Forged["unknown_key"] != 1 {
+				t.Fatalf("pop: %+v dropped %+v err %v, want the good entry after one forged entry of each kind", e, dropped, err)
+			}
+			// A pool of forgeries only: nothing is served.
+			for range 10 {
+				if _, err := s.PushQueue(ctx, "pool:g", forged["unsigned"], 10, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e, dropped, err := captchapool.Pop(ctx, s, "pool:g", testKeys); e != nil || !errors.Is(err, captchapool.ErrCorrupt) || dropped.Forged["unsigned"] != 8 {
+				t.Fatalf("pop of forgeries: %+v dropped %+v err %v", e, dropped, err)
+			}
+		})
+	}
+}
+
+// TestEntryKeyRotation: an entry signed with a secret verifies while that
+// secret is listed (second, after a new one), and not once it is removed.
+func TestEntryKeyRotation(t *testing.T) {
+	oldSecret, newSecret := []byte("old-secret-0123456789abcdefghijklmnopq"), []byte("new-secret-0123456789abcdefghijklmnopq")
+	oldKeys, _ := captchapool.Keys(oldSecret)
+	rotated, _ := captchapool.Keys(newSecret, oldSecret)
+	newOnly, _ := captchapool.Keys(newSecret)
+	b, err := entry("rotated").Marshal(oldKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := captchapool.Unmarshal(b, rotated); err != nil || e.Text != "rotated" {
+		t.Fatalf("signed with the second listed secret: %v", err)
+	}
+	if _, err := captchapool.Unmarshal(b, newOnly); !errors.Is(err, captchapool.ErrForged) {
+		t.Fatalf("signed with a removed secret: %v, want ErrForged", err)
+	}
+	b2, _ := entry("new").Marshal(rotated)
+	if _, err := captchapool.Unmarshal(b2, newOnly); err != nil {
+		t.Fatalf("the first listed secret signs: %v", err)
+	}
+	if _, err := captchapool.Keys([]byte("short")); err == nil {
+		t.Fatal("a short secret was accepted")
 	}
 }

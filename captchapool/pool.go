@@ -16,11 +16,13 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
+	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/store"
@@ -47,21 +49,57 @@ type Entry struct {
 	PNG []byte `json:"png"`
 	// SHA256 of PNG, checked when the entry is taken from the pool.
 	SHA256 string `json:"sha256"`
+	// KeyID names the key of MAC, an HMAC-SHA256 over everything above
+	// with a key derived from the gateway's secret (Keys): an entry that
+	// someone who can write to the store pushed, with an answer they know,
+	// is dropped rather than served.
+	KeyID string `json:"kid,omitempty"`
+	MAC   string `json:"mac,omitempty"`
 }
 
-// ErrCorrupt is returned for a pool entry that does not decode or whose
-// image does not match its checksum.
-var ErrCorrupt = errors.New("captchapool: corrupt entry")
+// Errors of Unmarshal and Pop.
+var (
+	// ErrCorrupt is returned for a pool entry that does not decode or
+	// whose image does not match its checksum.
+	ErrCorrupt = errors.New("captchapool: corrupt entry")
+	// ErrForged is returned for an entry whose MAC is missing, from an
+	// unknown key or wrong (also secretkey.ErrUnauthenticated).
+	ErrForged = errors.New("captchapool: entry not authenticated")
+)
 
-// Marshal encodes the entry with its checksum.
-func (e *Entry) Marshal() ([]byte, error) {
+// Keys derives the keys that sign and verify pool entries from the
+// gateway's secrets (the first signs, all verify). Workers outside the
+// gateway (`caddy advcaptcha pool`) must be given the same secret.
+func Keys(secrets ...[]byte) (*secretkey.Keys, error) {
+	return secretkey.Derive("pool v1", secrets...)
+}
+
+// macParts are what an entry's MAC covers.
+func (e *Entry) macParts() [][]byte {
+	var seed, ssim [8]byte
+	binary.BigEndian.PutUint64(seed[:], e.Seed)
+	binary.BigEndian.PutUint64(ssim[:], math.Float64bits(e.SSIM))
+	fooled := []byte{0}
+	if e.Fooled {
+		fooled[0] = 1
+	}
+	return [][]byte{[]byte(e.Text), seed[:], []byte(e.Method), []byte(e.Model), ssim[:], []byte(e.Reading), fooled, []byte(e.SHA256)}
+}
+
+// Marshal encodes the entry with its checksum and its MAC under keys.
+func (e *Entry) Marshal(keys *secretkey.Keys) ([]byte, error) {
+	if keys == nil {
+		return nil, errors.New("captchapool: no key to sign the entry with")
+	}
 	sum := sha256.Sum256(e.PNG)
 	e.SHA256 = hex.EncodeToString(sum[:])
+	e.KeyID, e.MAC = keys.Sign(e.macParts()...)
 	return json.Marshal(e)
 }
 
-// Unmarshal decodes an entry and verifies its checksum.
-func Unmarshal(b []byte) (*Entry, error) {
+// Unmarshal decodes an entry and verifies its checksum (else ErrCorrupt)
+// and its MAC under keys (else ErrForged), in constant time.
+func Unmarshal(b []byte, keys *secretkey.Keys) (*Entry, error) {
 	var e Entry
 	if err := json.Unmarshal(b, &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -69,6 +107,12 @@ func Unmarshal(b []byte) (*Entry, error) {
 	sum := sha256.Sum256(e.PNG)
 	if len(e.PNG) == 0 || e.Text == "" || hex.EncodeToString(sum[:]) != e.SHA256 {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	if keys == nil {
+		return nil, fmt.Errorf("%w: no key to verify it with", ErrForged)
+	}
+	if err := keys.Verify(e.KeyID, e.MAC, e.macParts()...); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrForged, err)
 	}
 	return &e, nil
 }
@@ -187,21 +231,46 @@ func (g *Generator) Key() string {
 	return "pool:" + hex.EncodeToString(sum[:8])
 }
 
-// Pop takes the oldest entry of the pool under key. Corrupt entries are
-// dropped (and counted by the caller through the returned number) rather
-// than served; it returns store.ErrNotFound when the pool is empty.
-func Pop(ctx context.Context, s store.Store, key string) (e *Entry, dropped int, err error) {
-	for range 4 {
+// Dropped counts the entries Pop dropped rather than served.
+type Dropped struct {
+	// Corrupt did not decode or failed their checksum.
+	Corrupt int
+	// Forged had no MAC, one from an unknown key, or a wrong one; by
+	// reason (secretkey.Reason: unsigned, unknown_key, bad_mac).
+	Forged map[string]int
+}
+
+// Pop takes the oldest entry of the pool under key that verifies under
+// keys. Corrupt and forged entries are dropped (and counted by the caller
+// through dropped) rather than served; it returns store.ErrNotFound when
+// the pool is empty, ErrCorrupt when it dropped several in a row.
+func Pop(ctx context.Context, s store.Store, key string, keys *secretkey.Keys) (e *Entry, dropped Dropped, err error) {
+	for range 8 {
 		b, err := s.PopQueue(ctx, key)
 		if err != nil {
 			return nil, dropped, err
 		}
-		if e, err := Unmarshal(b); err == nil {
+		e, err := Unmarshal(b, keys)
+		switch {
+		case err == nil:
 			return e, dropped, nil
+		case errors.Is(err, ErrForged):
+			if dropped.Forged == nil {
+				dropped.Forged = map[string]int{}
+			}
+			dropped.Forged[forgedReason(err)]++
+		default:
+			dropped.Corrupt++
 		}
-		dropped++
 	}
 	return nil, dropped, ErrCorrupt
+}
+
+func forgedReason(err error) string {
+	if r := secretkey.Reason(err); r != "" {
+		return r
+	}
+	return "unsigned"
 }
 
 // NewSeed draws a captcha seed from crypto/rand: the seed determines the

@@ -2,14 +2,24 @@ package modelregistry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
 
+	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/solver"
 	"github.com/advcaptcha/advcaptcha/store"
 	"github.com/advcaptcha/advcaptcha/store/storetest"
 )
+
+var testKeys = func() *secretkey.Keys {
+	k, err := Keys([]byte("registry-test-secret-0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 // small models with distinct weights, so distinct versions.
 func models(t *testing.T, n int) []*solver.Model {
@@ -32,7 +42,7 @@ func TestPublishFollowAndRollBack(t *testing.T) {
 	ms := models(t, 3)
 	for name, st := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
-			r := New(st)
+			r := New(st, testKeys)
 			if _, err := r.Current(ctx); !errors.Is(err, ErrNone) {
 				t.Fatalf("empty registry: %v, want ErrNone", err)
 			}
@@ -52,8 +62,8 @@ func TestPublishFollowAndRollBack(t *testing.T) {
 			if err != nil || cur.Version != ms[1].Version() || cur.Previous != v1.Version || cur.Fidelity != 0.6 {
 				t.Fatalf("current %+v %v", cur, err)
 			}
-			m, err := r.Model(ctx, cur.Version)
-			if err != nil || m.Version() != v2.Version {
+			m, err := r.Models(ctx, cur)
+			if err != nil || m[0].Version() != v2.Version {
 				t.Fatalf("model of the current version: %v", err)
 			}
 			// Rolling back what one did not look at is refused.
@@ -84,7 +94,7 @@ func TestConcurrentPublishOneWins(t *testing.T) {
 	ms := models(t, 9)
 	for name, st := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
-			r := New(st)
+			r := New(st, testKeys)
 			base, err := r.Publish(ctx, ms[0], "", Version{})
 			if err != nil {
 				t.Fatal(err)
@@ -122,7 +132,7 @@ func TestCorruptVersionRefused(t *testing.T) {
 	ms := models(t, 1)
 	for name, st := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
-			r := New(st)
+			r := New(st, testKeys)
 			v, err := r.Publish(ctx, ms[0], "", Version{})
 			if err != nil {
 				t.Fatal(err)
@@ -132,10 +142,13 @@ func TestCorruptVersionRefused(t *testing.T) {
 			if err := st.PutOnce(ctx, blobPrefix+v.Version, b, TTL); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := r.Model(ctx, v.Version); err == nil {
-				t.Fatal("a corrupt model version was loaded")
+			if _, err := r.Models(ctx, v); !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("a corrupt model version: %v, want ErrUnauthenticated", err)
 			}
-			if _, err := r.Model(ctx, "nope"); err == nil {
+			missing := *v
+			missing.Version = "nope"
+			r.sign(&missing)
+			if _, err := r.Models(ctx, &missing); err == nil {
 				t.Fatal("a missing version was loaded")
 			}
 		})
@@ -148,7 +161,7 @@ func TestOldVersionsFreed(t *testing.T) {
 	ms := models(t, KeepVersions+2)
 	mem, _ := store.NewMemory(store.MemoryOptions{})
 	defer mem.Close()
-	r := New(mem)
+	r := New(mem, testKeys)
 	prev := ""
 	for _, m := range ms {
 		v, err := r.Publish(ctx, m, prev, Version{})
@@ -179,7 +192,7 @@ func TestPublishWithCompanion(t *testing.T) {
 	root, first, second := ms[0], ms[1], ms[2]
 	for name, st := range storetest.MemoryAndRedis(t) {
 		t.Run(name, func(t *testing.T) {
-			r := New(st)
+			r := New(st, testKeys)
 			if _, err := r.Publish(ctx, root, "", Version{}, root); err == nil {
 				t.Fatal("a version published together with itself was accepted")
 			}
@@ -191,7 +204,7 @@ func TestPublishWithCompanion(t *testing.T) {
 			if err != nil || cur.Version != first.Version() || len(cur.With) != 1 || cur.With[0] != root.Version() {
 				t.Fatalf("current %+v %v, want %s with %s", cur, err, first.Version(), root.Version())
 			}
-			if m, err := r.Model(ctx, root.Version()); err != nil || m.Version() != root.Version() {
+			if ms, err := r.Models(ctx, cur); err != nil || len(ms) != 2 || ms[1].Version() != root.Version() {
 				t.Fatalf("the companion, never published alone, cannot be loaded: %v", err)
 			}
 			v2, err := r.Publish(ctx, second, v1.Version, Version{}, root)
@@ -213,9 +226,97 @@ func TestPublishWithCompanion(t *testing.T) {
 				}
 				prev = v.Version
 			}
-			if _, err := r.Model(ctx, root.Version()); err == nil {
+			if _, err := st.Peek(ctx, blobPrefix+root.Version()); err == nil {
 				t.Fatal("the companion's weights outlived every entry naming it")
 			}
 		})
+	}
+}
+
+// TestForgedVersionRefused: what someone who can write to the store but
+// has not the secret can publish — a record without a MAC, one signed with
+// another secret, a signed record edited, or a signed record whose model
+// file was swapped for another valid model — is refused; and a registry
+// without keys cannot publish at all.
+func TestForgedVersionRefused(t *testing.T) {
+	ctx := context.Background()
+	ms := models(t, 3)
+	other, _ := Keys([]byte("another-secret-0123456789abcdefghijklmn"))
+	for name, st := range storetest.MemoryAndRedis(t) {
+		t.Run(name, func(t *testing.T) {
+			r := New(st, testKeys)
+			v1, err := r.Publish(ctx, ms[0], "", Version{Note: "real"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(st, nil).Publish(ctx, ms[1], v1.Version, Version{}); !errors.Is(err, ErrNoKeys) {
+				t.Fatalf("publishing without keys: %v, want ErrNoKeys", err)
+			}
+			forge := func(v Version) {
+				t.Helper()
+				b, _ := json.Marshal(v)
+				if err := st.PutOnce(ctx, currentKey, b, TTL); err != nil {
+					t.Fatal(err)
+				}
+			}
+			blob := ms[1].Marshal()
+			if err := st.PutOnce(ctx, blobPrefix+ms[1].Version(), blob, TTL); err != nil {
+				t.Fatal(err)
+			}
+			unsigned := Version{Version: ms[1].Version(), Previous: v1.Version, Sums: map[string]string{ms[1].Version(): sum(blob)}}
+			otherSigned := unsigned
+			otherSigned.KeyID, otherSigned.MAC = other.Sign(otherSigned.macParts()...)
+			edited := *v1
+			edited.Note = "edited"
+			swapped := *v1 // the real record, the file replaced by another model under its name
+			for what, v := range map[string]Version{"unsigned": unsigned, "another secret": otherSigned, "edited": edited} {
+				forge(v)
+				cur, err := r.Current(ctx)
+				if !errors.Is(err, ErrUnauthenticated) || !errors.Is(err, secretkey.ErrUnauthenticated) || cur == nil || cur.Version != v.Version {
+					t.Fatalf("%s: Current %+v %v, want the record and ErrUnauthenticated", what, cur, err)
+				}
+				if _, err := r.Models(ctx, cur); !errors.Is(err, ErrUnauthenticated) {
+					t.Fatalf("%s: Models %v, want ErrUnauthenticated", what, err)
+				}
+			}
+			forge(swapped)
+			if err := st.PutOnce(ctx, blobPrefix+v1.Version, ms[2].Marshal(), TTL); err != nil {
+				t.Fatal(err)
+			}
+			cur, err := r.Current(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Models(ctx, cur); !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("swapped model file: %v, want ErrUnauthenticated", err)
+			}
+		})
+	}
+}
+
+// TestVersionKeyRotation: a version published under the old secret still
+// loads while the old secret is listed second, and a registry with only
+// the new secret refuses it.
+func TestVersionKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	ms := models(t, 1)
+	oldSecret, newSecret := []byte("old-secret-0123456789abcdefghijklmnopq"), []byte("new-secret-0123456789abcdefghijklmnopq")
+	oldKeys, _ := Keys(oldSecret)
+	rotated, _ := Keys(newSecret, oldSecret)
+	newOnly, _ := Keys(newSecret)
+	mem, _ := store.NewMemory(store.MemoryOptions{})
+	defer mem.Close()
+	if _, err := New(mem, oldKeys).Publish(ctx, ms[0], "", Version{}); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := New(mem, rotated).Current(ctx)
+	if err != nil {
+		t.Fatalf("published under the second listed secret: %v", err)
+	}
+	if _, err := New(mem, rotated).Models(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(mem, newOnly).Current(ctx); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("published under a removed secret: %v", err)
 	}
 }

@@ -197,6 +197,10 @@ func run() error {
 	return nil
 }
 
+// simSecret is the gateway's secret in the config load writes: model
+// versions are published signed with it.
+const simSecret = "simulate-secret-0123456789abcdefghij"
+
 // adversarialBlock is the gateway's adversarial configuration in stages
 // (b)–(e): the production attack, computed on request when the pool is
 // empty so that every captcha is adversarial, following published models.
@@ -591,7 +595,13 @@ func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (
 	if res.AsCompanion {
 		with = append(with, sub)
 	}
-	v, err := modelregistry.New(s.st).Publish(ctx, res.Model, "", modelregistry.Version{
+	// Signed with the gateway's secret (the config's secret), or the
+	// gateway refuses the version.
+	keys, err := modelregistry.Keys([]byte(simSecret))
+	if err != nil {
+		return nil, "", err
+	}
+	v, err := modelregistry.New(s.st, keys).Publish(ctx, res.Model, "", modelregistry.Version{
 		Note: "simulation: " + res.Why, Fidelity: res.After.Fidelity, CharFidelity: res.After.CharFidelity, CleanAccuracy: res.After.CleanAccuracy,
 	}, with...)
 	if err != nil {
