@@ -292,9 +292,27 @@ func rawSendable(p string) bool {
 // route, as the path of a challenged page (the slide page's data-return,
 // the slide's "next"), as the answer form's return — and, when the shipped
 // model reads the captcha, through a solved one to the real Location.
+//
+// It runs against the default gateway (where an empty adversarial pool asks
+// clients to wait) and against the plain one, whose captchas are always
+// there and which the shipped model reads, so that the real Location after
+// a solved captcha is seen for every payload.
 func TestAttackRedirect(t *testing.T) {
-	base, _ := url.Parse(mainGW.base)
-	const ip = "127.0.1.6"
+	bad1, obs1, loc1 := redirectAttack(t, plainGateway(t), "127.0.1.6")
+	bad2, obs2, loc2 := redirectAttack(t, mainGW, "127.0.1.16")
+	fig := fmt.Sprintf("%d/%d", bad1+bad2, obs1+obs2)
+	figures.set("redirect", fig)
+	t.Logf("attack redirect: %s returns a browser resolves off-site or into /.advcaptcha/ (%d payloads; %d solved captchas gave a real Location)", fig, len(redirectPayloads), loc1+loc2)
+	if obs1+obs2 == 0 {
+		t.Errorf("no return path was observable: the attack saw no captcha, slide page or Location")
+	}
+}
+
+// redirectAttack sends every payload through gw's challenge from ip and
+// reports each bad return (as a test error); it returns the number of bad
+// and of observed returns, and of real Locations seen.
+func redirectAttack(t *testing.T, gw *gateway, ip string) (nbad, nobserved, nlocations int) {
+	base, _ := url.Parse(gw.base)
 	type finding struct{ payload, channel, value, why string }
 	var mu sync.Mutex
 	var bad []finding
@@ -338,7 +356,7 @@ func TestAttackRedirect(t *testing.T) {
 	parallel(len(redirectPayloads), 4, func(i int) {
 		p := redirectPayloads[i]
 		// 1. The captcha route's ?return=.
-		d := newDevice(mainGW, ip)
+		d := newDevice(gw, ip)
 		r, err := d.do(http.MethodGet, "/.advcaptcha/challenge?return="+url.QueryEscape(p), fetchGET, nil, nil)
 		if err == nil {
 			if c := captchaOf(r); c != nil {
@@ -357,7 +375,7 @@ func TestAttackRedirect(t *testing.T) {
 		if !rawSendable(p) {
 			return
 		}
-		d = newDevice(mainGW, ip)
+		d = newDevice(gw, ip)
 		r, err = d.rawGET(p, navigate)
 		if err != nil || classify(r) != outSlide {
 			return
@@ -406,9 +424,6 @@ func TestAttackRedirect(t *testing.T) {
 			answerForm(d, &captchaView{ID: id, Image: img}, p, "page")
 		}
 	})
-	fig := fmt.Sprintf("%d/%d", len(bad), observed.Load())
-	figures.set("redirect", fig)
-	t.Logf("attack redirect: %s returns a browser resolves off-site or into /.advcaptcha/ (%d payloads; %d solved captchas gave a real Location)", fig, len(redirectPayloads), locations.Load())
 	seen := map[string]bool{}
 	for _, b := range bad {
 		key := b.payload + "|" + b.why
@@ -416,11 +431,10 @@ func TestAttackRedirect(t *testing.T) {
 			continue
 		}
 		seen[key] = true
-		t.Errorf("return %q via %s: %q — %s", b.payload, b.channel, b.value, b.why)
+		t.Errorf("[%s gateway] return %q via %s: %q — %s", gw.name, b.payload, b.channel, b.value, b.why)
 	}
-	if observed.Load() == 0 {
-		t.Errorf("no return path was observable: the attack saw no captcha, slide page or Location")
-	}
+	t.Logf("%s gateway: %d/%d returns bad, %d captchas solved", gw.name, len(bad), observed.Load(), solved.Load())
+	return len(bad), int(observed.Load()), int(locations.Load())
 }
 
 // (g) A curl client naming alice's account is refused 150 times; then
@@ -764,48 +778,62 @@ func regexpFind(expr string, body []byte) string {
 // (b) 1,500 requests for a captcha from one IP, each with fresh cookies,
 // straight to the captcha route (no page, no slide). Captchas must be
 // handed out against a budget — at most a hundred here — and the flood
-// must cost the gateway bounded memory.
+// must cost the gateway bounded memory. Against the default gateway (an
+// empty adversarial pool answers "wait" to everyone, which says nothing of
+// a budget) and against the plain one, whose captchas never run out.
 func TestAttackChallengeFlood(t *testing.T) {
-	const n, ip, maxCaptchas, maxRSSMB = 1500, "127.0.1.2", 100, 100
-	before, err := mainGW.rssKB()
+	const n, maxCaptchas, maxRSSMB = 1500, 100, 100
+	worstMB := 0.0
+	for _, run := range []struct {
+		gw  *gateway
+		ip  string
+		key string
+	}{{mainGW, "127.0.1.2", "flood_captchas"}, {plainGateway(t), "127.0.1.12", "flood_plain"}} {
+		captchas, growMB := challengeFlood(t, run.gw, run.ip, n)
+		figures.set(run.key, fmt.Sprintf("%d/%d", captchas, n))
+		worstMB = max(worstMB, growMB)
+		if captchas > maxCaptchas {
+			t.Errorf("[%s gateway] one IP was handed %d captchas for %d bare requests with fresh cookies: the captcha route must be counted and budgeted per IP prefix (at most %d here)", run.gw.name, captchas, n, maxCaptchas)
+		}
+		if growMB > maxRSSMB {
+			t.Errorf("[%s gateway] the flood grew the gateway's RSS by %.0f MB (at most %d)", run.gw.name, growMB, maxRSSMB)
+		}
+	}
+	figures.set("rss_mb", fmt.Sprintf("%+.0f", worstMB))
+}
+
+func challengeFlood(t *testing.T, gw *gateway, ip string, n int) (captchas int, growMB float64) {
+	before, err := gw.rssKB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var captchas, errs atomic.Int32
+	var got, errs atomic.Int32
 	var outcomes sync.Map
 	start := time.Now()
 	parallel(n, 8, func(i int) {
-		d := newDevice(mainGW, ip)
+		d := newDevice(gw, ip)
 		r, err := d.do(http.MethodGet, "/.advcaptcha/challenge", fetchGET, nil, nil)
 		if err != nil {
 			errs.Add(1)
 			return
 		}
-		o := classify(r)
 		if captchaOf(r) != nil {
-			captchas.Add(1)
+			got.Add(1)
 		}
-		v, _ := outcomes.LoadOrStore(fmt.Sprintf("%s/%d", o, r.Status), new(atomic.Int32))
+		v, _ := outcomes.LoadOrStore(fmt.Sprintf("%s/%d", classify(r), r.Status), new(atomic.Int32))
 		v.(*atomic.Int32).Add(1)
 	})
 	elapsed := time.Since(start)
-	after, err := mainGW.rssKB()
+	after, err := gw.rssKB()
 	if err != nil {
 		t.Fatal(err)
 	}
 	counts := map[string]int32{}
 	outcomes.Range(func(k, v any) bool { counts[k.(string)] = v.(*atomic.Int32).Load(); return true })
-	growMB := float64(after-before) / 1024
-	figures.set("flood_captchas", fmt.Sprintf("%d/%d", captchas.Load(), n))
-	figures.set("rss_mb", fmt.Sprintf("%+.0f", growMB))
-	t.Logf("attack challenge flood: %d/%d captchas handed out in %v; RSS %.0f → %.0f MB (%+.0f); outcomes %v; %d errors",
-		captchas.Load(), n, elapsed.Round(time.Millisecond), float64(before)/1024, float64(after)/1024, growMB, counts, errs.Load())
-	if captchas.Load() > maxCaptchas {
-		t.Errorf("one IP was handed %d captchas for %d bare requests with fresh cookies: the captcha route must be counted and budgeted per IP prefix (at most %d here)", captchas.Load(), n, maxCaptchas)
-	}
-	if growMB > maxRSSMB {
-		t.Errorf("the flood grew the gateway's RSS by %.0f MB (at most %d)", growMB, maxRSSMB)
-	}
+	growMB = float64(after-before) / 1024
+	t.Logf("attack challenge flood (%s gateway): %d/%d captchas handed out in %v; RSS %.0f → %.0f MB (%+.0f); outcomes %v; %d errors",
+		gw.name, got.Load(), n, elapsed.Round(time.Millisecond), float64(before)/1024, float64(after)/1024, growMB, counts, errs.Load())
+	return int(got.Load()), growMB
 }
 
 // (j) After the flood, fresh clients of another IP read the captchas they

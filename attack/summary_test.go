@@ -21,7 +21,7 @@ func (f *figureSet) set(key, value string) {
 
 // figureOrder is the order of the summary line; "?" marks an attack that
 // did not run or did not get as far as its figure.
-var figureOrder = []string{"replay", "altered", "flood_captchas", "rss_mb", "answer_flood", "audio",
+var figureOrder = []string{"replay", "altered", "flood_captchas", "flood_plain", "rss_mb", "answer_flood", "audio",
 	"crawler", "redirect", "lockout", "churn", "admin", "solved"}
 
 func (f *figureSet) line() string {
