@@ -320,7 +320,7 @@ func TestPoolFollowsPublishedModel(t *testing.T) {
 				h := browser(fmt.Sprintf("198.51.%d.%d", 110+w, i%250))
 				path := "/"
 				if i%2 == 1 {
-					h, path = suspicious(fmt.Sprintf("198.51.%d.%d", 120+w, i%250)), "/.advcaptcha/challenge"
+					h = suspicious(fmt.Sprintf("198.51.%d.%d", 120+w, i%250))
 				}
 				req, _ := http.NewRequest("GET", siteURL+path, nil)
 				req.Header = h

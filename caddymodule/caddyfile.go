@@ -56,6 +56,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		weight <signal> <points>
 //		challenge_at <score>
 //		block_at <score>
+//		captcha_at <score>
+//		slide_clearance_ttl <duration>
+//		slide_passes <device> <ip> <fingerprint>
+//		captcha_budget <device> <ip> <window>
 //		exempt <path...>
 //		allow <cidr...>
 //		deny <cidr...>
@@ -72,6 +76,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		challenge_ttl <duration>
 //		max_failures device|ip|account <n>
 //		max_audio <n>
+//		max_audio_ip <n>
 //		solver_model <file>
 //		adversarial off
 //		adversarial {
@@ -179,6 +184,41 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "block_at":
 			if err := floatArg(d, &h.BlockAt); err != nil {
+				return err
+			}
+		case "captcha_at":
+			if err := floatArg(d, &h.CaptchaAt); err != nil {
+				return err
+			}
+		case "slide_clearance_ttl":
+			if err := durationArg(d, &h.SlideClearanceTTL); err != nil {
+				return err
+			}
+		case "slide_passes":
+			h.SlidePasses = &SlidePasses{}
+			args := d.RemainingArgs()
+			if len(args) != 3 {
+				return d.ArgErr()
+			}
+			if err := atoiArgs(d, args, &h.SlidePasses.Device, &h.SlidePasses.IP, &h.SlidePasses.Fingerprint); err != nil {
+				return err
+			}
+		case "captcha_budget":
+			h.CaptchaBudget = &CaptchaBudget{}
+			args := d.RemainingArgs()
+			if len(args) != 3 {
+				return d.ArgErr()
+			}
+			if err := atoiArgs(d, args[:2], &h.CaptchaBudget.Device, &h.CaptchaBudget.IP); err != nil {
+				return err
+			}
+			w, err := caddy.ParseDuration(args[2])
+			if err != nil {
+				return d.Errf("captcha_budget window: %v", err)
+			}
+			h.CaptchaBudget.Window = caddy.Duration(w)
+		case "max_audio_ip":
+			if err := intArg(d, &h.MaxAudioIP); err != nil {
 				return err
 			}
 		case "exempt":
@@ -513,6 +553,18 @@ func intArg(d *caddyfile.Dispenser, dst *int) error {
 		return d.Errf("%s: %v", opt, err)
 	}
 	*dst = v
+	return nil
+}
+
+// atoiArgs parses the option's arguments into dst, one each.
+func atoiArgs(d *caddyfile.Dispenser, args []string, dst ...*int) error {
+	for i, a := range args {
+		v, err := strconv.Atoi(a)
+		if err != nil {
+			return d.Errf("%s: %v", d.Val(), err)
+		}
+		*dst[i] = v
+	}
 	return nil
 }
 

@@ -236,17 +236,81 @@ func TestCaptchaJSONAPI(t *testing.T) {
 func TestCaptchaReturnIsSameOrigin(t *testing.T) {
 	f, _ := newCaptchaFlow(t, "")
 	for _, evil := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "/.advcaptcha/answer", "/./\\evil.example/phish", "/%2e%2e//evil.example"} {
+		// The way back is the challenged page's own path, whatever the
+		// answer form says.
 		h := suspicious("198.51.100.86")
-		r := get(t, "/.advcaptcha/challenge?return="+url.QueryEscape(evil), h)
-		m := idPattern.FindStringSubmatch(r.body)
-		if m == nil {
-			t.Fatalf("no challenge: %d %q", r.status, r.body)
-		}
-		h.Set("Cookie", "advc_device="+deviceCookie(t, r))
-		res := post(t, "/.advcaptcha/answer", h, answerForm(m[1], f.truth(m[1]), evil))
+		id := f.challenge(h, "/")
+		res := post(t, "/.advcaptcha/answer", h, answerForm(id, f.truth(id), evil))
 		if loc := res.header.Get("Location"); res.status != http.StatusSeeOther || loc != "/" {
 			t.Errorf("return %q: %d to %q, want /", evil, res.status, loc)
 		}
+	}
+	// A challenged path that a browser would resolve off-site is not kept.
+	for _, path := range []string{"/.%2e/%5Cevil.example/phish", "/a/%2e%2e//evil.example"} {
+		h := suspicious("198.51.100.87")
+		r := get(t, path, h)
+		if r.status != http.StatusForbidden || !strings.Contains(r.body, `name="return" value="/"`) {
+			t.Errorf("challenged at %s: %d, the page's return is not /: %.200q", path, r.status, r.body)
+		}
+	}
+}
+
+// TestChallengeRouteNeedsAGrant: the challenge route hands out captchas
+// only against a grant from a challenge decision, bound to its device, and
+// each grant (a page's "another image" link) only once; refreshes run out.
+func TestChallengeRouteNeedsAGrant(t *testing.T) {
+	f, _ := newCaptchaFlow(t, "")
+	for _, path := range []string{"/.advcaptcha/challenge", "/.advcaptcha/challenge?return=/", "/.advcaptcha/challenge?grant=AAAAAAAAAAAAAAAAAAAAAA"} {
+		if r := get(t, path, suspicious("198.51.100.140")); r.status != http.StatusForbidden || idPattern.MatchString(r.body) {
+			t.Fatalf("GET %s without a grant: %d %.200q", path, r.status, r.body)
+		}
+	}
+	h := suspicious("198.51.100.141")
+	f.challenge(h, "/")
+	r := get(t, "/", with(h, "Accept", "application/json"))
+	var body struct{ Challenge struct{ Refresh string } }
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil || !strings.Contains(body.Challenge.Refresh, "grant=") {
+		t.Fatalf("challenge JSON without a refresh grant: %q", r.body)
+	}
+	refresh := body.Challenge.Refresh
+	if r := get(t, refresh, suspicious("198.51.100.141")); r.status != http.StatusForbidden || idPattern.MatchString(r.body) {
+		t.Fatalf("another device redeemed the grant: %d", r.status)
+	}
+	for i := 0; i < maxRefreshesForTest; i++ {
+		r := get(t, refresh, with(h, "Accept", "application/json"))
+		body.Challenge.Refresh = ""
+		if err := json.Unmarshal([]byte(r.body), &body); err != nil || r.status != http.StatusForbidden || !strings.Contains(r.body, `"id"`) {
+			t.Fatalf("refresh %d: %d %q", i+1, r.status, r.body)
+		}
+		if again := get(t, refresh, h); again.status != http.StatusForbidden || idPattern.MatchString(again.body) {
+			t.Fatalf("refresh grant %d redeemed twice", i+1)
+		}
+		refresh = body.Challenge.Refresh
+	}
+	if refresh != "" {
+		t.Fatalf("after %d refreshes the page still offers another: %q", maxRefreshesForTest, refresh)
+	}
+}
+
+// maxRefreshesForTest is caddymodule's maxRefreshes.
+const maxRefreshesForTest = 3
+
+// TestCaptchaBudgetBoundsAFlood: whatever a network asks for, it is handed
+// at most its budget of captchas in the window; then it is told to wait.
+func TestCaptchaBudgetBoundsAFlood(t *testing.T) {
+	newCaptchaFlow(t, "captcha_budget 3 5 10m")
+	captchas, waits := 0, 0
+	for i := 0; i < 40; i++ {
+		r := get(t, "/", suspicious("198.51.100.150")) // a fresh device each time
+		switch {
+		case idPattern.MatchString(r.body):
+			captchas++
+		case r.status == http.StatusTooManyRequests && r.header.Get("Retry-After") == "600":
+			waits++
+		}
+	}
+	if captchas != 5 || waits != 35 {
+		t.Fatalf("40 fresh devices on one address: %d captchas, %d told to wait; want 5 and 35", captchas, waits)
 	}
 }
 
@@ -440,12 +504,7 @@ func TestFailurePenaltiesEscalate(t *testing.T) {
 	if r := post(t, "/.advcaptcha/admin/labels", adminHeader(adminToken), `{"entity":"`+first[0].Entity+`","action":"clear","reason":"second chance"}`); r.status != 200 {
 		t.Fatalf("clear: %d %s", r.status, r.body)
 	}
-	r := get(t, "/.advcaptcha/challenge", h)
-	m := idPattern.FindStringSubmatch(r.body)
-	if m == nil {
-		t.Fatalf("no captcha after the label was cleared: %d", r.status)
-	}
-	answerWrong(h, m[1])
+	answerWrong(h, f.challenge(h, "/"))
 	again := failureLabels()
 	if len(again) != 2 || again[1].Entity != first[0].Entity || again[1].Expires.Sub(again[1].At).Round(time.Second) != 2*time.Minute ||
 		!strings.Contains(again[1].Reason, "again: 2 times") {
@@ -457,8 +516,10 @@ func TestFailurePenaltiesEscalate(t *testing.T) {
 		c := with(suspicious(fmt.Sprintf("198.51.100.%d", 191+i)), "X-Account", "alice")
 		answerWrong(c, f.challenge(c, "/"))
 	}
-	if r := get(t, "/", with(browser("198.51.100.199"), "X-Account", "alice")); r.status != 403 || !strings.Contains(r.body, "Access denied") {
-		t.Fatalf("account after 3 wrong answers from 3 clients: %d, want blocked", r.status)
+	// An account label challenges its requests; it never blocks them on
+	// its own (anyone can name an account).
+	if r := get(t, "/", with(browser("198.51.100.199"), "X-Account", "alice")); r.status != 403 || strings.Contains(r.body, "Access denied") || !strings.Contains(r.body, "advc-") {
+		t.Fatalf("account after 3 wrong answers from 3 clients: %d, want challenged, not blocked", r.status)
 	}
 	if r := get(t, "/", with(browser("198.51.100.198"), "X-Account", "bob")); r.status != 200 {
 		t.Fatalf("another account: %d", r.status)

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -77,7 +78,7 @@ type challengeView struct {
 	Image     string    `json:"image"`
 	Audio     string    `json:"audio"`
 	Answer    string    `json:"answer"`
-	Refresh   string    `json:"refresh"`
+	Refresh   string    `json:"refresh,omitempty"`
 	ExpiresIn int       `json:"expires_in"`
 	Return    string    `json:"-"`
 	Error     string    `json:"-"`
@@ -99,7 +100,11 @@ func validChallengeID(id string) bool {
 }
 
 // issueChallenge renders a captcha and stores it for the client.
-func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
+// refreshes is how many more captchas its page may ask for instead.
+func (v *visit) issueChallenge(returnTo string, refreshes int) (*challengeView, error) {
+	if ok, err := v.spendCaptchaBudget(); err != nil || !ok {
+		return nil, cmp.Or(err, errCaptchaBudget)
+	}
 	c, err := v.nextCaptcha(v.r.Context())
 	if err != nil {
 		return nil, err
@@ -126,12 +131,16 @@ func (v *visit) issueChallenge(returnTo string) (*challengeView, error) {
 	})
 	v.h.metrics.challenges.WithLabelValues("captcha", "issued").Inc()
 	v.h.logger.Debug("captcha issued", zap.String("id", id), zap.String("ip", v.ipID), zap.String("device", v.device))
-	return &challengeView{
+	view := &challengeView{
 		ID: id, Image: routePrefix + "captcha/" + id + ".png", Audio: routePrefix + "audio/" + id + ".wav",
-		Answer:  routePrefix + "answer",
-		Refresh: routePrefix + "challenge?return=" + url.QueryEscape(returnTo), ExpiresIn: int(ttl / time.Second),
-		Return: returnTo,
-	}, nil
+		Answer: routePrefix + "answer", ExpiresIn: int(ttl / time.Second), Return: returnTo,
+	}
+	if refreshes > 0 {
+		if view.Refresh, err = v.grantCaptcha(returnTo, refreshes); err != nil {
+			return nil, err
+		}
+	}
+	return view, nil
 }
 
 // serveOwnRoute handles /.advcaptcha/… requests.
@@ -155,7 +164,7 @@ func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
 	case path == "answer" && v.r.Method == http.MethodPost:
 		return v.serveAnswer(w)
 	case path == "challenge" && (v.r.Method == http.MethodGet || v.r.Method == http.MethodPost):
-		return v.serveNewChallenge(w, safeReturn(v.r.URL.Query().Get("return")), "", true)
+		return v.serveGrantedChallenge(w)
 	}
 	return writeError(w, v.r, http.StatusNotFound, "no such advcaptcha endpoint")
 }
@@ -205,13 +214,18 @@ func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 		return err
 	}
 	dev := store.Entity{Kind: store.KindDevice, ID: v.device}
-	n, err := v.h.store.Incr(v.r.Context(), "audio:"+dev.Key(), time.Hour)
-	if err != nil {
-		v.h.health.failed(err, v.h.OnStoreError)
-		return writeUnavailable(w, v.r)
-	}
-	if n > int64(v.h.MaxAudioDevice) {
-		return writeError(w, v.r, http.StatusTooManyRequests, "too many audio captchas from this browser; please try again in an hour")
+	for _, c := range [...]struct {
+		e     store.Entity
+		limit int
+	}{{dev, v.h.MaxAudioDevice}, {store.Entity{Kind: store.KindIP, ID: v.ipID}, v.h.MaxAudioIP}} {
+		n, err := v.h.store.Incr(v.r.Context(), "audio:"+c.e.Key(), time.Hour)
+		if err != nil {
+			v.h.health.failed(err, v.h.OnStoreError)
+			return writeUnavailable(w, v.r)
+		}
+		if n > int64(c.limit) {
+			return writeError(w, v.r, http.StatusTooManyRequests, "too many audio captchas from this browser or network; please try again in an hour")
+		}
 	}
 	if err := v.h.store.CountAudio(v.r.Context(), dev); err != nil { // raises the device's risk score
 		v.h.health.failed(err, v.h.OnStoreError)
@@ -235,15 +249,25 @@ func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 	return err
 }
 
-// serveNewChallenge answers with a fresh captcha: HTML page or JSON.
-// checkLabels reads the client's labels first (own routes skip scoring).
-func (v *visit) serveNewChallenge(w http.ResponseWriter, returnTo, problem string, checkLabels bool) error {
+// serveNewChallenge answers with a fresh captcha, HTML page or JSON, whose
+// page may ask for refreshes more. checkLabels reads the client's labels
+// first. While the pool is empty (fallback wait) the client is told to
+// come back to a grant for the same captchas.
+func (v *visit) serveNewChallenge(w http.ResponseWriter, returnTo, problem string, checkLabels bool, refreshes int) error {
 	if checkLabels && v.labelledNow() {
 		return writeBlocked(w, v.r)
 	}
-	ch, err := v.issueChallenge(returnTo)
-	if errors.Is(err, errPoolEmpty) {
-		return v.serveWait(w, returnTo)
+	ch, err := v.issueChallenge(returnTo, refreshes)
+	switch {
+	case errors.Is(err, errCaptchaBudget):
+		return v.serveBudgetSpent(w)
+	case errors.Is(err, errPoolEmpty):
+		retry, err := v.grantCaptcha(returnTo, refreshes+1)
+		if err != nil {
+			v.h.health.failed(err, v.h.OnStoreError)
+			return writeUnavailable(w, v.r)
+		}
+		return v.serveWait(w, retry)
 	}
 	if err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)
@@ -274,7 +298,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	b, err := v.h.store.Take(v.r.Context(), "ch:"+req.ID)
 	returnTo := safeReturn(req.Return)
 	if errors.Is(err, store.ErrNotFound) {
-		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrExpired, true)
+		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrExpired, true, maxRefreshes)
 	}
 	if err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)
@@ -283,14 +307,14 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	var rec challengeRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
 		v.h.logger.Error("corrupt challenge record dropped", zap.String("id", req.ID), zap.Error(err))
-		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrBroken, true)
+		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrBroken, true, maxRefreshes)
 	}
 	if rec.Return != "" {
 		returnTo = safeReturn(rec.Return)
 	}
 	if rec.Device != v.device {
 		// Answers count only from the browser the captcha was shown to.
-		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrOtherBrowser, true)
+		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrOtherBrowser, true, maxRefreshes)
 	}
 	correct := subtle.ConstantTimeCompare([]byte(answer), []byte(rec.Text)) == 1
 	labelled := v.labelledNow() // the client's label now, not when the captcha was issued
@@ -316,7 +340,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 		if audio {
 			v.recordFailure()
 		}
-		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrWrong, true)
+		return v.serveNewChallenge(w, returnTo, textFor(v.r).ErrWrong, true, maxRefreshes)
 	}
 	ttl := time.Duration(v.h.ClearanceTTL)
 	if audio {
@@ -457,12 +481,17 @@ const (
 	maxPenalty    = 7 * 24 * time.Hour
 )
 
-// recordFailure counts a wrong answer; a device, IP or account that
-// reaches its limit within the hour is labelled, which blocks it, for
-// longer each time it happens again within a week.
-func (v *visit) recordFailure() {
+// recordFailure counts a wrong answer or a failed slide; a device, IP or
+// account that reaches its limit within the hour is labelled, which blocks
+// it, for longer each time it happens again within a week. also are
+// further entities (a slide's fingerprint) counted with the IP's limit.
+func (v *visit) recordFailure(also ...store.Entity) {
 	ctx := v.r.Context()
-	for _, fl := range v.failureLimits() {
+	limits := v.failureLimits()
+	for _, e := range also {
+		limits = append(limits, failureLimit{e, v.h.MaxFailuresIP})
+	}
+	for _, fl := range limits {
 		n, err := v.h.store.Incr(ctx, "fail:"+fl.e.Key(), time.Hour)
 		if err != nil {
 			v.h.health.failed(err, v.h.OnStoreError)
@@ -481,7 +510,11 @@ func (v *visit) recordFailure() {
 			ttl = maxPenalty
 		}
 		reason := "too many wrong captcha answers"
-		if times > 1 {
+		if times >= store.IncrSaturated {
+			// The memory store lost this count under churn: the longest
+			// penalty, as its fail-safe intends, without a made-up number.
+			reason += " (again, many times this week)"
+		} else if times > 1 {
 			reason += fmt.Sprintf(" (again: %d times this week)", times)
 		}
 		v.h.labelFor(ctx, fl.e, reason, ttl)

@@ -109,13 +109,17 @@ func (c *counter) flush() {
 	for i, t := range tallies {
 		e := hits[i].Entity
 		if t.Label != nil {
-			c.bad.Put(e, struct{}{})
+			if e.Kind != store.KindAccount { // an account label challenges, it does not revoke (see score)
+				c.bad.Put(e, struct{}{})
+			}
 			continue
 		}
 		k := kindIndex(e.Kind)
 		var a riskscore.Assessment
 		if c.h.freq[k].Assess(&a, &c.h.weights, freqSignals[k], t.Counts) {
-			c.bad.Put(e, struct{}{})
+			if e.Kind != store.KindAccount {
+				c.bad.Put(e, struct{}{})
+			}
 			c.h.label(ctx, e, "strict rate limit while cleared: "+formatCount(t.Counts[0], c.h.windows[0]))
 		}
 	}

@@ -4,6 +4,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -66,9 +67,14 @@ type Handler struct {
 	ClearanceTTL caddy.Duration `json:"clearance_ttl,omitempty"`
 
 	// Account is a placeholder whose value names the account a request
-	// acts for, e.g. "{http.request.header.X-Account}" or
-	// "{http.request.cookie.user}". Requests are then also counted and
-	// labelled per account. Empty values are ignored.
+	// acts for. It must come from an authenticated source — a header your
+	// authentication layer sets after checking a session, e.g.
+	// "{http.request.header.X-Authenticated-User}" behind forward_auth —
+	// never from anything a client can write freely: anyone can name
+	// anyone's account. Requests let through are then also counted per
+	// account (refused ones are not), and an account's label challenges
+	// its requests (account_labelled) but never blocks them by itself.
+	// Empty values are ignored.
 	Account string `json:"account,omitempty"`
 
 	// IPv4Prefix and IPv6Prefix group client addresses: an IPv6 client
@@ -92,7 +98,8 @@ type Handler struct {
 	// crawler_unverified, frequency_account, frequency_device,
 	// frequency_ip, frequency_strict, labelled, no_device_cookie,
 	// platform_mismatch, sec_fetch_missing, ua_automation, ua_incomplete,
-	// ua_malformed, ua_missing, ua_unknown, audio_captcha.
+	// ua_malformed, ua_missing, ua_unknown, audio_captcha,
+	// account_labelled.
 	Weights map[string]float64 `json:"weights,omitempty"`
 
 	// ChallengeAt is the score from which a request is challenged.
@@ -102,6 +109,26 @@ type Handler struct {
 	// BlockAt is the score from which a request is refused. Default 90;
 	// 101 never blocks on score alone (labels still block).
 	BlockAt float64 `json:"block_at,omitempty"`
+
+	// CaptchaAt splits the challenge band (with challenge slide): a
+	// request scoring from challenge_at up to captcha_at is shown the
+	// slide, which alone may clear it; from captcha_at up it reads the
+	// text captcha at once. Default halfway between challenge_at and
+	// block_at. Set it to challenge_at to always show the captcha.
+	CaptchaAt float64 `json:"captcha_at,omitempty"`
+
+	// SlideClearanceTTL is how long a clearance earned by the slide alone
+	// lasts. Default a quarter of clearance_ttl: a slide is weaker
+	// evidence than a captcha.
+	SlideClearanceTTL caddy.Duration `json:"slide_clearance_ttl,omitempty"`
+
+	// SlidePasses bounds the slides that may clear clients without a
+	// captcha within an hour; past them the client reads the captcha.
+	SlidePasses *SlidePasses `json:"slide_passes,omitempty"`
+
+	// CaptchaBudget bounds the captchas handed out per device and per IP
+	// prefix; past it the client is asked to wait (429).
+	CaptchaBudget *CaptchaBudget `json:"captcha_budget,omitempty"`
 
 	// Exempt paths are never scored or challenged (Caddy path-matcher
 	// syntax: a path without "*" matches that file only, "/dir/*" all
@@ -175,6 +202,9 @@ type Handler struct {
 	// hour. Audio is the accessible alternative to the image, and easier
 	// for machines. Default 5.
 	MaxAudioDevice int `json:"max_audio_device,omitempty"`
+	// MaxAudioIP is the same for an IP prefix, whatever its devices: a
+	// script makes a new device per request. Default 5.
+	MaxAudioIP int `json:"max_audio_ip,omitempty"`
 
 	// SolverModel is the file of the solver model (the substitute CRNN)
 	// that adversarial captchas are computed against, as written by
@@ -253,6 +283,30 @@ type Limits struct {
 	StrictDevice float64 `json:"strict_device,omitempty"`
 	// StrictAccount over the first window. Default 100.
 	StrictAccount float64 `json:"strict_account,omitempty"`
+}
+
+// SlidePasses are how many slides may clear clients without a captcha
+// within an hour, per device, per IP prefix (a network's people share it)
+// and per reported browser fingerprint.
+type SlidePasses struct {
+	// Device default 3.
+	Device int `json:"device,omitempty"`
+	// IP default 5.
+	IP int `json:"ip,omitempty"`
+	// Fingerprint default 5.
+	Fingerprint int `json:"fingerprint,omitempty"`
+}
+
+// CaptchaBudget is how many captchas (first ones, refreshes and the new
+// one after a wrong answer alike) a device and an IP prefix may be handed
+// in a window.
+type CaptchaBudget struct {
+	// Device default 10.
+	Device int `json:"device,omitempty"`
+	// IP default 30.
+	IP int `json:"ip,omitempty"`
+	// Window default 10m.
+	Window caddy.Duration `json:"window,omitempty"`
 }
 
 // Entity kinds, indexing per-kind configuration.
@@ -469,6 +523,24 @@ func (h *Handler) applyDefaults() {
 	if h.BlockAt == 0 {
 		h.BlockAt = riskscore.DefaultThresholds.Block
 	}
+	if h.CaptchaAt == 0 {
+		h.CaptchaAt = (h.ChallengeAt + h.BlockAt) / 2
+	}
+	if h.SlideClearanceTTL == 0 {
+		h.SlideClearanceTTL = h.ClearanceTTL / 4
+	}
+	if h.SlidePasses == nil {
+		h.SlidePasses = &SlidePasses{}
+	}
+	h.SlidePasses.Device = cmp.Or(h.SlidePasses.Device, 3)
+	h.SlidePasses.IP = cmp.Or(h.SlidePasses.IP, 5)
+	h.SlidePasses.Fingerprint = cmp.Or(h.SlidePasses.Fingerprint, 5)
+	if h.CaptchaBudget == nil {
+		h.CaptchaBudget = &CaptchaBudget{}
+	}
+	h.CaptchaBudget.Device = cmp.Or(h.CaptchaBudget.Device, 10)
+	h.CaptchaBudget.IP = cmp.Or(h.CaptchaBudget.IP, 30)
+	h.CaptchaBudget.Window = cmp.Or(h.CaptchaBudget.Window, caddy.Duration(10*time.Minute))
 	if h.Exempt == nil {
 		h.Exempt = defaultExempt
 	}
@@ -505,6 +577,9 @@ func (h *Handler) applyDefaults() {
 	if h.MaxAudioDevice == 0 {
 		h.MaxAudioDevice = 5
 	}
+	if h.MaxAudioIP == 0 {
+		h.MaxAudioIP = 5
+	}
 	if h.Adversarial == nil {
 		h.Adversarial = &Adversarial{}
 	}
@@ -535,11 +610,23 @@ func (h *Handler) Validate() error {
 	if time.Duration(h.ClearanceTTL) < time.Second {
 		return fmt.Errorf("clearance_ttl: %v is shorter than 1s", time.Duration(h.ClearanceTTL))
 	}
+	if d := time.Duration(h.SlideClearanceTTL); d < time.Second || d > time.Duration(h.ClearanceTTL) {
+		return fmt.Errorf("slide_clearance_ttl: %v is outside 1s–clearance_ttl (%v)", d, time.Duration(h.ClearanceTTL))
+	}
+	if h.CaptchaAt < h.ChallengeAt || h.CaptchaAt > h.BlockAt {
+		return fmt.Errorf("captcha_at: %g is outside challenge_at (%g) – block_at (%g)", h.CaptchaAt, h.ChallengeAt, h.BlockAt)
+	}
+	if p := h.SlidePasses; p.Device < 1 || p.IP < 1 || p.Fingerprint < 1 {
+		return fmt.Errorf("slide_passes: limits must be at least 1 (device %d, ip %d, fingerprint %d)", p.Device, p.IP, p.Fingerprint)
+	}
+	if b := h.CaptchaBudget; b.Device < 1 || b.IP < 1 || time.Duration(b.Window) < time.Second {
+		return fmt.Errorf("captcha_budget: device %d and ip %d must be at least 1, window %v at least 1s", b.Device, b.IP, time.Duration(b.Window))
+	}
 	if d := time.Duration(h.ChallengeTTL); d < 10*time.Second || d > time.Hour {
 		return fmt.Errorf("challenge_ttl: %v is outside 10s–1h", d)
 	}
-	if h.MaxAudioDevice < 1 {
-		return fmt.Errorf("max_audio_device: %d must be at least 1", h.MaxAudioDevice)
+	if h.MaxAudioDevice < 1 || h.MaxAudioIP < 1 {
+		return fmt.Errorf("max_audio/max_audio_ip: limits must be at least 1 (device %d, ip %d)", h.MaxAudioDevice, h.MaxAudioIP)
 	}
 	if h.MaxFailuresDevice < 1 || h.MaxFailuresIP < 1 || h.MaxFailuresAccount < 1 {
 		return fmt.Errorf("max_failures: limits must be at least 1 (device %d, ip %d, account %d)", h.MaxFailuresDevice, h.MaxFailuresIP, h.MaxFailuresAccount)
@@ -632,6 +719,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if own {
 		if v.device == "" {
 			v.newDevice(w)
+		}
+		// Our own routes are counted and limited like any request: a
+		// client that asks for captchas a thousand times is a client
+		// making a thousand requests.
+		if d, err := v.score(); err == nil && d == riskscore.Block {
+			return v.respond(w, next, d)
 		}
 		return v.serveOwnRoute(w)
 	}
@@ -808,12 +901,16 @@ func (v *visit) score() (riskscore.Decision, error) {
 	// its cookies — most bots — would otherwise leave one store record per
 	// request that nothing ever reads; its requests still count against
 	// its IP.
+	// An account is read here but counted only when its request is let
+	// through (respond): the account value comes from the request, and
+	// refused requests naming someone else's account must not spend that
+	// account's limits.
 	hits, kinds := v.hitBuf[:0], v.kindBuf[:0]
 	for i, e := range ents {
 		if i == kindDevice && v.newDev {
 			continue
 		}
-		hits, kinds = append(hits, store.Hit{Entity: e, N: 1}), append(kinds, i)
+		hits, kinds = append(hits, store.Hit{Entity: e, N: int64(min(1, kindAccount-i))}), append(kinds, i)
 	}
 	start := time.Now()
 	tallies, err := h.store.Observe(v.r.Context(), v.now, hits)
@@ -830,12 +927,20 @@ func (v *visit) score() (riskscore.Decision, error) {
 	}
 	for j, t := range tallies {
 		i := kinds[j]
-		if t.Label != nil {
+		switch {
+		case t.Label != nil && i == kindAccount:
+			// An account label challenges, never blocks by itself: anyone
+			// can name an account, and its owner must not be locked out.
+			a.Add(&h.weights, riskscore.AccountLabelled, 1, t.Label.Reason)
+		case t.Label != nil:
 			a.Add(&h.weights, riskscore.Labelled, 1, string(storeKinds[i])+": "+t.Label.Reason)
 		}
 		if t.Audio > 0 && i == kindDevice {
 			// Each audio play adds a third of the signal's weight.
 			a.Add(&h.weights, riskscore.AudioCaptcha, float64(t.Audio)/3, strconv.FormatInt(t.Audio, 10)+" plays")
+		}
+		if i == kindAccount {
+			continue // read, not counted (see above); respond counts it
 		}
 		if h.freq[i].Assess(a, &h.weights, freqSignals[i], t.Counts) && t.Label == nil {
 			h.label(v.r.Context(), ents[i], "strict rate limit: "+formatCount(t.Counts[0], h.windows[0]))
@@ -920,6 +1025,9 @@ func (v *visit) respond(w http.ResponseWriter, next caddyhttp.Handler, d risksco
 	score, reasons := v.record(d)
 	switch d {
 	case riskscore.Allow:
+		if v.scored && v.account != "" {
+			v.h.counter.add([]store.Entity{{Kind: store.KindAccount, ID: v.account}})
+		}
 		if v.h.UpstreamHeaders {
 			v.r.Header.Set("X-Advcaptcha-Score", score)
 			v.r.Header.Set("X-Advcaptcha-Decision", d.String())
@@ -931,10 +1039,10 @@ func (v *visit) respond(w http.ResponseWriter, next caddyhttp.Handler, d risksco
 		if v.r.Method == http.MethodGet || v.r.Method == http.MethodHead {
 			returnTo = safeReturn(v.r.URL.RequestURI())
 		}
-		if v.h.Challenge == "slide" {
+		if v.h.Challenge == "slide" && v.assessment.Score < v.h.CaptchaAt {
 			return v.serveSlidePage(w, returnTo)
 		}
-		return v.serveNewChallenge(w, returnTo, "", false)
+		return v.serveNewChallenge(w, returnTo, "", false, maxRefreshes)
 	default:
 		return writeBlocked(w, v.r)
 	}

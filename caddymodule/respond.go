@@ -79,7 +79,7 @@ var captchaPage = template.Must(template.New("captcha").Funcs(template.FuncMap{"
 </form>
 <p><label for="advc-audio">{{.Text.AudioLabel}}</label><br>
 <audio id="advc-audio" controls preload="none" src="{{.Audio}}"></audio></p>
-<p><a href="{{.Refresh}}">{{.Text.AnotherImage}}</a> · {{printf .Text.Expires .ExpiresIn}}</p>
+<p>{{if .Refresh}}<a href="{{.Refresh}}">{{.Text.AnotherImage}}</a> · {{end}}{{printf .Text.Expires .ExpiresIn}}</p>
 </main></body></html>
 `))
 

@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +27,9 @@ type slideTicket struct {
 	IP     string    `json:"ip"`
 	Return string    `json:"return"`
 	Issued time.Time `json:"issued"`
+	// Score is the request's score when the slide was issued: only the
+	// lower part of the challenge band may be cleared by a slide alone.
+	Score float64 `json:"score"`
 }
 
 type slideView struct {
@@ -43,7 +45,7 @@ type slideView struct {
 // issueSlide stores a single-use nonce for a slide check bound to the
 // client's device and IP prefix.
 func (v *visit) issueSlide(returnTo string) (*slideView, error) {
-	b, err := json.Marshal(slideTicket{Device: v.device, IP: v.ipID, Return: returnTo, Issued: v.now})
+	b, err := json.Marshal(slideTicket{Device: v.device, IP: v.ipID, Return: returnTo, Issued: v.now, Score: v.assessment.Score})
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +210,14 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 		score += 50
 		reasons = append(reasons, "clock_mismatch")
 	}
+	// The server's own clock: the page was served at ticket.Issued, so a
+	// drag the client says took d ms cannot arrive sooner than d after it
+	// (plus the time to see the page and press, which slideReaction
+	// leaves generous room for).
+	if claimed := math.Max(req.WallMS, res.Features.Duration); float64(v.now.Sub(ticket.Issued).Milliseconds()) < claimed+slideReaction {
+		score += 50
+		reasons = append(reasons, "faster_than_served")
+	}
 	if tl, err := v.h.store.Observe(v.r.Context(), v.now, []store.Hit{{Entity: fpEntity}}); err == nil && tl[0].Label != nil {
 		// Same browser, new cookie: the label follows the fingerprint —
 		// to the captcha, not to a block, because identical machines (a
@@ -216,20 +226,24 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 		score += 60
 		reasons = append(reasons, "fingerprint_labelled")
 	}
-	if keyboard {
-		// no duration history for key presses
-	} else if hist, err := v.h.store.PushList(v.r.Context(), "hist:"+store.Entity{Kind: store.KindDevice, ID: v.device}.Key(),
-		[]byte(strconv.FormatFloat(res.Features.Duration, 'f', 1, 64)), trajectory.HistoryKeep, 24*time.Hour); err == nil {
-		ds := make([]float64, 0, len(hist))
-		for _, b := range hist {
-			if d, err := strconv.ParseFloat(string(b), 64); err == nil {
-				ds = append(ds, d)
-			}
+	if !keyboard {
+		if v.seenDrag(traj) {
+			score += trajectory.Refuse
+			reasons = append(reasons, "replayed_drag")
 		}
-		if r, bad := trajectory.JudgeHistory(ds); bad {
-			score += r.Points
-			certain = true
-			reasons = append(reasons, r.Name)
+		if hist, err := v.h.store.PushList(v.r.Context(), "hist:"+store.Entity{Kind: store.KindDevice, ID: v.device}.Key(),
+			[]byte(strconv.FormatFloat(res.Features.Duration, 'f', 1, 64)), trajectory.HistoryKeep, 24*time.Hour); err == nil {
+			ds := make([]float64, 0, len(hist))
+			for _, b := range hist {
+				if d, err := strconv.ParseFloat(string(b), 64); err == nil {
+					ds = append(ds, d)
+				}
+			}
+			if r, bad := trajectory.JudgeHistory(ds); bad {
+				score += r.Points
+				certain = true
+				reasons = append(reasons, r.Name)
+			}
 		}
 	}
 	v.h.logger.Info("slide judged", zap.Float64("score", score), zap.Bool("certain", certain),
@@ -240,21 +254,131 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	switch {
 	case certain:
 		v.h.metrics.challenges.WithLabelValues("slide", "refused").Inc()
-		v.h.label(v.r.Context(), store.Entity{Kind: store.KindDevice, ID: v.device}, "slide: "+strings.Join(reasons, ","))
-		v.h.label(v.r.Context(), fpEntity, "slide: "+strings.Join(reasons, ","))
+		reason := "slide: " + strings.Join(reasons, ",")
+		v.h.label(v.r.Context(), store.Entity{Kind: store.KindDevice, ID: v.device}, reason)
+		if v.fingerprintOfSeveral(req.Fingerprint, fpEntity) {
+			v.h.label(v.r.Context(), fpEntity, reason)
+		}
 		w.WriteHeader(http.StatusForbidden)
 		return json.NewEncoder(w).Encode(slideReply{Error: "This request was refused as automated."})
-	case score < trajectory.Refuse && !keyboard:
+	case keyboard:
 		// Keyboard slides carry no motion to judge: they always go on to
 		// the text captcha, which has its own audio alternative.
+	case score >= trajectory.Refuse:
+		v.recordFailure(fpEntity)
+	case score < slideConfident && ticket.Score < v.h.CaptchaAt && v.slidePassAllowed(fpEntity):
 		v.h.metrics.challenges.WithLabelValues("slide", "passed").Inc()
-		v.setClearance(w, time.Duration(v.h.ClearanceTTL))
+		v.setClearance(w, time.Duration(v.h.SlideClearanceTTL))
 		return json.NewEncoder(w).Encode(slideReply{OK: true, Return: returnTo})
-	default:
-		v.h.metrics.challenges.WithLabelValues("slide", "failed").Inc()
-		w.WriteHeader(http.StatusForbidden)
-		return json.NewEncoder(w).Encode(slideReply{Next: routePrefix + "challenge?return=" + url.QueryEscape(returnTo)})
 	}
+	// Not refused, not confidently human, or past the few slides one
+	// client may pass: the captcha decides.
+	v.h.metrics.challenges.WithLabelValues("slide", "failed").Inc()
+	next, err := v.grantCaptcha(returnTo, 1+maxRefreshes)
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	w.WriteHeader(http.StatusForbidden)
+	return json.NewEncoder(w).Encode(slideReply{Next: next})
+}
+
+// Slide judgement settings.
+const (
+	// slideConfident is the score under which a slide alone may clear a
+	// client: people's drags in the development data score 0 (97%) or
+	// under 10; anything with a finding reads the captcha.
+	slideConfident = 20
+	// slideReaction is the least time, in ms, between serving the slide
+	// page and receiving its drag, beyond the drag itself: loading the
+	// script and moving to the handle take longer than that.
+	slideReaction = 100
+	// replayKeep is how many signatures each replay bucket keeps, and
+	// replayTTL how long (see seenDrag).
+	replayKeep = 32
+	replayTTL  = 24 * time.Hour
+	// fingerprintDevices is how many devices must have been refused with
+	// one fingerprint before the fingerprint itself is labelled.
+	fingerprintDevices = 2
+)
+
+// seenDrag files the drag's signature in the store-wide replay buckets
+// and reports whether a near copy of it was there already: no person
+// repeats a hand movement that closely, so a match is a replay (of this
+// client's own earlier drag or of anyone's). Each of the signature's
+// buckets keeps its replayKeep newest signatures for replayTTL, so a
+// replay is recognised among the last ~30,000 slides of the day. A store
+// error leaves the drag unjudged on this count.
+func (v *visit) seenDrag(t trajectory.Trajectory) bool {
+	sig, err := trajectory.Sign(t)
+	if err != nil {
+		return false
+	}
+	b, _ := sig.MarshalBinary()
+	seen := false
+	var key [len("replay:0:0000")]byte
+	for band, bucket := range sig.Bands() {
+		k := strconv.AppendInt(append(key[:0], "replay:"...), int64(band), 10)
+		k = strconv.AppendUint(append(k, ':'), uint64(bucket), 16)
+		list, err := v.h.store.PushList(v.r.Context(), string(k), b, replayKeep, replayTTL)
+		if err != nil {
+			v.h.health.failed(err, v.h.OnStoreError)
+			return seen
+		}
+		for _, other := range list[min(1, len(list)):] { // list[0] is this drag
+			var o trajectory.Signature
+			if !seen && o.UnmarshalBinary(other) == nil && sig.Replays(&o) {
+				seen = true
+			}
+		}
+	}
+	return seen
+}
+
+// slidePassAllowed counts a slide that would clear the client against the
+// few a device, an IP prefix and a fingerprint may pass in an hour: a
+// person needs one now and then, a farm of scripts many.
+func (v *visit) slidePassAllowed(fp store.Entity) bool {
+	lim := v.h.SlidePasses
+	allowed := true
+	for _, c := range [...]struct {
+		e     store.Entity
+		limit int
+	}{
+		{store.Entity{Kind: store.KindDevice, ID: v.device}, lim.Device},
+		{store.Entity{Kind: store.KindIP, ID: v.ipID}, lim.IP},
+		{fp, lim.Fingerprint},
+	} {
+		n, err := v.h.store.Incr(v.r.Context(), "slidepass:"+c.e.Key(), time.Hour)
+		if err != nil {
+			v.h.health.failed(err, v.h.OnStoreError)
+			return false // the captcha still works without this count
+		}
+		if n > int64(c.limit) {
+			allowed = false
+		}
+	}
+	return allowed
+}
+
+// fingerprintOfSeveral reports whether a fingerprint that a refused slide
+// reported may be labelled: it must match the request it came with (a
+// script can post anyone's fingerprint; labelling it would refuse the
+// real browsers that share it), and more than one device must have been
+// refused with it.
+func (v *visit) fingerprintOfSeveral(fp *riskscore.Fingerprint, e store.Entity) bool {
+	if fp.UA != v.r.UserAgent() {
+		return false
+	}
+	devs, err := v.h.store.PushList(v.r.Context(), "fpdev:"+e.Key(), []byte(v.device), 8, time.Duration(v.h.LabelTTL))
+	if err != nil {
+		return false
+	}
+	distinct := map[string]bool{}
+	for _, d := range devs {
+		distinct[string(d)] = true
+	}
+	return len(distinct) >= fingerprintDevices
 }
 
 func allZero(v []float64) bool {

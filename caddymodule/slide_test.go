@@ -3,9 +3,12 @@ package caddymodule_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
@@ -88,7 +91,8 @@ func TestSlidePageLanguageAndBranding(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	zhCaptcha := get(t, "/.advcaptcha/challenge?return=/", with(browser("198.51.100.123"), "Accept-Language", "zh"))
+	// A score from captcha_at up reads the captcha at once.
+	zhCaptcha := get(t, "/", with(suspicious("198.51.100.123"), "Accept-Language", "zh"))
 	if !strings.Contains(zhCaptcha.body, "图片中的字符") || !strings.Contains(zhCaptcha.body, "秒后过期") {
 		t.Fatalf("Chinese captcha page: %.400q", zhCaptcha.body)
 	}
@@ -101,36 +105,160 @@ func caddytestLoadError(t *testing.T, opts, want string) {
 	caddytest.AssertLoadError(t, fmt.Sprintf("{\n\tadmin localhost:2999\n\thttp_port 9080\n}\n:9080 {\n\tadvcaptcha {\n\t\t%s\n\t}\n\trespond ok\n}", opts), "caddyfile", want)
 }
 
-// TestFingerprintLabelOutlivesTheCookie: a device labelled for a certain
-// finding that comes back with a fresh cookie but the same browser is sent
-// to the captcha, not cleared.
+// personDrag draws a drag of about 800 ms with sub-movements of its own
+// (seeded), as JSON points: no two seeds give drags a replay check would
+// take for copies.
+func personDrag(seed uint64) string {
+	rng := rand.New(rand.NewPCG(seed, 77))
+	dist := 240 + 20*rng.Float64()
+	mainEnd, mainAmp := 0.5+0.2*rng.Float64(), 0.8+0.15*rng.Float64()
+	subStart := 0.3 + 0.4*rng.Float64()
+	bow := (rng.Float64() - 0.5) * 20
+	ph := 6 * rng.Float64()
+	var b strings.Builder
+	b.WriteString("[")
+	at := 0.0
+	for i := 0; ; i++ {
+		u := math.Min(at/800, 1)
+		x := mainAmp * minJerk(math.Min(1, u/mainEnd))
+		if u > subStart {
+			x += (1 - mainAmp) * minJerk(math.Min(1, (u-subStart)/(1-subStart)))
+		}
+		tremor := 0.8*math.Sin(at/1000*2*math.Pi*9+ph) + 0.4*math.Sin(at/1000*2*math.Pi*4)
+		fmt.Fprintf(&b, "[%.1f,%.1f,%.1f]", dist*x+0.5*tremor+0.3*rng.NormFloat64(), bow*4*x*(1-x)+tremor, at)
+		if u >= 1 {
+			break
+		}
+		b.WriteString(",")
+		at = math.Min(800, at+6+9*rng.Float64())
+	}
+	b.WriteString("]")
+	return b.String()
+}
+
+// slideAfterServing posts a slide no sooner than a person could: the drag
+// takes 800 ms after the page arrived.
+func slideAfterServing(t *testing.T, h http.Header, body string) reply {
+	t.Helper()
+	time.Sleep(950 * time.Millisecond)
+	return post(t, "/.advcaptcha/slide", with(h, "Content-Type", "application/json", "Accept", "application/json"), body)
+}
+
+func fingerprintSlide(nonce, points, fp string) string {
+	return `{"nonce":"` + nonce + `","points":` + points + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":800,"fingerprint":` + fp + `}`
+}
+
+// TestFingerprintLabelOutlivesTheCookie: a fingerprint refused for a
+// certain finding on two devices is labelled; the same browser back with a
+// fresh cookie is sent to the captcha, not cleared. One refused device is
+// not enough, and a fingerprint that contradicts the request it came with
+// (anyone's, posted by a script) is never labelled.
 func TestFingerprintLabelOutlivesTheCookie(t *testing.T) {
 	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
-	good := `[[0,0,0],[30,1,100],[90,3,250],[180,4,450],[240,5,650],[250,5,800]]`
-	jh := func(h http.Header) http.Header {
-		return with(h, "Content-Type", "application/json", "Accept", "application/json")
-	}
 	fp := `{"ua":"` + chromeUA + `","languages":["en"],"screen":[1111,777],"plugins":5,"chrome":true,"canvas":"abc"}`
-	bot := browser("198.51.100.130")
-	n := slideNonce(t, bot)
-	body := `{"nonce":"` + n + `","points":` + good + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":800,"fingerprint":` +
-		strings.Replace(fp, `"ua"`, `"webdriver":true,"ua"`, 1) + `}`
-	if r := post(t, "/.advcaptcha/slide", jh(bot), body); r.status != 403 || !strings.Contains(r.body, "refused") {
-		t.Fatalf("webdriver slide: %d %q", r.status, r.body)
+	webdriver := strings.Replace(fp, `"ua"`, `"webdriver":true,"ua"`, 1)
+	refuse := func(ip string, seed uint64, fp string) {
+		t.Helper()
+		bot := browser(ip)
+		if r := slideAfterServing(t, bot, fingerprintSlide(slideNonce(t, bot), personDrag(seed), fp)); r.status != 403 || !strings.Contains(r.body, "refused") {
+			t.Fatalf("webdriver slide: %d %q", r.status, r.body)
+		}
 	}
+	// A script posting this fingerprint under another User-Agent labels
+	// nothing, however often.
+	for i := range 3 {
+		refuse(fmt.Sprintf("198.51.100.%d", 133+i), uint64(10+i), strings.Replace(webdriver, "Chrome/", "Chrome/1", 1))
+	}
+	refuse("198.51.100.130", 1, webdriver)
+	person := browser("198.51.100.136")
+	if r := slideAfterServing(t, person, fingerprintSlide(slideNonce(t, person), personDrag(2), fp)); r.status != 200 {
+		score, reasons := lastJudgement(t)
+		t.Fatalf("one refused device labelled the fingerprint: %d %q (%v %v)", r.status, r.body, score, reasons)
+	}
+	refuse("198.51.100.137", 3, webdriver)
 	again := browser("198.51.100.131") // new IP, no cookie: a fresh device id
-	n = slideNonce(t, again)
-	body = `{"nonce":"` + n + `","points":` + good + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":800,"fingerprint":` + fp + `}`
-	r := post(t, "/.advcaptcha/slide", jh(again), body)
+	r := slideAfterServing(t, again, fingerprintSlide(slideNonce(t, again), personDrag(4), fp))
 	if r.status != 403 || !strings.Contains(r.body, `"next"`) {
 		t.Fatalf("same fingerprint, new cookie: %d %q (want the captcha)", r.status, r.body)
 	}
-	// Another machine with the same slide is cleared.
+	// Another machine with a slide of its own is cleared.
 	other := browser("198.51.100.132")
-	n = slideNonce(t, other)
-	body = `{"nonce":"` + n + `","points":` + good + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":800,"fingerprint":` +
-		strings.Replace(fp, "1111", "1440", 1) + `}`
-	if r := post(t, "/.advcaptcha/slide", jh(other), body); r.status != 200 {
+	if r := slideAfterServing(t, other, fingerprintSlide(slideNonce(t, other), personDrag(5), strings.Replace(fp, "1111", "1440", 1))); r.status != 200 {
 		t.Fatalf("another machine: %d %q", r.status, r.body)
+	}
+}
+
+// TestSlideIsAFilterNotAPass: a slide clears a client only when all agrees:
+// honest timing against the server's clock, a drag never seen before, and
+// few passes from its network; a failed slide leads to a grant for the
+// captcha, never to a clearance, and the clearance a slide earns is the
+// short one.
+func TestSlideIsAFilterNotAPass(t *testing.T) {
+	load(t, "challenge slide\nchallenge_at 5\nslide_passes 3 4 10", newUpstream(t))
+	fp := func(i int) string {
+		return `{"ua":"` + chromeUA + `","languages":["en"],"screen":[1920,1080],"plugins":5,"chrome":true,"canvas":"c` + fmt.Sprint(i) + `"}`
+	}
+	jh := func(h http.Header) http.Header {
+		return with(h, "Content-Type", "application/json", "Accept", "application/json")
+	}
+	wantCaptcha := func(what string, r reply) {
+		t.Helper()
+		var body struct{ Next string }
+		if json.Unmarshal([]byte(r.body), &body) != nil || r.status != 403 || !strings.HasPrefix(body.Next, "/.advcaptcha/challenge?grant=") {
+			t.Fatalf("%s: %d %q, want the captcha's grant", what, r.status, r.body)
+		}
+	}
+
+	// At once after the page was served, claiming an 800 ms drag.
+	h := browser("198.51.100.160")
+	nonce := slideNonce(t, h)
+	wantCaptcha("faster than served", post(t, "/.advcaptcha/slide", jh(h), fingerprintSlide(nonce, personDrag(20), fp(1))))
+
+	// A person's drag passes once, with the short clearance…
+	drag := personDrag(21)
+	h = browser("198.51.100.161")
+	r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), drag, fp(2)))
+	if r.status != 200 {
+		t.Fatalf("a person's slide: %d %q", r.status, r.body)
+	}
+	if c := r.header.Get("Set-Cookie"); !strings.Contains(c, "advc_clearance=") || !strings.Contains(c, "Max-Age=900") {
+		t.Fatalf("slide clearance cookie %q, want a quarter of the hour", c)
+	}
+	// …and never again: replayed exactly, or shifted, scaled and re-timed.
+	var pts [][]float64
+	if err := json.Unmarshal([]byte(drag), &pts); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pts {
+		pts[i] = []float64{pts[i][0]*1.04 + 13, pts[i][1]*1.04 - 2, pts[i][2] * 0.97}
+	}
+	altered, _ := json.Marshal(pts)
+	for i, d := range []string{drag, string(altered)} {
+		h := browser(fmt.Sprintf("198.51.100.%d", 162+i))
+		wantCaptcha(fmt.Sprintf("replay %d", i), slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), d, fp(3+i))))
+	}
+
+	// One network passes at most 4 slides an hour, however many devices.
+	passed := 0
+	for i := range 6 {
+		h := browser("198.51.100.170")
+		if r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), personDrag(uint64(30+i)), fp(10+i))); r.status == 200 {
+			passed++
+		} else {
+			wantCaptcha("past the network's slides", r)
+		}
+	}
+	if passed != 4 {
+		t.Fatalf("one network passed %d slides, want 4", passed)
+	}
+
+	// The grant a failed slide gave leads to a captcha for that device.
+	h = browser("198.51.100.180")
+	nonce = slideNonce(t, h)
+	r = post(t, "/.advcaptcha/slide", jh(h), fingerprintSlide(nonce, personDrag(40), fp(40)))
+	var next struct{ Next string }
+	json.Unmarshal([]byte(r.body), &next)
+	if c := get(t, next.Next, h); c.status != 403 || !strings.Contains(c.body, `id="advc-captcha-img"`) {
+		t.Fatalf("grant of a failed slide: %d %.200q", c.status, c.body)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"html"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,22 +28,12 @@ const waitPage = `<!doctype html><html lang="en"><head><meta charset="utf-8">
 `
 
 // serveWait answers a request for a captcha while the pool is empty under
-// fallback wait: 503 with Retry-After, an HTML page that comes back by
-// itself, or for JSON clients {"decision":"challenge","retry_after":N,
-// "retry":URL}. A GET comes back to the same URL; anything else (an answer
-// or a slide posted) to the challenge route, which issues a new captcha for
-// returnTo.
-func (v *visit) serveWait(w http.ResponseWriter, returnTo string) error {
+// fallback wait: 503 with Retry-After, an HTML page that goes on by itself
+// to retry (a grant for the captcha it is waiting for), or for JSON
+// clients {"decision":"challenge","retry_after":N,"retry":URL}.
+func (v *visit) serveWait(w http.ResponseWriter, retry string) error {
 	secs := int(waitRetry / time.Second)
-	retry := routePrefix + "challenge?return=" + url.QueryEscape(returnTo)
-	refresh := strconv.Itoa(secs)
-	if v.r.Method == http.MethodGet || v.r.Method == http.MethodHead {
-		// A refresh without a URL reloads the page's own URL: nothing
-		// taken from the request goes into the page.
-		retry = ""
-	} else {
-		refresh += ";url=" + retry
-	}
+	refresh := strconv.Itoa(secs) + ";url=" + retry
 	hdr := w.Header()
 	hdr.Set("Retry-After", strconv.Itoa(secs))
 	hdr.Set("Cache-Control", "no-store")
@@ -52,14 +41,9 @@ func (v *visit) serveWait(w http.ResponseWriter, returnTo string) error {
 	if wantsJSON(v.r) {
 		hdr.Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		body := map[string]any{"decision": "challenge", "retry_after": secs,
-			"error": "a check is being prepared; try again in a few seconds"}
-		if retry != "" {
-			body["retry"] = retry
-		}
-		return json.NewEncoder(w).Encode(body)
+		return json.NewEncoder(w).Encode(map[string]any{"decision": "challenge", "retry_after": secs, "retry": retry,
+			"error": "a check is being prepared; try again in a few seconds"})
 	}
-	// An empty href is the page itself.
 	page := strings.NewReplacer("%REFRESH%", html.EscapeString(refresh), "%URL%", html.EscapeString(retry)).Replace(waitPage)
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")

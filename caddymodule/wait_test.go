@@ -69,7 +69,7 @@ func floodChallenges(t *testing.T, n int, net string) floodFigures {
 						if err := json.Unmarshal([]byte(r.body), &body); err != nil || body.Decision != "challenge" || body.RetryAfter != 5 {
 							problem = fmt.Sprintf("JSON wait: %q", r.body)
 						}
-					} else if !strings.Contains(r.body, `<meta http-equiv="refresh" content="5">`) || !strings.Contains(r.body, "Preparing your check") {
+					} else if !strings.Contains(r.body, `<meta http-equiv="refresh" content="5;url=/.advcaptcha/challenge?grant=`) || !strings.Contains(r.body, "Preparing your check") {
 						problem = fmt.Sprintf("HTML wait page without its refresh: %.300q", r.body)
 					}
 				}
@@ -127,14 +127,14 @@ func TestEmptyPoolFloodServesNoCleanCaptcha(t *testing.T) {
 }
 
 // TestWaitPageAfterAPost: a wrong answer posted while the pool is empty
-// gets the waiting page, which goes on to the challenge route for the
-// captcha's return path (a refresh cannot repeat the POST).
+// gets the waiting page, which goes on to a grant for the next captcha (a
+// refresh cannot repeat the POST).
 func TestWaitPageAfterAPost(t *testing.T) {
 	opts, _ := withModel(t, "secret "+testSecret+"\nchallenge captcha\nadversarial {\n\t\texternal_workers\n\t\tpool_size 2\n\t}")
 	load(t, opts, newUpstream(t))
 	h := suspicious("198.18.200.1")
 	r := post(t, "/.advcaptcha/answer", h, answerForm("AAAAAAAAAAAAAAAAAAAAAA", "abcde", "/basket?x=1"))
-	want := `content="5;url=/.advcaptcha/challenge?return=%2Fbasket%3Fx%3D1"`
+	want := `content="5;url=/.advcaptcha/challenge?grant=`
 	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, want) || r.header.Get("Retry-After") != "5" {
 		t.Fatalf("answer with an empty pool: %d %q, want 503 with %s", r.status, r.body, want)
 	}

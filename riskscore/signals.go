@@ -39,6 +39,7 @@ const (
 	FrequencyStrict                     // over the strict limit: labels the entity an attacker
 	Labelled                            // the IP, device or account is labelled a confirmed attacker
 	AudioCaptcha                        // the device played audio captchas (easier for machines than images)
+	AccountLabelled                     // the account the request names is labelled: challenges, never blocks alone (anyone can name an account)
 	numSignals
 )
 
@@ -63,6 +64,7 @@ var signalNames = [numSignals]string{
 	FrequencyStrict:       "frequency_strict",
 	Labelled:              "labelled",
 	AudioCaptcha:          "audio_captcha",
+	AccountLabelled:       "account_labelled",
 }
 
 // DefaultWeights are calibrated so that, with the default thresholds
@@ -92,6 +94,7 @@ var DefaultWeights = Weights{
 	FrequencyStrict:       100,
 	Labelled:              100,
 	AudioCaptcha:          15,
+	AccountLabelled:       50,
 }
 
 // Weights holds one weight per signal.
