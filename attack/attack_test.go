@@ -134,7 +134,7 @@ func TestAttackAnswerFlood(t *testing.T) {
 			case outCaptcha:
 				judged.Add(1)
 				c = captchaOf(r)
-			case outBlocked:
+			case outBlocked, outLimited: // judged, and no new captcha
 				judged.Add(1)
 				refusedReplies.Add(1)
 				c = nil
@@ -157,7 +157,7 @@ func TestAttackAnswerFlood(t *testing.T) {
 	const maxFailuresIP = 50
 	var state string
 	switch {
-	case classify(page) == outBlocked && c == nil:
+	case (classify(page) == outBlocked || classify(page) == outLimited) && c == nil:
 		state = "blocked"
 	case c == nil && judged.Load() < maxFailuresIP:
 		// No more captchas for this IP before it could guess its limit's
@@ -449,7 +449,7 @@ func TestAttackAccountLockout(t *testing.T) {
 		req.Header.Set("User-Agent", curlUA)
 		req.Header.Set("Accept", "*/*")
 		req.Header.Set("X-Account", "alice")
-		if r, err := send(c, req); err == nil && classify(r) == outBlocked {
+		if r, err := send(c, req); err == nil && (classify(r) == outBlocked || classify(r) == outLimited) {
 			refused.Add(1)
 		}
 	})
@@ -463,7 +463,7 @@ func TestAttackAccountLockout(t *testing.T) {
 		}
 		o := classify(r)
 		outcomes = append(outcomes, o)
-		if o == outBlocked {
+		if o == outBlocked || o == outLimited {
 			blocked++
 		}
 	}
@@ -614,6 +614,9 @@ func TestAttackStoreChurn(t *testing.T) {
 	}
 	counterKept := refusedAtLimit == applicable
 	state := "kept"
+	if applicable == 0 {
+		state = "kept(counters-untested)"
+	}
 	if !labelKept || !counterKept {
 		var lost []string
 		if !labelKept {
@@ -831,12 +834,12 @@ func challengeFlood(t *testing.T, gw *gateway, ip string, n int) (captchas int, 
 	counts := map[string]int32{}
 	outcomes.Range(func(k, v any) bool { counts[k.(string)] = v.(*atomic.Int32).Load(); return true })
 	growMB = float64(after-before) / 1024
-	t.Logf("attack challenge flood (%s gateway): %d/%d captchas handed out in %v; RSS %.0f → %.0f MB (%+.0f); outcomes %v; %d errors",
+	t.Logf("attack challenge flood on the %s gateway: %d/%d captchas handed out in %v; RSS %.0f → %.0f MB (%+.0f); outcomes %v; %d errors",
 		gw.name, got.Load(), n, elapsed.Round(time.Millisecond), float64(before)/1024, float64(after)/1024, growMB, counts, errs.Load())
 	return int(got.Load()), growMB
 }
 
-// (j) After the flood, fresh clients of another IP read the captchas they
+// (j) After the flood, fresh clients of other IPs read the captchas they
 // are served with the solver model shipped in the gateway itself. With the
 // adversarial pool drained, a "clean" fallback hands them easy captchas;
 // the adversarial ones it must serve instead keep it near 0% (≤ 10%).
@@ -844,13 +847,15 @@ func TestAttackCleanCaptchas(t *testing.T) {
 	if _, err := loadSolver(); err != nil {
 		t.Fatalf("the shipped solver model: %v", err)
 	}
-	const n, ip, maxSolved = 20, "127.0.1.10", 2
+	// Each client on an IP of its own: a per-IP captcha budget is not what
+	// is measured here, the supply of clean captchas is.
+	const n, maxSolved = 20, 2
 	var solved, served atomic.Int32
 	var mu sync.Mutex
 	got := map[string]int{}
 	// All at once: a client asked to wait waits (twice at most) and retries.
 	parallel(n, n, func(i int) {
-		d := newDevice(mainGW, ip)
+		d := newDevice(mainGW, fmt.Sprintf("127.0.3.%d", 1+i))
 		c, outcome, err := d.getCaptcha(fmt.Sprintf("/shop/item/%d", i), 2)
 		if err != nil || c == nil {
 			mu.Lock()

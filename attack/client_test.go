@@ -140,6 +140,7 @@ const (
 	outSlide   = "slide"   // a slide challenge
 	outCaptcha = "captcha" // a text captcha
 	outBlocked = "blocked" // refused
+	outLimited = "limited" // 429: over a budget
 	outWait    = "wait"    // "preparing your check": come back later
 	outOther   = "other"   // anything else (an error)
 )
@@ -170,7 +171,10 @@ func classify(r *reply) string {
 			return outWait
 		}
 	}
-	if r.Status == http.StatusForbidden || r.Status == http.StatusTooManyRequests {
+	switch r.Status {
+	case http.StatusTooManyRequests:
+		return outLimited
+	case http.StatusForbidden:
 		return outBlocked
 	}
 	return outOther

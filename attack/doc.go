@@ -18,6 +18,13 @@
 //     exempt-path tricks (`/.well-known/..;/admin`) passing unscored;
 //   - the shipped solver model reading the captchas served after a flood.
 //
+// The gateways: "main" (memory store, challenge_at 5, a fixed secret and
+// admin token, otherwise defaults), started by TestMain; "plain" (the same
+// with adversarial captchas off, so a captcha is always there to answer,
+// and accounts from X-Account); "churn" (max_entities 1000); "allow" (an
+// allow-listed address, upstream_headers); and "crawler" (a private
+// /etc/hosts). Each attacker IP is a loopback address of its own.
+//
 // Every test asserts that the defence holds and logs one figure line
 // ("attack replay: 0/10 cleared"); TestMain prints one summary line,
 // "attacks: replay=… altered=… flood_captchas=… …". `make attack` runs the
