@@ -49,9 +49,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		account <placeholder>
 //		ipv4_prefix <bits>
 //		ipv6_prefix <bits>
+//		ipv6_aggregate_prefix <bits>
 //		windows <duration...>
-//		limit ip|device|account <per-window limit...>
-//		strict_limit ip|device|account <n>
+//		limit ip|device|account|ipv6_block <per-window limit...>
+//		strict_limit ip|device|account|ipv6_block <n>
 //		label_ttl <duration>
 //		weight <signal> <points>
 //		challenge_at <score>
@@ -147,6 +148,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "ipv6_prefix":
 			if err := intArg(d, &h.IPv6Prefix); err != nil {
+				return err
+			}
+		case "ipv6_aggregate_prefix":
+			if err := intArg(d, &h.IPv6AggregatePrefix); err != nil {
 				return err
 			}
 		case "windows":
@@ -531,8 +536,10 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser, strict bool) error {
 		soft, hard = &h.Limits.Device, &h.Limits.StrictDevice
 	case "account":
 		soft, hard = &h.Limits.Account, &h.Limits.StrictAccount
+	case "ipv6_block":
+		soft, hard = &h.Limits.IPv6Block, &h.Limits.StrictIPv6Block
 	default:
-		return d.Errf("limit: unknown entity %q (want ip, device or account)", kind)
+		return d.Errf("limit: unknown entity %q (want ip, device, account or ipv6_block)", kind)
 	}
 	if strict {
 		*hard = nums[0]

@@ -259,8 +259,11 @@ func TestBareDirectiveProtectsSensibly(t *testing.T) {
 	deviceCookie(t, r)
 
 	before := up.hits.Load()
+	// curl scores from captcha_at: the captcha at once, or, while the
+	// adversarial pool is still filling after start-up, the page that
+	// waits for it (fallback wait).
 	r = get(t, "/", curl("198.51.100.2"))
-	if r.status != http.StatusForbidden {
+	if r.status != http.StatusForbidden && r.status != http.StatusServiceUnavailable {
 		t.Fatalf("curl: status %d", r.status)
 	}
 	if !strings.Contains(r.body, "<html") {
@@ -270,7 +273,7 @@ func TestBareDirectiveProtectsSensibly(t *testing.T) {
 		t.Fatal("curl reached the upstream")
 	}
 	r = get(t, "/api", with(curl("198.51.100.2"), "Accept", "application/json"))
-	if r.status != http.StatusForbidden || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") || !strings.Contains(r.body, `"decision"`) {
+	if (r.status != http.StatusForbidden && r.status != http.StatusServiceUnavailable) || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") || !strings.Contains(r.body, `"decision"`) {
 		t.Fatalf("JSON client: %d %s %q", r.status, r.header.Get("Content-Type"), r.body)
 	}
 	for _, p := range []string{"/robots.txt", "/.well-known/security.txt", "/favicon.ico"} {
@@ -466,6 +469,52 @@ func TestIPv6GroupedByPrefix(t *testing.T) {
 	}
 	if r := get(t, "/", browser("2001:db8:77:2::1")); r.status != 200 {
 		t.Fatalf("another /64: %d", r.status)
+	}
+}
+
+// TestIPv6BlockCountedWhole: one /48 spreading its requests over many
+// /64s meets the block's own budget; another /48 does not.
+func TestIPv6BlockCountedWhole(t *testing.T) {
+	up := newUpstream(t)
+	load(t, "limit ip 1000 10000 100000\nlimit ipv6_block 10 1000 10000\nlimit device 0", up)
+	var last reply
+	for i := 0; i < 40; i++ {
+		last = get(t, "/", browser(fmt.Sprintf("2001:db8:78:%x::1", i+1)))
+	}
+	if last.status != 403 {
+		t.Fatalf("40 requests from 40 /64s of one /48 within a second: last status %d", last.status)
+	}
+	if r := get(t, "/", browser("2001:db8:79:1::1")); r.status != 200 {
+		t.Fatalf("another /48: %d", r.status)
+	}
+}
+
+// TestNothingReachesTheUpstreamAroundTheGateway: the operators' area is
+// never passed on, not even for an allow-listed address; a client's own
+// X-Advcaptcha-* headers are removed on every path; exempt paths are exact
+// and never match a path with ";" or a dot segment.
+func TestNothingReachesTheUpstreamAroundTheGateway(t *testing.T) {
+	up := newUpstream(t)
+	load(t, "allow 203.0.113.0/24\nupstream_headers\nadmin_token "+strings.Repeat("k", 32)+"\nexempt /robots.txt /.well-known/*", up)
+	before := up.hits.Load()
+	if r := get(t, "/.advcaptcha/admin/summary", with(curl("203.0.113.9"), "Authorization", "Bearer "+strings.Repeat("k", 32))); r.status != 200 || up.hits.Load() != before {
+		t.Fatalf("admin summary from an allow-listed address: %d, upstream saw %d requests", r.status, up.hits.Load()-before)
+	}
+	if r := get(t, "/.advcaptcha/nothing", curl("203.0.113.9")); r.status != 404 || up.hits.Load() != before {
+		t.Fatalf("own route from an allow-listed address: %d, upstream saw %d", r.status, up.hits.Load()-before)
+	}
+	r := get(t, "/robots.txt", with(curl("198.51.100.60"), "X-Advcaptcha-Decision", "allow", "x-advcaptcha-score", "0"))
+	if r.status != 200 || up.lastHeader("X-Advcaptcha-Decision") != "" || up.lastHeader("X-Advcaptcha-Score") != "" {
+		t.Fatalf("exempt path: %d, upstream got decision %q score %q", r.status, up.lastHeader("X-Advcaptcha-Decision"), up.lastHeader("X-Advcaptcha-Score"))
+	}
+	for _, path := range []string{"/.well-known/..;/admin/x", "/.well-known/%2e%2e/admin", "/.well-known/./x", "/robots.txt;x"} {
+		before := up.hits.Load()
+		if r := get(t, path, curl("198.51.100.61")); r.status != 403 || up.hits.Load() != before {
+			t.Errorf("%s from curl: %d, upstream saw %d requests; want scored and stopped", path, r.status, up.hits.Load()-before)
+		}
+	}
+	if r := get(t, "/robots.txt/x", curl("198.51.100.62")); r.status != 403 {
+		t.Errorf("/robots.txt/x matched the exact exempt file: %d", r.status)
 	}
 }
 

@@ -81,6 +81,10 @@ type Handler struct {
 	// usually controls a whole /64. Defaults 32 and 64.
 	IPv4Prefix int `json:"ipv4_prefix,omitempty"`
 	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
+	// IPv6AggregatePrefix is the IPv6 block that is also counted as a
+	// whole, under limits.ipv6_block: a /48 holds 65,536 /64s, each with
+	// its own budget otherwise. Default 48; at or above ipv6_prefix, off.
+	IPv6AggregatePrefix int `json:"ipv6_aggregate_prefix,omitempty"`
 
 	// Windows are the sliding windows requests are counted over, shortest
 	// first. Default 1s, 1m, 1h. The strict limits apply to the first.
@@ -283,6 +287,12 @@ type Limits struct {
 	StrictDevice float64 `json:"strict_device,omitempty"`
 	// StrictAccount over the first window. Default 100.
 	StrictAccount float64 `json:"strict_account,omitempty"`
+	// IPv6Block soft limits per window for a whole IPv6 block
+	// (ipv6_aggregate_prefix), whatever /64s its requests come from.
+	// Default 16 times the IP limits: one network's budget, not 65,536.
+	IPv6Block []float64 `json:"ipv6_block,omitempty"`
+	// StrictIPv6Block over the first window. Default 16 × strict_ip.
+	StrictIPv6Block float64 `json:"strict_ipv6_block,omitempty"`
 }
 
 // SlidePasses are how many slides may clear clients without a captcha
@@ -314,12 +324,13 @@ const (
 	kindIP = iota
 	kindDevice
 	kindAccount
+	kindNet // the IPv6 block an IPv6 prefix belongs to (ipv6_aggregate_prefix)
 	numKinds
 )
 
 var (
-	storeKinds  = [numKinds]store.Kind{store.KindIP, store.KindDevice, store.KindAccount}
-	freqSignals = [numKinds]riskscore.Signal{riskscore.FrequencyIP, riskscore.FrequencyDevice, riskscore.FrequencyAccount}
+	storeKinds  = [numKinds]store.Kind{store.KindIP, store.KindDevice, store.KindAccount, store.KindNet}
+	freqSignals = [numKinds]riskscore.Signal{riskscore.FrequencyIP, riskscore.FrequencyDevice, riskscore.FrequencyAccount, riskscore.FrequencyIP}
 )
 
 // CaddyModule returns the Caddy module information.
@@ -348,8 +359,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(lim.IP)+len(lim.Device)+len(lim.Account) == 0 {
 		h.logger.Warn("custom windows without soft limits: only the strict limits apply")
 	}
-	for k, soft := range [numKinds][]float64{lim.IP, lim.Device, lim.Account} {
-		h.freq[k] = riskscore.Frequency{Windows: h.windows, Soft: soft, Strict: [numKinds]float64{lim.StrictIP, lim.StrictDevice, lim.StrictAccount}[k]}
+	for k, soft := range [numKinds][]float64{lim.IP, lim.Device, lim.Account, lim.IPv6Block} {
+		h.freq[k] = riskscore.Frequency{Windows: h.windows, Soft: soft, Strict: [numKinds]float64{lim.StrictIP, lim.StrictDevice, lim.StrictAccount, lim.StrictIPv6Block}[k]}
 	}
 
 	var err error
@@ -514,6 +525,17 @@ func (h *Handler) applyDefaults() {
 	if h.Limits.StrictAccount == 0 {
 		h.Limits.StrictAccount = 100
 	}
+	if h.Limits.IPv6Block == nil && len(h.Limits.IP) > 0 {
+		for _, l := range h.Limits.IP {
+			h.Limits.IPv6Block = append(h.Limits.IPv6Block, ipv6BlockFactor*l)
+		}
+	}
+	if h.Limits.StrictIPv6Block == 0 {
+		h.Limits.StrictIPv6Block = ipv6BlockFactor * h.Limits.StrictIP
+	}
+	if h.IPv6AggregatePrefix == 0 {
+		h.IPv6AggregatePrefix = 48
+	}
 	if h.LabelTTL == 0 {
 		h.LabelTTL = caddy.Duration(time.Hour)
 	}
@@ -597,12 +619,15 @@ func (h *Handler) Validate() error {
 	if h.IPv6Prefix < 16 || h.IPv6Prefix > 128 {
 		return fmt.Errorf("ipv6_prefix: %d is outside 16–128", h.IPv6Prefix)
 	}
+	if h.IPv6AggregatePrefix < 16 || h.IPv6AggregatePrefix > 128 {
+		return fmt.Errorf("ipv6_aggregate_prefix: %d is outside 16–128", h.IPv6AggregatePrefix)
+	}
 	for i, w := range h.windows {
 		if w < time.Millisecond || (i > 0 && w <= h.windows[i-1]) {
 			return fmt.Errorf("windows: %v: windows must be at least 1ms and increasing", w)
 		}
 	}
-	for k, name := range [numKinds]string{"limits.ip", "limits.device", "limits.account"} {
+	for k, name := range [numKinds]string{"limits.ip", "limits.device", "limits.account", "limits.ipv6_block"} {
 		if err := h.freq[k].Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -792,6 +817,9 @@ func ambiguousPath(p string) bool {
 // without a challenge; nothing else is exempt by default.
 var defaultExempt = []string{"/robots.txt", "/favicon.ico", "/.well-known/security.txt", "/.well-known/acme-challenge/*"}
 
+// ipv6BlockFactor scales the IP limits to an IPv6 block's by default.
+const ipv6BlockFactor = 16
+
 // denyWeights makes a deny-list hit a full-weight reason whatever the
 // configured weights are.
 var denyWeights = func() (w riskscore.Weights) {
@@ -808,6 +836,7 @@ type visit struct {
 	now        time.Time
 	addr       netip.Addr
 	ipID       string
+	netID      string // the IPv6 block, "" for IPv4
 	device     string
 	account    string
 	newDev     bool
@@ -825,6 +854,9 @@ func (v *visit) identify() {
 	v.assessment.Reasons = v.reasonBuf[:0]
 	v.addr = clientAddr(v.r)
 	v.ipID = prefixID(v.addr, v.h.IPv4Prefix, v.h.IPv6Prefix)
+	if v.addr.Is6() && v.h.IPv6AggregatePrefix < v.h.IPv6Prefix {
+		v.netID = prefixID(v.addr, 32, v.h.IPv6AggregatePrefix)
+	}
 	if c := cookieValue(v.r.Header, v.h.DeviceCookie); c != "" {
 		if id, err := v.h.keys.VerifyDevice(c); err == nil {
 			v.device = id
@@ -865,13 +897,14 @@ func (v *visit) checkClearance() bool {
 
 // entities lists what this request is counted against.
 func (v *visit) entities() []store.Entity {
-	v.entityBuf[0] = store.Entity{Kind: store.KindIP, ID: v.ipID}
-	v.entityBuf[1] = store.Entity{Kind: store.KindDevice, ID: v.device}
-	if v.account == "" {
-		return v.entityBuf[:2]
+	ents := append(v.entityBuf[:0], store.Entity{Kind: store.KindIP, ID: v.ipID}, store.Entity{Kind: store.KindDevice, ID: v.device})
+	if v.account != "" {
+		ents = append(ents, store.Entity{Kind: store.KindAccount, ID: v.account})
 	}
-	v.entityBuf[2] = store.Entity{Kind: store.KindAccount, ID: v.account}
-	return v.entityBuf[:3]
+	if v.netID != "" {
+		ents = append(ents, store.Entity{Kind: store.KindNet, ID: v.netID})
+	}
+	return ents
 }
 
 // score runs the full assessment: headers, crawler claims, and one store
@@ -906,11 +939,16 @@ func (v *visit) score() (riskscore.Decision, error) {
 	// refused requests naming someone else's account must not spend that
 	// account's limits.
 	hits, kinds := v.hitBuf[:0], v.kindBuf[:0]
-	for i, e := range ents {
+	for _, e := range ents {
+		i := kindIndex(e.Kind)
 		if i == kindDevice && v.newDev {
 			continue
 		}
-		hits, kinds = append(hits, store.Hit{Entity: e, N: int64(min(1, kindAccount-i))}), append(kinds, i)
+		n := int64(1)
+		if i == kindAccount {
+			n = 0
+		}
+		hits, kinds = append(hits, store.Hit{Entity: e, N: n}), append(kinds, i)
 	}
 	start := time.Now()
 	tallies, err := h.store.Observe(v.r.Context(), v.now, hits)
@@ -943,7 +981,7 @@ func (v *visit) score() (riskscore.Decision, error) {
 			continue // read, not counted (see above); respond counts it
 		}
 		if h.freq[i].Assess(a, &h.weights, freqSignals[i], t.Counts) && t.Label == nil {
-			h.label(v.r.Context(), ents[i], "strict rate limit: "+formatCount(t.Counts[0], h.windows[0]))
+			h.label(v.r.Context(), hits[j].Entity, "strict rate limit: "+formatCount(t.Counts[0], h.windows[0]))
 		}
 	}
 	return h.thresholds.Decide(a), nil

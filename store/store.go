@@ -24,6 +24,8 @@ const (
 	// KindFingerprint is a device known by its stable browser fingerprint
 	// rather than its cookie.
 	KindFingerprint Kind = "fp"
+	// KindNet is a block of addresses counted as a whole (an IPv6 /48).
+	KindNet Kind = "net"
 )
 
 // maxIDLen bounds how much of a client-supplied id reaches a key.
