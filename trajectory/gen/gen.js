@@ -1,0 +1,447 @@
+#!/usr/bin/env node
+// Generators of slide drags from the tools attackers use, for developing
+// and measuring trajectory.Score. Each family writes JSON lines in the
+// format of ../shared/data ({"points": [[x, y, t_ms], ...], ...}: press
+// first, release last, relative to the press, mostly horizontal,
+// 150–400 px).
+//
+//   node gen.js [--out DIR] [--n N] [--human FILE]
+//
+// writes DIR/dev/<family>.jsonl and DIR/heldout/<family>.jsonl. The two
+// splits use different seeds AND different parameter settings (see
+// SETTINGS below): tune on dev only. Replays need the human drags
+// (--human, default ../../../shared/data/human_drags_dev.jsonl); dev
+// replays come from dev users' drags and held-out ones from held-out users
+// (split.js), so a replay's source is never seen in training.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { isHeldOutUser } = require('./split.js');
+
+// --- seeded randomness -------------------------------------------------
+// ghost-cursor and windmouse call Math.random; a seeded generator in its
+// place makes every set reproducible.
+function mulberry32(a) {
+  return function () {
+    a |= 0; a = (a + 0x6D2B79F5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+let rnd = mulberry32(1);
+Math.random = () => rnd();
+const uni = (a, b) => a + (b - a) * rnd();
+const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
+function gauss() {
+  let u = 0, v = 0;
+  while (u === 0) u = rnd();
+  while (v === 0) v = rnd();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+const { path: gcPath } = require('ghost-cursor');
+const WindMouse = require('windmouse');
+
+// --- settings per split --------------------------------------------------
+// Development and held-out settings differ on purpose: other speeds,
+// spreads, sampling rates and noise levels.
+const SETTINGS = {
+  dev: {
+    seed: 1001,
+    dist: [150, 400],
+    gcSpread: [undefined, 2, 5, 10, 20, 40],          // undefined: the library's default (clamp(length, 2, 200))
+    gcMoveSpeed: [undefined, 0.5, 1, 2, 5],           // undefined: random
+    frameMS: [16.667, 8.333],                         // CDP-driven moves: frame-locked
+    wmGravity: [3, 9], wmWind: [1, 5], wmMaxStep: [1, 3], wmWait: [[2, 3], [2, 5]],
+    canonGravity: [7, 11], canonWind: [2, 4], canonMaxStep: [10, 16], canonTarget: [8, 14], canonWait: [[3, 8], [5, 15]],
+    easings: ['quad', 'cubic', 'sine'],
+    duration: [300, 1500],
+    noisePx: [0, 1.5],
+    humanHz: [60, 125],
+  },
+  heldout: {
+    seed: 2002,
+    dist: [160, 390],
+    gcSpread: [undefined, 3, 8, 15, 30, 60],
+    gcMoveSpeed: [undefined, 0.8, 1.5, 3, 8],
+    frameMS: [16.667, 6.944, 11.111],                 // 60, 144, 90 Hz
+    wmGravity: [2, 12], wmWind: [2, 8], wmMaxStep: [1.5, 4], wmWait: [[1, 4], [3, 6]],
+    canonGravity: [6, 12], canonWind: [1.5, 5], canonMaxStep: [8, 20], canonTarget: [6, 16], canonWait: [[2, 10], [8, 20]],
+    easings: ['quint', 'expo', 'quart', 'back'],
+    duration: [250, 2000],
+    noisePx: [0, 2.5],
+    humanHz: [90, 240],
+  },
+};
+
+// --- delivery: what a browser makes of the positions ---------------------
+// Coordinates: raw floats (CDP accepts fractional CSS pixels), integers
+// (a DPR-1 page) or half pixels (DPR 2). Timestamps: 0.1 ms (Chrome's
+// coarsened event.timeStamp) or whole ms.
+function deliver(pts, opt = {}) {
+  const grid = opt.grid !== undefined ? opt.grid : pick([0, 1, 1, 0.5]);
+  const tq = opt.tq !== undefined ? opt.tq : pick([0.1, 1]);
+  const q = (v, g) => (g ? Math.round(v / g) * g : v);
+  const x0 = pts[0][0], y0 = pts[0][1], t0 = pts[0][2];
+  const out = [];
+  let lastT = 0;
+  for (const [x, y, t] of pts) {
+    let tt = Math.max(lastT, q(t - t0, tq));
+    lastT = tt;
+    out.push([+q(x - x0, grid).toFixed(3), +q(y - y0, grid).toFixed(3), +tt.toFixed(3)]);
+  }
+  return out;
+}
+
+// Frame-locked times: one awaited CDP move per frame, with the sub-ms
+// jitter and the rare dropped frame measured in headless Chromium.
+function frameTimes(n, frame) {
+  const ts = [0];
+  for (let i = 1; i < n; i++) {
+    let dt = frame + gauss() * 0.15;
+    if (rnd() < 0.02) dt += frame;
+    ts.push(ts[i - 1] + dt);
+  }
+  return ts;
+}
+
+// Human-like inter-event intervals: a pointer device's rate with jitter,
+// coalesced and dropped events, as "humanising" scripts draw them.
+function humanIntervals(n, split) {
+  const s = SETTINGS[split];
+  const hz = uni(s.humanHz[0], s.humanHz[1]);
+  const base = 1000 / hz;
+  const ts = [0];
+  for (let i = 1; i < n; i++) {
+    let dt;
+    if (split === 'dev') dt = base * Math.exp(0.25 * gauss());
+    else dt = base * (0.6 + 0.8 * rnd()) + (rnd() < 0.05 ? base * uni(1, 3) : 0);
+    ts.push(ts[i - 1] + Math.max(0.5, dt));
+  }
+  return ts;
+}
+
+// --- ghost-cursor --------------------------------------------------------
+// A slide with ghost-cursor: press on the handle, cursor.moveTo(target) —
+// i.e. path(start, end, options) — release. Start in page coordinates
+// (the library clamps at 0) then made relative to the press.
+function gcVectors(split, opts) {
+  const s = SETTINGS[split];
+  const dist = uni(s.dist[0], s.dist[1]);
+  const start = { x: uni(300, 600), y: uni(300, 500) };
+  const end = { x: start.x + dist, y: start.y + gauss() * 4, width: uni(30, 60), height: uni(30, 60) };
+  const options = Object.assign({}, opts);
+  return gcPath(start, end, options);
+}
+
+function gcDefault(split) {
+  // Defaults: no options, each point one awaited CDP move (frame-locked).
+  const v = gcVectors(split, {});
+  const ts = frameTimes(v.length, pick(SETTINGS[split].frameMS));
+  return { points: deliver(v.map((p, i) => [p.x, p.y, ts[i]])), settings: { options: 'default' } };
+}
+
+function gcRandomised(split) {
+  const s = SETTINGS[split];
+  const opts = {};
+  const spread = pick(s.gcSpread);
+  if (spread !== undefined) opts.spreadOverride = spread;
+  const ms = pick(s.gcMoveSpeed);
+  if (ms !== undefined) opts.moveSpeed = ms;
+  const useTs = rnd() < 0.5;
+  if (useTs) opts.useTimestamps = true;
+  const v = gcVectors(split, opts);
+  let pts;
+  if (useTs) {
+    // The library's own timing: CDP's timestamp forges event.timeStamp.
+    pts = v.map((p) => [p.x, p.y, p.timestamp]);
+  } else {
+    const ts = frameTimes(v.length, pick(s.frameMS));
+    pts = v.map((p, i) => [p.x, p.y, ts[i]]);
+  }
+  return { points: deliver(pts), settings: opts };
+}
+
+// ghost-cursor's path re-timed with human inter-event intervals and a
+// human duration: the path's points redistributed in time.
+function gcHumanTimed(split) {
+  const s = SETTINGS[split];
+  const opts = { spreadOverride: pick(s.gcSpread.filter((x) => x !== undefined)) };
+  const v = gcVectors(split, opts);
+  const dur = uni(s.duration[0], s.duration[1]);
+  // Either keep the library's points and give them human intervals, or
+  // resample the curve (by index) at human event times over the duration.
+  let pts;
+  if (rnd() < 0.5) {
+    const ts = humanIntervals(v.length, split);
+    pts = v.map((p, i) => [p.x, p.y, ts[i]]);
+  } else {
+    const ts = [];
+    for (const t of humanIntervals(4000, split)) { if (t >= dur) break; ts.push(t); }
+    ts.push(dur);
+    pts = ts.map((t) => {
+      const u = ease(split === 'dev' ? 'cubic' : 'quint', t / dur) * (v.length - 1);
+      const i = Math.min(v.length - 2, Math.floor(u)), f = u - i;
+      return [v[i].x + f * (v[i + 1].x - v[i].x), v[i].y + f * (v[i + 1].y - v[i].y), t];
+    });
+  }
+  return { points: deliver(pts), settings: opts };
+}
+
+// --- WindMouse -----------------------------------------------------------
+// The npm windmouse package (a port of BenLand100's WindMouse), its
+// README's settings ranges; points are [x, y, cumulative wait ms].
+async function wmNpm(split) {
+  const s = SETTINGS[split];
+  const dist = uni(s.dist[0], s.dist[1]);
+  const wm = new WindMouse(Math.floor(rnd() * 10));
+  const [minWait, maxWait] = pick(s.wmWait);
+  const sx = uni(300, 600), sy = uni(300, 500);
+  const settings = {
+    startX: sx, startY: sy, endX: sx + dist, endY: sy + gauss() * 4,
+    gravity: uni(s.wmGravity[0], s.wmGravity[1]), wind: uni(s.wmWind[0], s.wmWind[1]),
+    minWait, maxWait, maxStep: uni(s.wmMaxStep[0], s.wmMaxStep[1]), targetArea: uni(3, 10),
+  };
+  const p = await wm.GeneratePoints(Object.assign({}, settings));
+  const pts = [[Math.round(sx), Math.round(sy), 0]].concat(p.map(([x, y, t]) => [x, y, t]));
+  // Its waits are a few ms per step; a bot sleeps them (setTimeout: ≥ 1 ms,
+  // often ~4 ms), or scales them to a chosen duration.
+  if (rnd() < 0.5) {
+    const dur = uni(s.duration[0], s.duration[1]);
+    const T = pts[pts.length - 1][2] || 1;
+    for (const q of pts) q[2] = (q[2] * dur) / T;
+  }
+  return { points: deliver(pts, { grid: 1 }), settings };
+}
+
+// The canonical WindMouse (BenLand100's, as in SRL and the widely copied
+// Python port): gravity G, wind W, max step M, target area D, a wait per
+// step between minWait and maxWait scaled by the step.
+function wmCanonical(split) {
+  const s = SETTINGS[split];
+  const dist = uni(s.dist[0], s.dist[1]);
+  let G = uni(s.canonGravity[0], s.canonGravity[1]), W = uni(s.canonWind[0], s.canonWind[1]);
+  let M = uni(s.canonMaxStep[0], s.canonMaxStep[1]);
+  const D = uni(s.canonTarget[0], s.canonTarget[1]);
+  const [minWait, maxWait] = pick(s.canonWait);
+  let x = uni(300, 600), y = uni(300, 500);
+  const dx = x + dist, dy = y + gauss() * 4;
+  let vx = 0, vy = 0, wx = 0, wy = 0, t = 0;
+  let cx = Math.round(x), cy = Math.round(y);
+  const pts = [[cx, cy, 0]];
+  const sq3 = Math.sqrt(3), sq5 = Math.sqrt(5);
+  const M0 = M;
+  for (let guard = 0; guard < 5000; guard++) {
+    const d = Math.hypot(dx - x, dy - y);
+    if (d < 1) break;
+    const wMag = Math.min(W, d);
+    if (d >= D) {
+      wx = wx / sq3 + (2 * rnd() - 1) * wMag / sq5;
+      wy = wy / sq3 + (2 * rnd() - 1) * wMag / sq5;
+    } else {
+      wx /= sq3; wy /= sq3;
+      if (M < 3) M = rnd() * 3 + 3; else M /= sq5;
+    }
+    vx += wx + G * (dx - x) / d;
+    vy += wy + G * (dy - y) / d;
+    const vm = Math.hypot(vx, vy);
+    if (vm > M) {
+      const clip = M / 2 + rnd() * M / 2;
+      vx = (vx / vm) * clip; vy = (vy / vm) * clip;
+    }
+    x += vx; y += vy;
+    const step = Math.hypot(vx, vy);
+    t += Math.round((maxWait - minWait) * (step / M0) + minWait);
+    const mx = Math.round(x), my = Math.round(y);
+    if (mx !== cx || my !== cy) { cx = mx; cy = my; pts.push([mx, my, t]); }
+  }
+  return { points: deliver(pts, { grid: 1, tq: 1 }), settings: { G, W, M: M0, D, minWait, maxWait } };
+}
+
+// --- other humanising approaches -----------------------------------------
+function ease(name, u) {
+  u = Math.min(1, Math.max(0, u));
+  switch (name) {
+    case 'quad': return u < 0.5 ? 2 * u * u : 1 - Math.pow(-2 * u + 2, 2) / 2;
+    case 'cubic': return u < 0.5 ? 4 * u * u * u : 1 - Math.pow(-2 * u + 2, 3) / 2;
+    case 'quart': return u < 0.5 ? 8 * u ** 4 : 1 - Math.pow(-2 * u + 2, 4) / 2;
+    case 'quint': return u < 0.5 ? 16 * u ** 5 : 1 - Math.pow(-2 * u + 2, 5) / 2;
+    case 'sine': return -(Math.cos(Math.PI * u) - 1) / 2;
+    case 'expo': return u === 0 ? 0 : u === 1 ? 1 : u < 0.5 ? Math.pow(2, 20 * u - 10) / 2 : (2 - Math.pow(2, -20 * u + 10)) / 2;
+    case 'back': { const c1 = 1.70158, c3 = c1 + 1; return 1 + c3 * Math.pow(u - 1, 3) + c1 * Math.pow(u - 1, 2); } // easeOutBack: overshoots
+    default: return u;
+  }
+}
+
+// Event times for a synthetic drag: frame-locked or human-like.
+function eventTimes(split, dur) {
+  const ts = [];
+  const src = rnd() < 0.5 ? frameTimes(4000, pick(SETTINGS[split].frameMS)) : humanIntervals(4000, split);
+  for (const t of src) { if (t >= dur) break; ts.push(t); }
+  ts.push(dur);
+  return ts;
+}
+
+// Cubic Bézier with random control points and an easing on the parameter,
+// position noise optional.
+function bezierEased(split) {
+  const s = SETTINGS[split];
+  const dist = uni(s.dist[0], s.dist[1]), dur = uni(s.duration[0], s.duration[1]);
+  const ey = gauss() * 4;
+  const c1 = [dist * uni(0.1, 0.5), gauss() * 15], c2 = [dist * uni(0.5, 0.9), gauss() * 15];
+  const e = pick(s.easings), noise = uni(s.noisePx[0], s.noisePx[1]) * (rnd() < 0.5 ? 1 : 0);
+  const pts = eventTimes(split, dur).map((t) => {
+    const u = ease(e, t / dur), m = 1 - u;
+    const x = 3 * m * m * u * c1[0] + 3 * m * u * u * c2[0] + u * u * u * dist;
+    const y = 3 * m * m * u * c1[1] + 3 * m * u * u * c2[1] + u * u * u * ey;
+    return [x + noise * gauss(), y + noise * gauss(), t];
+  });
+  pts[0] = [0, 0, 0];
+  return { points: deliver(pts), settings: { easing: e, noise } };
+}
+
+// Minimum-jerk reach with Gaussian noise, tremor and a corrective
+// sub-movement (the textbook "human" model).
+function minJerkNoise(split) {
+  const s = SETTINGS[split];
+  const dist = uni(s.dist[0], s.dist[1]), dur = uni(s.duration[0], s.duration[1]);
+  const mj = (u) => { u = Math.min(1, Math.max(0, u)); return 10 * u ** 3 - 15 * u ** 4 + 6 * u ** 5; };
+  const over = uni(-0.05, 0.08), split1 = uni(0.7, 0.9);
+  const drift = gauss() * 8, noise = uni(s.noisePx[0], s.noisePx[1]);
+  const fT = uni(6, 12), aT = uni(0.2, 1.2), ph = rnd() * 6.28;
+  const pts = eventTimes(split, dur).map((t) => {
+    const u = t / dur;
+    let x = dist * (1 + over) * mj(u / split1) - dist * over * mj((u - split1) / (1 - split1));
+    const tr = aT * Math.sin(2 * Math.PI * fT * t / 1000 + ph);
+    return [x + tr * 0.5 + noise * gauss(), drift * mj(u) + tr + noise * gauss(), t];
+  });
+  pts[0] = [0, 0, 0];
+  return { points: deliver(pts), settings: { over, noise, tremorHz: fT } };
+}
+
+// Sigma-lognormal (Plamondon's kinematic theory): the velocity is a sum of
+// lognormal sub-movements; each contributes its share of the distance.
+function sigmaLognormal(split) {
+  const s = SETTINGS[split];
+  const dist = uni(s.dist[0], s.dist[1]);
+  const n = split === 'dev' ? pick([1, 2, 2, 3]) : pick([2, 3, 3, 4]);
+  const comps = [];
+  let t0 = 0, remaining = dist;
+  for (let k = 0; k < n; k++) {
+    const D = k === n - 1 ? remaining : remaining * uni(0.6, 0.9);
+    remaining -= D;
+    comps.push({ D, t0, mu: uni(-1.6, -0.6), sigma: uni(0.2, 0.45), angle: gauss() * 0.06 });
+    t0 += uni(0.08, 0.35);
+  }
+  const lognCDF = (t, c) => {
+    if (t <= c.t0) return 0;
+    const z = (Math.log(t - c.t0) - c.mu) / (c.sigma * Math.SQRT2);
+    return 0.5 * (1 + erf(z));
+  };
+  const last = comps[comps.length - 1];
+  const durS = last.t0 + Math.exp(last.mu + 3 * last.sigma);
+  const dur = durS * 1000;
+  const noise = uni(0, s.noisePx[1] / 2);
+  const pts = eventTimes(split, dur).map((t) => {
+    let x = 0, y = 0;
+    for (const c of comps) {
+      const d = c.D * lognCDF(t / 1000, c);
+      x += d * Math.cos(c.angle); y += d * Math.sin(c.angle);
+    }
+    return [x + noise * gauss(), y + noise * gauss(), t];
+  });
+  pts[0] = [0, 0, 0];
+  return { points: deliver(pts), settings: { n, noise } };
+}
+
+function erf(x) {
+  const s = Math.sign(x); x = Math.abs(x);
+  const t = 1 / (1 + 0.3275911 * x);
+  const y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return s * y;
+}
+
+// --- replays ---------------------------------------------------------------
+// A recorded human drag sent again with small changes: shifted, scaled a
+// little, re-timed, with a smooth time warp and/or position noise.
+let humans = null;
+function loadHumans(file) {
+  if (humans) return humans;
+  humans = { dev: [], heldout: [] };
+  if (!fs.existsSync(file)) return humans;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const d = JSON.parse(line);
+    humans[isHeldOutUser(d.source, d.user) ? 'heldout' : 'dev'].push(d);
+  }
+  return humans;
+}
+
+function replay(split, file) {
+  const pool = loadHumans(file)[split];
+  if (!pool.length) return null;
+  const d = pick(pool);
+  const sx = split === 'dev' ? uni(0.93, 1.07) : uni(0.88, 1.12);
+  const st = split === 'dev' ? uni(0.95, 1.05) : uni(0.9, 1.1);
+  const noise = pick(split === 'dev' ? [0, 0.5, 1] : [0, 0.7, 1.5]);
+  const warp = pick([0, 0.03, 0.06]) * (rnd() < 0.5 ? -1 : 1);
+  const tJit = pick([0, 1, 3]);
+  const T = d.points[d.points.length - 1][2] || 1;
+  let lastT = 0;
+  const pts = d.points.map(([x, y, t], i) => {
+    const u = t / T;
+    let tt = st * T * (u + warp * Math.sin(Math.PI * u));
+    if (i > 0 && i < d.points.length - 1) tt += tJit * gauss();
+    tt = Math.max(lastT, tt); lastT = tt;
+    const n = i === 0 ? 0 : noise;
+    return [x * sx + n * gauss(), y * sx + n * gauss(), tt];
+  });
+  return { points: deliver(pts, { grid: pick([0, 1]), tq: pick([0.1, 1]) }), settings: { source: d.source, sx, st, noise, warp, tJit } };
+}
+
+// --- main ------------------------------------------------------------------
+const FAMILIES = {
+  ghostcursor_default: gcDefault,
+  ghostcursor_random: gcRandomised,
+  ghostcursor_humantime: gcHumanTimed,
+  windmouse_npm: wmNpm,
+  windmouse_canonical: wmCanonical,
+  bezier_eased: bezierEased,
+  minjerk_noise: minJerkNoise,
+  sigma_lognormal: sigmaLognormal,
+  replay: replay,
+};
+
+async function main() {
+  const args = process.argv.slice(2);
+  const arg = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
+  const out = arg('--out', path.join(__dirname, 'out'));
+  const n = +arg('--n', 400);
+  const human = arg('--human', path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl'));
+  const only = arg('--families', '');
+  for (const split of ['dev', 'heldout']) {
+    fs.mkdirSync(path.join(out, split), { recursive: true });
+    let fi = 0;
+    for (const [fam, gen] of Object.entries(FAMILIES)) {
+      fi++;
+      if (only && !only.split(',').includes(fam)) continue;
+      rnd = mulberry32(SETTINGS[split].seed * 100 + fi);
+      const lines = [];
+      for (let i = 0, tries = 0; i < n && tries < 20 * n; tries++) {
+        const r = await gen(split, human);
+        if (!r) break;
+        const p = r.points;
+        const net = p[p.length - 1][0];
+        if (p.length < 2 || Math.abs(net) < 100) continue;
+        lines.push(JSON.stringify({ generator: fam, split, settings: r.settings, points: p }));
+        i++;
+      }
+      fs.writeFileSync(path.join(out, split, fam + '.jsonl'), lines.join('\n') + (lines.length ? '\n' : ''));
+      console.error(`${split}/${fam}: ${lines.length}`);
+    }
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
