@@ -1,0 +1,237 @@
+#!/usr/bin/env node
+// Drives the advcaptcha slide page of a running gateway with Debian's
+// headless Chromium through puppeteer-core, plain or patched by
+// puppeteer-extra-plugin-stealth (all evasions, or any subset), performs
+// one human-like eased drag per session and prints one JSON line per
+// session with the gateway's verdict (and, given --log, the reasons from
+// the gateway's "slide judged" log line).
+//
+//   node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S]
+//
+// Configurations (--config, repeatable; default "stealth-all"):
+//   plain            puppeteer-core, no plugin
+//   stealth-all      every evasion the plugin enables by default
+//   without:NAME     all but one evasion
+//   only:NAME        one evasion alone
+//   set:A+B+C        exactly these evasions
+//   random:K         K evasions drawn at random (seeded by --seed)
+//   matrix           plain, stealth-all, every without:, every only:, 6 random subsets
+//
+// One browser at a time; every session a fresh user-data-dir.
+'use strict'
+
+const fs = require('fs')
+const os = require('os')
+const path = require('path')
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run']
+
+function stealthEvasions () {
+  return [...require('puppeteer-extra-plugin-stealth')().enabledEvasions].sort()
+}
+
+// mulberry32: a small seeded PRNG so random subsets can be rerun.
+function rng (seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function expand (configs, seed) {
+  const all = stealthEvasions()
+  const rand = rng(seed)
+  const out = []
+  const pick = (k) => {
+    const xs = all.slice()
+    for (let i = xs.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [xs[i], xs[j]] = [xs[j], xs[i]] }
+    return xs.slice(0, k).sort()
+  }
+  for (const c of configs) {
+    if (c === 'matrix') {
+      out.push({ name: 'plain', evasions: null }, { name: 'stealth-all', evasions: all })
+      for (const e of all) out.push({ name: 'without:' + e, evasions: all.filter(x => x !== e) })
+      for (const e of all) out.push({ name: 'only:' + e, evasions: [e] })
+      for (let i = 0; i < 6; i++) {
+        const k = 2 + Math.floor(rand() * (all.length - 3))
+        const s = pick(k)
+        out.push({ name: 'random:' + k + ':' + s.join('+'), evasions: s })
+      }
+    } else if (c === 'plain') out.push({ name: c, evasions: null })
+    else if (c === 'stealth-all') out.push({ name: c, evasions: all })
+    else if (c.startsWith('without:')) out.push({ name: c, evasions: all.filter(x => x !== c.slice(8)) })
+    else if (c.startsWith('only:')) out.push({ name: c, evasions: [c.slice(5)] })
+    else if (c.startsWith('set:')) out.push({ name: c, evasions: c.slice(4).split('+').filter(Boolean) })
+    else if (c.startsWith('random:')) {
+      const s = pick(Number(c.slice(7)))
+      out.push({ name: 'random:' + s.length + ':' + s.join('+'), evasions: s })
+    } else throw new Error('unknown config ' + c)
+  }
+  return out
+}
+
+function puppeteerFor (evasions) {
+  if (evasions === null) return require('puppeteer-core')
+  // A fresh puppeteer-extra instance per session, so that plugins of one
+  // configuration never leak into the next.
+  const { addExtra } = require('puppeteer-extra')
+  const pptr = addExtra(require('puppeteer-core'))
+  const stealth = require('puppeteer-extra-plugin-stealth')()
+  for (const e of [...stealth.enabledEvasions]) if (!evasions.includes(e)) stealth.enabledEvasions.delete(e)
+  pptr.use(stealth)
+  return pptr
+}
+
+const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
+
+// A human-like eased drag, sent as raw CDP mouse events with a pressure
+// (force 0.5, as a real mouse reports while its button is held; a careful
+// attacker sets it): minimum-jerk profile, a little vertical drift,
+// ~60-120 Hz moves. The fingerprint is what this drive studies, so the
+// drag avoids the trajectory judge's findings as far as it can.
+async function drag (page, rand) {
+  const client = await page.target().createCDPSession()
+  const handle = await page.$('#advc-slider-handle')
+  const track = await page.$('#advc-slider-track')
+  const hb = await handle.boundingBox()
+  const tb = await track.boundingBox()
+  const x0 = hb.x + hb.width / 2 + (rand() - 0.5) * 10
+  const y0 = hb.y + hb.height / 2 + (rand() - 0.5) * 10
+  const dist = tb.width - hb.width + 6 + rand() * 12
+  const mouse = (type, x, y, held) => client.send('Input.dispatchMouseEvent', {
+    type, x, y, button: (type === 'mouseMoved' && !held) ? 'none' : 'left', buttons: held ? 1 : 0,
+    clickCount: type === 'mouseMoved' ? 0 : 1, force: held || type === 'mousePressed' ? 0.5 : 0, pointerType: 'mouse'
+  })
+  const xs = x0 - 40 - rand() * 60; const ys = y0 + 30 + rand() * 40
+  for (let i = 0; i <= 8; i++) {
+    const s = i / 8
+    await mouse('mouseMoved', xs + (x0 - xs) * s, ys + (y0 - ys) * s, false)
+    await sleep(12 + rand() * 10)
+  }
+  await sleep(120 + rand() * 200)
+  await mouse('mousePressed', x0, y0, true)
+  await sleep(60 + rand() * 90)
+  // Every session its own shape (so the gateway's replay detection does
+  // not link them): duration, skew of the velocity peak, drift and a
+  // small overshoot differ.
+  const T = 650 + rand() * 900
+  const drift = (rand() - 0.5) * 18
+  const skew = 0.7 + rand() * 0.7
+  const over = rand() * 0.04
+  const t0 = Date.now()
+  for (;;) {
+    const t = Math.min(1, (Date.now() - t0) / T)
+    const u = t ** skew
+    const m = 10 * u ** 3 - 15 * u ** 4 + 6 * u ** 5
+    const s = m + over * Math.sin(Math.PI * m) * m
+    await mouse('mouseMoved', x0 + dist * s, y0 + drift * Math.sin(Math.PI * m) * (0.5 + m), true)
+    if (t >= 1) break
+    await sleep(6 + rand() * 8)
+  }
+  await sleep(40 + rand() * 120)
+  await mouse('mouseReleased', x0 + dist, y0, false)
+  await client.detach().catch(() => {})
+}
+
+// The newest "slide judged" line of the gateway's JSON log written since
+// offset.
+function judged (logFile, offset) {
+  if (!logFile) return null
+  let text
+  try {
+    const fd = fs.openSync(logFile, 'r')
+    const size = fs.fstatSync(fd).size
+    const buf = Buffer.alloc(Math.max(0, size - offset))
+    fs.readSync(fd, buf, 0, buf.length, offset)
+    fs.closeSync(fd)
+    text = buf.toString('utf8')
+  } catch (e) { return null }
+  let last = null
+  for (const line of text.split('\n')) {
+    if (!line.includes('"slide judged"')) continue
+    try { last = JSON.parse(line) } catch (e) {}
+  }
+  return last && { score: last.score, certain: last.certain, reasons: last.reasons }
+}
+
+async function session (base, cfg, opts, rand) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advc-stealth-'))
+  const offset = opts.log && fs.existsSync(opts.log) ? fs.statSync(opts.log).size : 0
+  const pptr = puppeteerFor(cfg.evasions)
+  const out = { config: cfg.name }
+  let browser
+  try {
+    // Every session its own window size, so that sessions are different
+    // machines to the gateway's fingerprint id (a labelled fingerprint
+    // would otherwise follow one session into the next).
+    const w = 1100 + Math.floor(rand() * 600); const h = 700 + Math.floor(rand() * 300)
+    const size = ['--window-size=' + w + ',' + (h - 80), '--screen-info={' + w + 'x' + h + '}']
+    browser = await pptr.launch({ executablePath: CHROMIUM, headless: true, args: ARGS.concat(['--user-data-dir=' + dir], size) })
+    // A new page: puppeteer-extra patches pages created after launch, not
+    // the first tab.
+    const page = await browser.newPage()
+    let posted = null
+    let reply = null
+    page.on('request', r => { if (r.method() === 'POST' && r.url().endsWith('/.advcaptcha/slide')) posted = r.postData() })
+    page.on('response', async r => {
+      if (r.request().method() === 'POST' && r.url().endsWith('/.advcaptcha/slide')) {
+        try { reply = { status: r.status(), body: await r.json() } } catch (e) { reply = { status: r.status() } }
+      }
+    })
+    const res = await page.goto(base + '/?s=' + Math.floor(rand() * 1e9), { waitUntil: 'load' })
+    out.status = res.status()
+    if (!(await page.$('#advc-slider-handle'))) {
+      out.outcome = 'no-slide'
+      out.body = (await page.content()).slice(0, 200)
+      return out
+    }
+    await sleep(900 + rand() * 600) // slide.js collects (Worker, iframe, permissions)
+    await drag(page, rand)
+    for (let i = 0; i < 50 && !reply; i++) await sleep(100)
+    if (!reply) { out.outcome = 'no-reply'; return out }
+    const b = reply.body || {}
+    out.outcome = b.ok ? 'passed' : (reply.status === 403 && b.error ? 'refused' : (b.next ? 'captcha' : 'error:' + reply.status))
+    out.refused = !b.ok
+    Object.assign(out, judged(opts.log, offset) || {})
+    if (opts.fingerprint && posted) { try { out.fingerprint = JSON.parse(posted).fingerprint } catch (e) {} }
+    return out
+  } catch (e) {
+    out.outcome = 'error'
+    out.error = String(e && e.message || e).slice(0, 300)
+    return out
+  } finally {
+    if (browser) await browser.close().catch(() => {})
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function main () {
+  const argv = process.argv.slice(2)
+  const opts = { configs: [], sessions: 1, log: null, seed: 1, fingerprint: false }
+  let base = null
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--config') opts.configs.push(argv[++i])
+    else if (a === '--sessions') opts.sessions = Number(argv[++i])
+    else if (a === '--log') opts.log = argv[++i]
+    else if (a === '--seed') opts.seed = Number(argv[++i])
+    else if (a === '--fingerprint') opts.fingerprint = true
+    else if (a === '--list') { console.log(stealthEvasions().join('\n')); return }
+    else if (!base) base = a.replace(/\/$/, '')
+    else throw new Error('unexpected argument ' + a)
+  }
+  if (!base) throw new Error('usage: node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--fingerprint]')
+  if (!opts.configs.length) opts.configs.push('stealth-all')
+  const rand = rng(opts.seed * 7919 + 17)
+  for (const cfg of expand(opts.configs, opts.seed)) {
+    for (let i = 0; i < opts.sessions; i++) console.log(JSON.stringify(await session(base, cfg, opts, rand)))
+  }
+}
+
+main().catch(e => { console.error(e); process.exit(1) })
