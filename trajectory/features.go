@@ -39,6 +39,40 @@ type Features struct {
 	Overshoot float64
 	// Pauses counts stops of 100 ms or more inside the drag.
 	Pauses int
+
+	// The judge's features (judge.go), chosen for what path generators do
+	// not easily fake and measured so that the sampling rate (60–240 Hz,
+	// coalesced or batched events) changes them little.
+
+	// VelPeaks counts the prominent peaks of the speed, smoothed over
+	// ~50 ms on a 16 ms grid: a hand's drag is a main movement and
+	// corrective sub-movements; a Bézier or eased curve has one peak.
+	VelPeaks int
+	// StartLag and HomeTail are the shares of the duration spent before
+	// the drag has covered 3% of its distance (reaction, the button
+	// settling) and after it first came within 3% of where it ended
+	// (homing in, checking, releasing).
+	StartLag, HomeTail float64
+	// EndDwell is how long (ms) the pointer rested, within 1 px, before
+	// the release.
+	EndDwell float64
+	// Jerk is the log of the dimensionless jerk of the smoothed path
+	// (duration⁵/length² ∫ jerk²): high for a hand's several sub-movements.
+	Jerk float64
+	// StepDt is the correlation, between successive events, of the change
+	// in step length and the change in interval (NaN when the intervals
+	// hardly vary): a sampled hand moves further in a longer interval; a
+	// path's points re-timed with "human" intervals do not.
+	StepDt float64
+	// IntervalCV is the coefficient of variation of the positive
+	// intervals; Duplicates the share of events that repeat a timestamp.
+	IntervalCV, Duplicates float64
+	// Tremor is the RMS (px) of the path's deviation across the direction
+	// of travel from its own ~80 ms moving average.
+	Tremor float64
+	// AccelRough is SpeedRoughness one level up: the energy of the third
+	// difference of the smoothed progress over that of the second.
+	AccelRough float64
 }
 
 // Extract computes the features of a validated trajectory.
@@ -105,6 +139,7 @@ func Extract(t Trajectory) Features {
 		}
 		f.SpeedRoughness = roughness(speeds)
 	}
+	judgeFeatures(t, &f, xs, ys)
 	return f
 }
 

@@ -39,17 +39,18 @@ func (r *Result) Certain() bool {
 	return false
 }
 
-// Rules and their points. Each scripted form the paper or practice names
-// is caught by at least one rule worth Refuse on its own or by two that
-// together are; any single soft rule alone stays under Refuse, so one
-// unusual trait does not refuse a person.
+// Hard rules: a slide under 0.1 s is a machine for sure (the paper), one
+// with under five events has no motion to judge. Everything else is the
+// judge's (judge.go): a model's probability mapped onto the score, so
+// that no single unusual trait refuses a person. A perfectly straight,
+// level drag is named (perfectly_linear) but costs few points on its own:
+// people on a slide bar, on a trackpad especially, often keep y constant.
 const (
 	fastMS          = 100 // paper: slides under 0.1 s are machines
 	minPoints       = 5
-	constSpeedCV    = 0.2  // people: ≥ 0.33 in the development data (p1)
-	evenSampling    = 0.9  // share of intervals within 1% of the median
-	roughnessJagged = 1.7  // people: ≤ 1.6 (p99); a jittered line ≥ 1.8
-	speedTooSmooth  = 0.25 // people: ≥ 0.66 (p1); eased Bézier paths ≤ 0.14
+	linearPoints    = 10
+	tooFewPoints    = 60
+	reasonFromScore = 20 // the judge names its finding from this score on
 )
 
 // Score judges a trajectory.
@@ -64,22 +65,21 @@ func Score(t Trajectory) Result {
 		add("too_fast", 100, true, fmt.Sprintf("%.0f ms", f.Duration))
 	}
 	if f.Points < minPoints {
-		add("too_few_points", 60, false, strconv.Itoa(f.Points))
+		add("too_few_points", tooFewPoints, false, strconv.Itoa(f.Points))
 	}
 	if f.Points >= 6 && f.YRange == 0 && f.Straightness > 0.9999 {
-		add("perfectly_linear", 45, false, "")
+		add("perfectly_linear", linearPoints, false, "")
 	}
-	if f.Points >= 6 && f.SpeedCV < constSpeedCV {
-		add("constant_speed", 45, false, fmt.Sprintf("cv %.3f", f.SpeedCV))
-	}
-	if f.EvenIntervals >= evenSampling { // false for NaN
-		add("even_sampling", 45, false, fmt.Sprintf("%.0f%% of intervals alike", 100*f.EvenIntervals))
-	}
-	if f.SpeedRoughness < speedTooSmooth { // false for NaN
-		add("too_smooth", 50, false, fmt.Sprintf("speed roughness %.3f", f.SpeedRoughness))
-	}
-	if f.RoughnessY > roughnessJagged {
-		add("jagged", 60, false, fmt.Sprintf("%.2f", f.RoughnessY))
+	if f.Points >= minPoints && f.Duration >= fastMS {
+		x := f.Vector()
+		var contrib Inputs
+		p := judge.Prob(&x, &contrib)
+		if s := judge.ScoreOf(p); s >= reasonFromScore {
+			r.Reasons = append(r.Reasons, judgeReason(p, s, &contrib))
+			r.Score = math.Min(100, r.Score+s)
+		} else {
+			r.Score = math.Min(100, r.Score+s)
+		}
 	}
 	return r
 }

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/advcaptcha/advcaptcha/trajectory"
+)
+
+type scored struct {
+	score float64
+	p     float64
+}
+
+func scoreAll(ds []drag) []scored {
+	out := make([]scored, len(ds))
+	m := trajectory.JudgeModel()
+	for i, d := range ds {
+		r := trajectory.Score(d.t)
+		f := r.Features.Vector()
+		out[i] = scored{r.Score, m.Prob(&f, nil)}
+	}
+	return out
+}
+
+func accepted(s []scored) float64 {
+	n := 0
+	for _, x := range s {
+		if x.score < trajectory.Refuse {
+			n++
+		}
+	}
+	return float64(n) / float64(max(1, len(s)))
+}
+
+func refusedAt(s []scored, thr float64) float64 {
+	n := 0
+	for _, x := range s {
+		if x.score >= thr {
+			n++
+		}
+	}
+	return float64(n) / float64(max(1, len(s)))
+}
+
+// auc of machines' scores over people's (ties count half).
+func auc(people, machines []scored) float64 {
+	var a float64
+	for _, m := range machines {
+		for _, p := range people {
+			switch {
+			case m.score > p.score:
+				a++
+			case m.score == p.score:
+				a += 0.5
+			}
+		}
+	}
+	return a / float64(len(people)*len(machines))
+}
+
+var thresholds = []float64{10, 20, 30, 40, 50, 60, 70, 80, 90}
+
+func eval() {
+	split := "heldout"
+	if flag := os.Getenv("SPLIT"); flag != "" {
+		split = flag
+	}
+	fmt.Printf("model %s; split %s\n\n", trajectory.JudgeModel().Version, split)
+	humans := loadHumans(split == "heldout")
+	groups := map[string][]drag{}
+	for _, h := range humans {
+		groups["people: "+h.source] = append(groups["people: "+h.source], h)
+	}
+	// People as a slide bar and a loaded client deliver them.
+	rng := rand.New(rand.NewPCG(4242, 1))
+	for _, h := range humans {
+		groups["people: all, augmented"] = append(groups["people: all, augmented"], augment(rng, h))
+	}
+	var people []drag
+	for _, h := range humans {
+		people = append(people, h)
+	}
+	fams := loadFamilies(split)
+	for k, v := range loadScriptedShared() {
+		fams[k] = v
+	}
+	srng := rand.New(rand.NewPCG(777, 7))
+	if split == "dev" {
+		srng = rand.New(rand.NewPCG(1, 99))
+	}
+	fams["scripted_own"] = scripted(srng, 400)
+	ps := scoreAll(people)
+	fmt.Printf("| family | n | accepted | AUC vs people |")
+	for _, t := range thresholds {
+		fmt.Printf(" refused@%.0f |", t)
+	}
+	fmt.Printf("\n|---|---|---|---|%s\n", strings.Repeat("---|", len(thresholds)))
+	row := func(name string, s []scored, isPeople bool) {
+		a := "–"
+		if !isPeople {
+			a = fmt.Sprintf("%.3f", auc(ps, s))
+		}
+		fmt.Printf("| %s | %d | %.1f%% | %s |", name, len(s), 100*accepted(s), a)
+		for _, t := range thresholds {
+			fmt.Printf(" %.1f%% |", 100*refusedAt(s, t))
+		}
+		fmt.Println()
+	}
+	row("people: all", ps, true)
+	var gnames []string
+	for k := range groups {
+		gnames = append(gnames, k)
+	}
+	sort.Strings(gnames)
+	for _, k := range gnames {
+		row(k, scoreAll(groups[k]), true)
+	}
+	var names []string
+	for k := range fams {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		row(k, scoreAll(fams[k]), false)
+	}
+	// Reasons people were refused for.
+	reasons := map[string]int{}
+	for _, h := range people {
+		r := trajectory.Score(h.t)
+		if !r.Accepted() {
+			for _, x := range r.Reasons {
+				reasons[x.Name+" "+x.Detail]++
+			}
+		}
+	}
+	if len(reasons) > 0 {
+		fmt.Println("\npeople refused:")
+		for k, v := range reasons {
+			fmt.Printf("  %d× %s\n", v, k)
+		}
+	}
+}
+
+// sample writes 50 held-out drags per generated family (not the replays,
+// which are people's drags) and 50 of the scripted forms to
+// trajectory/testdata/generated for the tests.
+func sample() {
+	out := "trajectory/testdata/generated"
+	os.MkdirAll(out, 0o755)
+	fams := loadFamilies("heldout")
+	delete(fams, "replay")
+	fams["scripted_own"] = scripted(rand.New(rand.NewPCG(777, 7)), 50)
+	for k, ds := range fams {
+		f, err := os.Create(filepath.Join(out, k+".jsonl"))
+		if err != nil {
+			fatal(err)
+		}
+		for _, d := range ds[:min(50, len(ds))] {
+			pts := make([][3]float64, len(d.t))
+			for i, p := range d.t {
+				pts[i] = [3]float64{round3(p.X), round3(p.Y), round3(p.T)}
+			}
+			b, _ := json.Marshal(map[string]any{"generator": k, "points": pts})
+			f.Write(append(b, '\n'))
+		}
+		f.Close()
+	}
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }

@@ -1,0 +1,409 @@
+// Command judgetool trains trajectory's judge and measures it.
+//
+//	node trajectory/gen/gen.js                       # the generated sets, trajectory/gen/out
+//	go run ./trajectory/gen/judgetool train          # writes trajectory/judge_model.json
+//	go run ./trajectory/gen/judgetool eval           # per-family acceptance and the ROC
+//	go run ./trajectory/gen/judgetool sample         # trajectory/testdata/generated/*.jsonl
+//
+// Training uses only the development split: people from dev users
+// (split.js's rule) with augmentations (slide-bar straightness, a loaded
+// client's dropped and batched events, other speeds), the simple scripted
+// drags of ../shared/data and scripted forms made here, and the dev
+// generated families. Thresholds are set on out-of-fold probabilities of
+// dev people (5 folds by user), never on held-out data.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/advcaptcha/advcaptcha/trajectory"
+)
+
+var (
+	genDir   = flag.String("gen", "trajectory/gen/out", "generated sets (dev/, heldout/)")
+	shared   = flag.String("shared", "../shared/data", "the shared development data")
+	modelOut = flag.String("model", "trajectory/judge_model.json", "model file to write")
+	rounds   = flag.Int("rounds", 250, "boosting rounds")
+	depth    = flag.Int("depth", 3, "tree depth")
+	seed     = flag.Uint64("seed", 1, "training seed")
+)
+
+type drag struct {
+	t      trajectory.Trajectory
+	source string // family, or human source
+	user   string
+	label  float64 // 1 machine
+	w      float64
+	group  int // fold group
+}
+
+func readJSONL(path string) ([]map[string]json.RawMessage, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []map[string]json.RawMessage
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(line, &m); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, sc.Err()
+}
+
+func toTraj(m map[string]json.RawMessage) (trajectory.Trajectory, error) {
+	var pts [][]float64
+	if err := json.Unmarshal(m["points"], &pts); err != nil {
+		return nil, err
+	}
+	return trajectory.FromArrays(pts)
+}
+
+func str(m map[string]json.RawMessage, k string) string {
+	var s string
+	json.Unmarshal(m[k], &s)
+	return s
+}
+
+var digits = regexp.MustCompile(`\d+`)
+
+// heldOutUser is split.js's rule.
+func heldOutUser(source, user string) bool {
+	if source == "balabit" {
+		return user == "user21" || user == "user29"
+	}
+	n, _ := strconv.Atoi(digits.FindString(user))
+	return n%3 == 0
+}
+
+func loadHumans(heldout bool) []drag {
+	rows, err := readJSONL(filepath.Join(*shared, "human_drags_dev.jsonl"))
+	if err != nil {
+		fatal(err)
+	}
+	var out []drag
+	for _, m := range rows {
+		src, user := str(m, "source"), str(m, "user")
+		if heldOutUser(src, user) != heldout {
+			continue
+		}
+		t, err := toTraj(m)
+		if err != nil {
+			continue
+		}
+		out = append(out, drag{t: t, source: src, user: user})
+	}
+	return out
+}
+
+func loadFamilies(split string) map[string][]drag {
+	files, _ := filepath.Glob(filepath.Join(*genDir, split, "*.jsonl"))
+	out := map[string][]drag{}
+	for _, fn := range files {
+		fam := strings.TrimSuffix(filepath.Base(fn), ".jsonl")
+		rows, err := readJSONL(fn)
+		if err != nil {
+			fatal(err)
+		}
+		for _, m := range rows {
+			if t, err := toTraj(m); err == nil {
+				out[fam] = append(out[fam], drag{t: t, source: fam, label: 1})
+			}
+		}
+	}
+	return out
+}
+
+func loadScriptedShared() map[string][]drag {
+	out := map[string][]drag{}
+	for _, name := range []string{"linear_fast_50ms", "linear_slow_800ms", "linear_jitter", "smoothstep_16ms"} {
+		rows, err := readJSONL(filepath.Join(*shared, name+"_dev.jsonl"))
+		if err != nil {
+			fatal(err)
+		}
+		for _, m := range rows {
+			if t, err := toTraj(m); err == nil {
+				out["scripted_"+name] = append(out["scripted_"+name], drag{t: t, source: "scripted_" + name, label: 1})
+			}
+		}
+	}
+	return out
+}
+
+// scripted makes the simple scripted forms with settings of its own:
+// constant speed or eased, even or jittered sampling, y fixed or noisy.
+func scripted(rng *rand.Rand, n int) []drag {
+	var out []drag
+	for range n {
+		dist, dur := 150+250*rng.Float64(), 200+1300*rng.Float64()
+		step := []float64{1000.0 / 60, 8.33, 10, 16, 20, 33}[rng.IntN(6)]
+		jit := []float64{0, 0, 1, 3, 6}[rng.IntN(5)]
+		yn := []float64{0, 0, 0.5, 1.5, 3}[rng.IntN(5)]
+		form := rng.IntN(4)
+		var t trajectory.Trajectory
+		for at := 0.0; ; {
+			u := math.Min(1, at/dur)
+			var x float64
+			switch form {
+			case 0:
+				x = u
+			case 1:
+				x = 3*u*u - 2*u*u*u
+			case 2:
+				x = math.Sin(u * math.Pi / 2)
+			default:
+				x = 1 - (1-u)*(1-u)
+			}
+			y := 0.0
+			if at > 0 {
+				y = yn * rng.NormFloat64()
+			}
+			t = append(t, trajectory.Point{X: dist * x, Y: y, T: at})
+			if at >= dur {
+				break
+			}
+			at = math.Min(dur, at+math.Max(1, step+jit*rng.NormFloat64()))
+		}
+		out = append(out, drag{t: t, source: "scripted_own", label: 1})
+	}
+	return out
+}
+
+// augment makes variants of a person's drag that people on other devices
+// produce: a slide bar's straighter path, a loaded client's dropped,
+// batched and late events, another speed.
+func augment(rng *rand.Rand, d drag) drag {
+	in := d.t
+	integer := true
+	for _, p := range in {
+		if p.X != math.Round(p.X) || p.Y != math.Round(p.Y) {
+			integer = false
+			break
+		}
+	}
+	ys := 1.0
+	if rng.Float64() < 0.6 {
+		ys = 0.4 * rng.Float64()
+	}
+	ts := 1.0
+	if rng.Float64() < 0.5 {
+		ts = 0.7 + 0.7*rng.Float64()
+	}
+	drop, batch, jit := 0.0, 0.0, 0.0
+	if rng.Float64() < 0.5 {
+		drop, batch, jit = 0.25*rng.Float64(), 0.2*rng.Float64(), 2*rng.Float64()
+	}
+	out := trajectory.Trajectory{in[0]}
+	for i := 1; i < len(in); i++ {
+		p := in[i]
+		if i < len(in)-1 && rng.Float64() < drop {
+			continue
+		}
+		y := p.Y * ys
+		if integer {
+			y = math.Round(y)
+		}
+		tt := p.T*ts + jit*rng.Float64()
+		if batch > 0 && rng.Float64() < batch {
+			tt = out[len(out)-1].T
+		}
+		tt = math.Max(out[len(out)-1].T, math.Round(tt*10)/10)
+		out = append(out, trajectory.Point{X: p.X, Y: y, T: tt})
+	}
+	d.t = out
+	d.source += "+aug"
+	return d
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+func main() {
+	flag.Parse()
+	if flag.NArg() < 1 {
+		fatal(fmt.Errorf("usage: judgetool [flags] train|eval|sample"))
+	}
+	switch flag.Arg(0) {
+	case "train":
+		train()
+	case "eval":
+		eval()
+	case "sample":
+		sample()
+	default:
+		fatal(fmt.Errorf("unknown command %q", flag.Arg(0)))
+	}
+}
+
+func train() {
+	rng := rand.New(rand.NewPCG(*seed, 99))
+	humans := loadHumans(false)
+	users := map[string]int{}
+	for _, h := range humans {
+		k := h.source + "/" + h.user
+		if _, ok := users[k]; !ok {
+			users[k] = len(users)
+		}
+	}
+	// Folds by user; Balabit's few users each spread over folds by drag
+	// would leak, so each Balabit user is one group and the SapiMouse
+	// users are spread round-robin.
+	var data []drag
+	bySource := map[string]float64{}
+	for _, h := range humans {
+		h.group = users[h.source+"/"+h.user] % 5
+		data = append(data, h)
+		bySource[h.source]++
+		for range 3 {
+			data = append(data, augment(rng, h))
+		}
+	}
+	// People: each source half the human weight (originals and
+	// augmentations alike).
+	for i := range data {
+		data[i].w = 0.5 / (4 * bySource[strings.TrimSuffix(data[i].source, "+aug")])
+	}
+	nh := len(data)
+	fams := loadFamilies("dev")
+	for k, v := range loadScriptedShared() {
+		fams[k] = v
+	}
+	fams["scripted_own"] = scripted(rng, 600)
+	famW := map[string]float64{"replay": 0.5}
+	var totalFam float64
+	for k := range fams {
+		w, ok := famW[k]
+		if !ok {
+			w = 1
+		}
+		famW[k] = w
+		totalFam += w
+	}
+	names := make([]string, 0, len(fams))
+	for k := range fams {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for i, d := range fams[k] {
+			d.w = famW[k] / totalFam / float64(len(fams[k]))
+			d.group = i % 5
+			data = append(data, d)
+		}
+		fmt.Fprintf(os.Stderr, "%-32s %d\n", k, len(fams[k]))
+	}
+	fmt.Fprintf(os.Stderr, "people (with augmentations) %d, machines %d\n", nh, len(data)-nh)
+
+	X := make([]trajectory.Inputs, len(data))
+	y := make([]float64, len(data))
+	w := make([]float64, len(data))
+	for i, d := range data {
+		f := trajectory.Extract(d.t)
+		X[i] = f.Vector()
+		y[i], w[i] = d.label, d.w
+	}
+
+	// Out-of-fold probabilities for calibration.
+	oof := make([]float64, len(data))
+	for k := range 5 {
+		var tx []trajectory.Inputs
+		var ty, tw []float64
+		for i, d := range data {
+			if d.group != k {
+				tx, ty, tw = append(tx, X[i]), append(ty, y[i]), append(tw, w[i])
+			}
+		}
+		m := fit(tx, ty, tw, rng)
+		for i, d := range data {
+			if d.group == k {
+				oof[i] = m.Prob(&X[i], nil)
+			}
+		}
+	}
+	// Refuse: the 99.5th percentile of the worse human source's original
+	// (unaugmented) out-of-fold drags, and no lower than the 99.5th of
+	// augmented ones; Clean: the 85th percentile of all people.
+	var ps []float64
+	perSrc := map[string][]float64{}
+	for i, d := range data[:nh] {
+		perSrc[d.source] = append(perSrc[d.source], oof[i])
+		if !strings.HasSuffix(d.source, "+aug") {
+			ps = append(ps, oof[i])
+		}
+	}
+	refuse := 0.0
+	for s, v := range perSrc {
+		q := quantile(v, 0.995)
+		fmt.Fprintf(os.Stderr, "oof people %-16s p50 %.4f p95 %.4f p99.5 %.4f\n", s, quantile(v, 0.5), quantile(v, 0.95), q)
+		refuse = math.Max(refuse, q)
+	}
+	refuse = math.Min(0.98, math.Max(0.5, refuse))
+	clean := math.Min(refuse/2, math.Max(0.02, quantile(ps, 0.85)))
+	final := fit(X, y, w, rng)
+	final.Refuse, final.Clean = refuse, clean
+	final.Version = "gbdt-" + time()
+	final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = max over sources (and augmentations) of the 99.5th percentile = %.4f; clean = 85th percentile of people = %.4f", refuse, clean)
+	final.Training = fmt.Sprintf("node trajectory/gen/gen.js && go run ./trajectory/gen/judgetool -rounds %d -depth %d -seed %d train", *rounds, *depth, *seed)
+	for i, d := range data {
+		if d.label == 1 {
+			_ = i
+		}
+	}
+	famOOF := map[string][2]int{}
+	for i, d := range data[nh:] {
+		c := famOOF[d.source]
+		c[1]++
+		if oof[nh+i] < refuse {
+			c[0]++
+		}
+		famOOF[d.source] = c
+	}
+	for _, k := range names {
+		c := famOOF[k]
+		fmt.Fprintf(os.Stderr, "oof accepted %-30s %5.1f%%\n", k, 100*float64(c[0])/float64(c[1]))
+	}
+	b, err := json.Marshal(final)
+	if err != nil {
+		fatal(err)
+	}
+	if err := os.WriteFile(*modelOut, append(b, '\n'), 0o644); err != nil {
+		fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: %d trees, %d bytes\n", *modelOut, len(final.Trees), len(b))
+}
+
+func time() string {
+	return strconv.Itoa(*rounds) + "x" + strconv.Itoa(*depth) + "-s" + strconv.FormatUint(*seed, 10)
+}
+
+func quantile(v []float64, q float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
