@@ -103,9 +103,9 @@ func floodChallenges(t *testing.T, n int, net string) floodFigures {
 // (wait), a flood of challenged requests against a pool nobody fills (the
 // workers are external and there are none) gets no captcha at all — in
 // particular no clean one — and each response says to retry in 5 s; the
-// metrics count the waits and report a clean share of 0.
+// metrics and the dashboard count the waits and report a clean share of 0.
 func TestEmptyPoolFloodServesNoCleanCaptcha(t *testing.T) {
-	opts, _ := withModel(t, "secret "+testSecret+"\nchallenge captcha\nadversarial {\n\t\texternal_workers\n\t\tpool_size 2\n\t}")
+	opts, _ := withModel(t, "secret "+testSecret+"\nadmin_token "+adminToken+"\nchallenge captcha\nadversarial {\n\t\texternal_workers\n\t\tpool_size 2\n\t}")
 	load(t, opts, newUpstream(t))
 	f := floodChallenges(t, 600, "198.18")
 	m := metricsText(t)
@@ -123,6 +123,17 @@ func TestEmptyPoolFloodServesNoCleanCaptcha(t *testing.T) {
 	}
 	if f.waits == 0 || float64(f.waits) != waits || waitShare != 1 || share != 0 {
 		t.Fatalf("%d wait pages, %v counted, waiting share %v, clean share %v: want every request asked to wait, and counted", f.waits, waits, waitShare, share)
+	}
+	// The dashboard's summary says the same.
+	r := get(t, "/.advcaptcha/admin/summary", adminHeader(adminToken))
+	var sum struct {
+		Instance struct {
+			CleanShare float64 `json:"clean_share"`
+			WaitShare  float64 `json:"wait_share"`
+		} `json:"instance"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &sum); err != nil || r.status != 200 || sum.Instance.CleanShare != 0 || sum.Instance.WaitShare != 1 {
+		t.Fatalf("dashboard summary: %d %+v %v, want clean share 0 and waiting share 1", r.status, sum.Instance, err)
 	}
 }
 
