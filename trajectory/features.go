@@ -73,6 +73,12 @@ type Features struct {
 	// AccelRough is SpeedRoughness one level up: the energy of the third
 	// difference of the smoothed progress over that of the second.
 	AccelRough float64
+	// MidBand is the speed's fluctuation between ~2 and ~15 Hz (the
+	// smoothed speed minus its 240 ms moving average, RMS) over the mean
+	// speed, less what rounding positions to the coordinate grid explains:
+	// a hand's sub-movements and wavering, absent from an eased curve
+	// however its points are timed.
+	MidBand float64
 }
 
 // Extract computes the features of a validated trajectory.

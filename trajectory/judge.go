@@ -72,7 +72,7 @@ var InputNames = [...]string{
 	"log_duration", "curvature", "y_extent", "speed_cv", "speed_roughness",
 	"y_roughness", "peak_at", "back_moves", "overshoot", "velocity_peaks",
 	"start_lag", "home_tail", "end_dwell", "jerk", "step_interval_corr",
-	"interval_cv", "duplicate_times", "tremor", "accel_roughness", "even_intervals",
+	"interval_cv", "duplicate_times", "tremor", "accel_roughness", "even_intervals", "speed_midband",
 }
 
 // NumInputs is the number of model inputs.
@@ -107,6 +107,7 @@ func (f *Features) Vector() Inputs {
 		lg(f.Tremor),
 		lg(f.AccelRough),
 		f.EvenIntervals,
+		lg(f.MidBand),
 	}
 }
 
@@ -283,6 +284,36 @@ func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 			f.VelPeaks++
 		}
 	}
+	// Mid-band fluctuation of the smoothed speed, less the grid's share.
+	if len(sm) >= 8 {
+		grid := coordGrid(t)
+		var mean, ss float64
+		// A running window sum keeps this linear in the points.
+		const half = 7
+		lo, hi, win := 0, min(len(sm)-1, half), 0.0
+		for k := lo; k <= hi; k++ {
+			win += sm[k]
+		}
+		for i := range sm {
+			mean += sm[i]
+			for hi < min(len(sm)-1, i+half) {
+				hi++
+				win += sm[hi]
+			}
+			for lo < max(0, i-half) {
+				win -= sm[lo]
+				lo++
+			}
+			d := sm[i] - win/float64(hi-lo+1)
+			ss += d * d
+		}
+		mean /= float64(len(sm))
+		if mean > 0 {
+			// Rounding to the grid: Δx noise var g²/6, × 0.273 after smooth5.
+			q := 0.273 * grid * grid / 6
+			f.MidBand = math.Sqrt(math.Max(0, ss/float64(len(sm))-q)) / mean
+		}
+	}
 	// Dimensionless jerk of the smoothed progress and cross-track position.
 	var jj float64
 	for i := 3; i < m; i++ {
@@ -319,6 +350,28 @@ func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 	if cnt > 0 {
 		f.Tremor = math.Sqrt(ss / float64(cnt))
 	}
+}
+
+// coordGrid is the coordinate grid the drag's points lie on: 1 px when
+// all are whole, 0.5 when all are halves, else 0.
+func coordGrid(t Trajectory) float64 {
+	whole, half := true, true
+	for _, p := range t {
+		if p.X != math.Round(p.X) || p.Y != math.Round(p.Y) {
+			whole = false
+		}
+		if 2*p.X != math.Round(2*p.X) || 2*p.Y != math.Round(2*p.Y) {
+			half = false
+			break
+		}
+	}
+	switch {
+	case whole:
+		return 1
+	case half:
+		return 0.5
+	}
+	return 0
 }
 
 // smooth5 applies the [1 4 6 4 1]/16 kernel (edges clamped) into out.

@@ -53,13 +53,13 @@ const SETTINGS = {
     dist: [150, 400],
     gcSpread: [undefined, 2, 5, 10, 20, 40],          // undefined: the library's default (clamp(length, 2, 200))
     gcMoveSpeed: [undefined, 0.5, 1, 2, 5],           // undefined: random
-    frameMS: [16.667, 8.333],                         // CDP-driven moves: frame-locked
+    frameMS: [16.667, 8.333, 13.333],                 // CDP-driven moves: frame-locked (60, 120, 75 Hz)
     wmGravity: [3, 9], wmWind: [1, 5], wmMaxStep: [1, 3], wmWait: [[2, 3], [2, 5]],
     canonGravity: [7, 11], canonWind: [2, 4], canonMaxStep: [10, 16], canonTarget: [8, 14], canonWait: [[3, 8], [5, 15]],
-    easings: ['quad', 'cubic', 'sine'],
+    easings: ['quad', 'cubic', 'sine', 'circ', 'smoother', 'outcubic'],
     duration: [300, 1500],
     noisePx: [0, 1.5],
-    humanHz: [60, 125],
+    humanHz: [55, 250],
   },
   heldout: {
     seed: 2002,
@@ -116,7 +116,7 @@ function humanIntervals(n, split) {
   const ts = [0];
   for (let i = 1; i < n; i++) {
     let dt;
-    if (split === 'dev') dt = base * Math.exp(0.25 * gauss());
+    if (split === 'dev') dt = base * Math.exp(uni(0.05, 0.35) * gauss()) + (rnd() < 0.03 ? base : 0);
     else dt = base * (0.6 + 0.8 * rnd()) + (rnd() < 0.05 ? base * uni(1, 3) : 0);
     ts.push(ts[i - 1] + Math.max(0.5, dt));
   }
@@ -169,12 +169,13 @@ function gcRandomised(split) {
 function gcHumanTimed(split) {
   const s = SETTINGS[split];
   const opts = { spreadOverride: pick(s.gcSpread.filter((x) => x !== undefined)) };
-  const v = gcVectors(split, opts);
+  const v = gcVectors(split, { spreadOverride: opts.spreadOverride });
   const dur = uni(s.duration[0], s.duration[1]);
   // Either keep the library's points and give them human intervals, or
   // resample the curve (by index) at human event times over the duration.
   let pts;
-  if (rnd() < 0.5) {
+  opts.mode = rnd() < 0.5 ? 'points' : 'resampled';
+  if (opts.mode === 'points') {
     const ts = humanIntervals(v.length, split);
     pts = v.map((p, i) => [p.x, p.y, ts[i]]);
   } else {
@@ -182,7 +183,7 @@ function gcHumanTimed(split) {
     for (const t of humanIntervals(4000, split)) { if (t >= dur) break; ts.push(t); }
     ts.push(dur);
     pts = ts.map((t) => {
-      const u = ease(split === 'dev' ? 'cubic' : 'quint', t / dur) * (v.length - 1);
+      const u = ease(split === 'dev' ? pick(['cubic', 'sine', 'quad', 'smoother']) : 'quint', t / dur) * (v.length - 1);
       const i = Math.min(v.length - 2, Math.floor(u)), f = u - i;
       return [v[i].x + f * (v[i + 1].x - v[i].x), v[i].y + f * (v[i + 1].y - v[i].y), t];
     });
@@ -269,6 +270,9 @@ function ease(name, u) {
     case 'quart': return u < 0.5 ? 8 * u ** 4 : 1 - Math.pow(-2 * u + 2, 4) / 2;
     case 'quint': return u < 0.5 ? 16 * u ** 5 : 1 - Math.pow(-2 * u + 2, 5) / 2;
     case 'sine': return -(Math.cos(Math.PI * u) - 1) / 2;
+    case 'circ': return u < 0.5 ? (1 - Math.sqrt(1 - (2 * u) ** 2)) / 2 : (Math.sqrt(1 - (-2 * u + 2) ** 2) + 1) / 2;
+    case 'smoother': return u * u * u * (u * (6 * u - 15) + 10);
+    case 'outcubic': return 1 - Math.pow(1 - u, 3);
     case 'expo': return u === 0 ? 0 : u === 1 ? 1 : u < 0.5 ? Math.pow(2, 20 * u - 10) / 2 : (2 - Math.pow(2, -20 * u + 10)) / 2;
     case 'back': { const c1 = 1.70158, c3 = c1 + 1; return 1 + c3 * Math.pow(u - 1, 3) + c1 * Math.pow(u - 1, 2); } // easeOutBack: overshoots
     default: return u;
@@ -276,9 +280,11 @@ function ease(name, u) {
 }
 
 // Event times for a synthetic drag: frame-locked or human-like.
+let lastTiming = '';
 function eventTimes(split, dur) {
   const ts = [];
-  const src = rnd() < 0.5 ? frameTimes(4000, pick(SETTINGS[split].frameMS)) : humanIntervals(4000, split);
+  lastTiming = rnd() < 0.5 ? 'frames' : 'human';
+  const src = lastTiming === 'frames' ? frameTimes(4000, pick(SETTINGS[split].frameMS)) : humanIntervals(4000, split);
   for (const t of src) { if (t >= dur) break; ts.push(t); }
   ts.push(dur);
   return ts;
@@ -299,7 +305,7 @@ function bezierEased(split) {
     return [x + noise * gauss(), y + noise * gauss(), t];
   });
   pts[0] = [0, 0, 0];
-  return { points: deliver(pts), settings: { easing: e, noise } };
+  return { points: deliver(pts), settings: { easing: e, noise, timing: lastTiming } };
 }
 
 // Minimum-jerk reach with Gaussian noise, tremor and a corrective
@@ -318,7 +324,7 @@ function minJerkNoise(split) {
     return [x + tr * 0.5 + noise * gauss(), drift * mj(u) + tr + noise * gauss(), t];
   });
   pts[0] = [0, 0, 0];
-  return { points: deliver(pts), settings: { over, noise, tremorHz: fT } };
+  return { points: deliver(pts), settings: { over, noise, tremorHz: fT, timing: lastTiming } };
 }
 
 // Sigma-lognormal (Plamondon's kinematic theory): the velocity is a sum of
@@ -353,7 +359,7 @@ function sigmaLognormal(split) {
     return [x + noise * gauss(), y + noise * gauss(), t];
   });
   pts[0] = [0, 0, 0];
-  return { points: deliver(pts), settings: { n, noise } };
+  return { points: deliver(pts), settings: { n, noise, timing: lastTiming } };
 }
 
 function erf(x) {

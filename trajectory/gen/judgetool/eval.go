@@ -83,6 +83,11 @@ func eval() {
 	for _, h := range humans {
 		groups["people: all, augmented"] = append(groups["people: all, augmented"], augment(rng, h))
 	}
+	for _, h := range humans {
+		if h.source == "sapimouse" {
+			groups["people: sapimouse, re-sampled 60–240 Hz"] = append(groups["people: sapimouse, re-sampled 60–240 Hz"], resampleAt(rng, h))
+		}
+	}
 	var people []drag
 	for _, h := range humans {
 		people = append(people, h)
@@ -132,16 +137,20 @@ func eval() {
 	}
 	// Reasons people were refused for.
 	reasons := map[string]int{}
-	for _, h := range people {
+	for _, h := range append(append([]drag(nil), people...), groups["people: all, augmented"]...) {
 		r := trajectory.Score(h.t)
 		if !r.Accepted() {
 			for _, x := range r.Reasons {
-				reasons[x.Name+" "+x.Detail]++
+				d := x.Detail
+				if i := strings.Index(d, "("); i >= 0 {
+					d = d[i:]
+				}
+				reasons[x.Name+" "+d]++
 			}
 		}
 	}
 	if len(reasons) > 0 {
-		fmt.Println("\npeople refused:")
+		fmt.Println("\npeople refused (as recorded and augmented), and why:")
 		for k, v := range reasons {
 			fmt.Printf("  %d× %s\n", v, k)
 		}
@@ -175,3 +184,25 @@ func sample() {
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// dump prints each drag's score, probability and reasons, with the
+// generator's settings, for a JSONL file.
+func dump(fn string) {
+	rows, err := readJSONL(fn)
+	if err != nil {
+		fatal(err)
+	}
+	for _, m := range rows {
+		t, err := toTraj(m)
+		if err != nil {
+			fmt.Println("invalid", err)
+			continue
+		}
+		r := trajectory.Score(t)
+		var why []string
+		for _, x := range r.Reasons {
+			why = append(why, x.Name+" "+x.Detail)
+		}
+		fmt.Printf("%5.1f %d %s %s\n", r.Score, len(t), m["settings"], strings.Join(why, "; "))
+	}
+}

@@ -211,7 +211,7 @@ func augment(rng *rand.Rand, d drag) drag {
 		ts = 0.7 + 0.7*rng.Float64()
 	}
 	drop, batch, jit := 0.0, 0.0, 0.0
-	if rng.Float64() < 0.5 {
+	if rng.Float64() < 0.5 && len(in) >= 12 {
 		drop, batch, jit = 0.25*rng.Float64(), 0.2*rng.Float64(), 2*rng.Float64()
 	}
 	out := trajectory.Trajectory{in[0]}
@@ -236,6 +236,46 @@ func augment(rng *rand.Rand, d drag) drag {
 	return d
 }
 
+// resampleAt re-samples a 60 Hz person's drag at another device's rate
+// (60–240 Hz, jittered, Catmull-Rom between the recorded points, the
+// press and release kept): what a faster mouse, a trackpad or coalesced
+// events would have reported of the same hand movement.
+func resampleAt(rng *rand.Rand, d drag) drag {
+	in := d.t
+	hz := []float64{60, 90, 120, 125, 144, 240}[rng.IntN(6)]
+	step, jit := 1000/hz, []float64{0.02, 0.1, 0.3, 1}[rng.IntN(4)]
+	grid := []float64{0, 1, 0.5}[rng.IntN(3)]
+	q := func(v float64) float64 {
+		if grid == 0 {
+			return math.Round(v*1000) / 1000
+		}
+		return math.Round(v/grid) * grid
+	}
+	at := func(tt float64) (float64, float64) {
+		j := sort.Search(len(in), func(k int) bool { return in[k].T > tt }) - 1
+		j = max(0, min(len(in)-2, j))
+		p0, p1, p2, p3 := in[max(0, j-1)], in[j], in[j+1], in[min(len(in)-1, j+2)]
+		u := 0.0
+		if p2.T > p1.T {
+			u = (tt - p1.T) / (p2.T - p1.T)
+		}
+		cr := func(a, b, c, e float64) float64 {
+			return 0.5 * (2*b + (-a+c)*u + (2*a-5*b+4*c-e)*u*u + (-a+3*b-3*c+e)*u*u*u)
+		}
+		return cr(p0.X, p1.X, p2.X, p3.X), cr(p0.Y, p1.Y, p2.Y, p3.Y)
+	}
+	T := in[len(in)-1].T
+	out := trajectory.Trajectory{in[0]}
+	for tt := in[1].T; tt < T; tt += step + jit*rng.NormFloat64() {
+		x, y := at(tt)
+		out = append(out, trajectory.Point{X: q(x), Y: q(y), T: math.Max(out[len(out)-1].T, math.Round(tt*10)/10)})
+	}
+	out = append(out, in[len(in)-1])
+	d.t = out
+	d.source += "+aug"
+	return d
+}
+
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
@@ -253,6 +293,8 @@ func main() {
 		eval()
 	case "sample":
 		sample()
+	case "dump":
+		dump(flag.Arg(1))
 	default:
 		fatal(fmt.Errorf("unknown command %q", flag.Arg(0)))
 	}
@@ -277,7 +319,11 @@ func train() {
 		h.group = users[h.source+"/"+h.user] % 5
 		data = append(data, h)
 		bySource[h.source]++
-		for range 3 {
+		for k := range 3 {
+			if k == 0 && h.source == "sapimouse" {
+				data = append(data, resampleAt(rng, h))
+				continue
+			}
 			data = append(data, augment(rng, h))
 		}
 	}
