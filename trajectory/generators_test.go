@@ -55,11 +55,13 @@ func minJerk(u float64) float64 { return 10*u*u*u - 15*u*u*u*u + 6*u*u*u*u*u }
 var generators = map[string]struct {
 	gen        generator
 	wantRefuse bool
+	// atLeast, when set, replaces the 99% a refused form must reach.
+	atLeast float64
 }{
 	"constant speed, 16 ms": {func(rng *rand.Rand) Trajectory {
 		dist := 150 + 250*rng.Float64()
 		return sample(evenTimes(300+900*rng.Float64(), 16), func(u float64) (float64, float64) { return dist * u, 0 })
-	}, true},
+	}, true, 0},
 	"constant speed, irregular sampling, y noise": {func(rng *rand.Rand) Trajectory {
 		dist, dur := 150+250*rng.Float64(), 400+800*rng.Float64()
 		t := sample(irregularTimes(rng, dur), func(u float64) (float64, float64) { return dist * u, 0 })
@@ -67,17 +69,22 @@ var generators = map[string]struct {
 			t[i].Y += rng.NormFloat64() * 1.5
 		}
 		return t
-	}, true},
+	}, true, 0},
 	"eased, even 16.67 ms frames, y = 0": {func(rng *rand.Rand) Trajectory {
 		dist := 150 + 250*rng.Float64()
 		return sample(evenTimes(300+1200*rng.Float64(), 1000.0/60), func(u float64) (float64, float64) {
 			return dist * (3*u*u - 2*u*u*u), 0
 		})
-	}, true},
+	}, true, 0},
 	"under 0.1 s": {func(rng *rand.Rand) Trajectory {
 		dist := 150 + 250*rng.Float64()
 		return sample(irregularTimes(rng, 30+60*rng.Float64()), func(u float64) (float64, float64) { return dist * minJerk(u), 2 * u })
-	}, true},
+	}, true, 0},
+	// Until issue 23 this stood in for people and had to be accepted; it is
+	// the "minimum jerk with noise" way of faking a hand that attackers use
+	// (trajectory/gen's minjerk_noise family), and the judge, trained on
+	// real people, now refuses most of it. People are tested on their own
+	// drags (TestPeople). (The name stays: replay_test.go uses the generator.)
 	"human-like: minimum jerk, tremor, irregular, overshoot": {func(rng *rand.Rand) Trajectory {
 		dist, dur := 150+250*rng.Float64(), 450+900*rng.Float64()
 		over := 0.02 + 0.05*rng.Float64()
@@ -94,7 +101,7 @@ var generators = map[string]struct {
 			tremor := 0.8*math.Sin(u*dur/1000*2*math.Pi*9+ph1) + 0.5*math.Sin(u*dur/1000*2*math.Pi*4+ph2)
 			return x + 0.6*tremor + 0.6*rng.NormFloat64(), drift*minJerk(u) + tremor
 		})
-	}, false},
+	}, true, 0.5},
 }
 
 func TestGenerators(t *testing.T) {
@@ -113,8 +120,12 @@ func TestGenerators(t *testing.T) {
 		}
 		rate := float64(refused) / n
 		t.Logf("%-55s refused %3d/%d = %5.1f%%", name, refused, n, 100*rate)
-		if g.wantRefuse && rate < 0.99 {
-			t.Errorf("%s: refused %.1f%%, want ≥ 99%%", name, 100*rate)
+		want := 0.99
+		if g.atLeast > 0 {
+			want = g.atLeast
+		}
+		if g.wantRefuse && rate < want {
+			t.Errorf("%s: refused %.1f%%, want ≥ %.0f%%", name, 100*rate, 100*want)
 		}
 		if !g.wantRefuse && rate > 0.02 {
 			t.Errorf("%s: refused %.1f%%, want ≤ 2%%", name, 100*rate)

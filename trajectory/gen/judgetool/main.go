@@ -190,6 +190,30 @@ func scripted(rng *rand.Rand, n int) []drag {
 	return out
 }
 
+// damage delivers a drag as a loaded client (or a script imitating one)
+// would: events dropped, batched onto one timestamp, delayed. Machines get
+// it too, so that batched timestamps, Balabit's remote-desktop trait, are
+// no sign of a person.
+func damage(rng *rand.Rand, d drag) drag {
+	in := d.t
+	drop, batch, jit := 0.3*rng.Float64(), 0.3*rng.Float64(), 3*rng.Float64()
+	out := trajectory.Trajectory{in[0]}
+	for i := 1; i < len(in); i++ {
+		p := in[i]
+		if i < len(in)-1 && len(in) >= 12 && rng.Float64() < drop {
+			continue
+		}
+		tt := p.T + jit*rng.Float64()
+		if rng.Float64() < batch {
+			tt = out[len(out)-1].T
+		}
+		p.T = math.Max(out[len(out)-1].T, math.Round(tt*10)/10)
+		out = append(out, p)
+	}
+	d.t = out
+	return d
+}
+
 // augment makes variants of a person's drag that people on other devices
 // produce: a slide bar's straighter path, a loaded client's dropped,
 // batched and late events, another speed.
@@ -354,8 +378,15 @@ func train() {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		for i, d := range fams[k] {
-			d.w = famW[k] / totalFam / float64(len(fams[k]))
+		var ds []drag
+		for _, d := range fams[k] {
+			ds = append(ds, d)
+			if rng.Float64() < 0.35 {
+				ds = append(ds, damage(rng, d))
+			}
+		}
+		for i, d := range ds {
+			d.w = famW[k] / totalFam / float64(len(ds))
 			d.group = i % 5
 			data = append(data, d)
 		}
