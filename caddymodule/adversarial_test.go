@@ -291,7 +291,8 @@ func (f *captchaFlow) servedModel(ip string, accept func(model string) bool, wit
 // the gateway keeps the version it has, and a version published with a
 // companion is attacked together with it.
 func TestPoolFollowsPublishedModel(t *testing.T) {
-	opts, v1 := withModel(t, "adversarial {\n\t\tpool_size 1\n\t\tcpu_budget 1\n\t\tfollow_models 100ms\n\t\tfallback clean\n\t\t"+quickAttack+"\n\t}")
+	// One address asks for many captchas here: the budget is not what is tested.
+	opts, v1 := withModel(t, "captcha_budget 1000 1000 10m\nadversarial {\n\t\tpool_size 1\n\t\tcpu_budget 1\n\t\tfollow_models 100ms\n\t\tfallback clean\n\t\t"+quickAttack+"\n\t}")
 	f, _ := newCaptchaFlow(t, opts)
 	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{f.rdb.Options().Addr}, KeyPrefix: "advc:"})
 	if err != nil {

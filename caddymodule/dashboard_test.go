@@ -226,7 +226,7 @@ func TestDashboardPageAndGuard(t *testing.T) {
 	if r := get(t, "/ops/bots/summary", adminHeader(adminToken)); r.status != 200 {
 		t.Errorf("summary at the configured path: %d %s", r.status, r.body)
 	}
-	if r := get(t, "/.advcaptcha/admin/summary", adminHeader(adminToken)); r.status != 404 {
+	if r := get(t, "/.advcaptcha/admin/summary", with(browser("192.0.2.202"), "Authorization", "Bearer "+adminToken)); r.status != 404 {
 		t.Errorf("summary at the default path after moving it: %d", r.status)
 	}
 

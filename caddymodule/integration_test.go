@@ -693,7 +693,7 @@ func TestRedisOverTLS(t *testing.T) {
 // metrics registry, labelled by rule and outcome.
 func TestMetrics(t *testing.T) {
 	up := newUpstream(t)
-	load(t, "challenge_at 40", up)
+	load(t, "challenge_at 40\ncaptcha_at 80", up)
 	get(t, "/", with(curl("198.51.100.140"), "Accept-Encoding", "identity"))        // blocked: ua_automation weighs most
 	get(t, "/", with(browser("198.51.100.141"), "User-Agent", "python-requests/2")) // challenged: the slide is issued
 	get(t, "/", browser("198.51.100.142"))                                          // allowed

@@ -747,8 +747,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		// Our own routes are counted and limited like any request: a
 		// client that asks for captchas a thousand times is a client
-		// making a thousand requests.
-		if d, err := v.score(); err == nil && d == riskscore.Block {
+		// making a thousand requests. A label alone does not close them:
+		// a labelled attacker's answers are what the learning loop
+		// learns from (and a right one still does not let it through).
+		a := &v.assessment
+		if d, err := v.score(); err == nil && d == riskscore.Block && (!a.Has(riskscore.Labelled) || a.Has(riskscore.FrequencyStrict)) {
 			return v.respond(w, next, d)
 		}
 		return v.serveOwnRoute(w)
