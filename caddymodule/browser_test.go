@@ -203,12 +203,30 @@ func TestBrowserHumanLikeSlidePasses(t *testing.T) {
 		}
 		return x + 0.5*math.Sin(u*40), 3*minJerk(u) + 0.8*math.Sin(u*23+1)
 	})
-	if ok, _ := waitUntil(ctx, `document.body.innerText.includes("upstream")`); !ok {
+	// A person's drag in headless Chromium: the trajectory draws nothing,
+	// but the machine's software GPU (SwiftShader) is a finding, and a
+	// slide with any finding is not confident enough to clear alone — the
+	// page goes on to the captcha, with the way back kept. On a machine
+	// with a GPU the same drag clears.
+	if ok, _ := waitUntil(ctx, `document.body.innerText.includes("upstream") || !!document.getElementById("advc-captcha-img")`); !ok {
 		score, reasons := lastJudgement(t)
-		t.Fatalf("the protected page did not follow a human-like slide: judged %v %v", score, reasons)
+		t.Fatalf("nothing followed a human-like slide: judged %v %v", score, reasons)
 	}
-	if score, reasons := lastJudgement(t); score >= 50 {
+	score, reasons := lastJudgement(t)
+	for _, r := range reasons {
+		if r != "software_gpu" {
+			t.Fatalf("human-like slide scored %v (%v): want no finding but the headless machine's GPU", score, reasons)
+		}
+	}
+	if score >= 50 {
 		t.Fatalf("human-like slide scored %v (%v)", score, reasons)
+	}
+	if len(reasons) > 0 {
+		ret, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector('input[name="return"]')||{}).value||""`))
+		if ret != "/welcome?x=1" {
+			t.Fatalf("the captcha after the slide returns to %q, want /welcome?x=1", ret)
+		}
+		return
 	}
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasSuffix(loc, "/welcome?x=1") {
 		t.Fatalf("returned to %s, want /welcome?x=1", loc)
