@@ -2,7 +2,7 @@ package trajectory
 
 import (
 	"math"
-	"sort"
+	"slices"
 )
 
 // Features describe a drag.
@@ -96,12 +96,14 @@ func Extract(t Trajectory) Features {
 	}
 	minY, maxY := first.Y, first.Y
 	maxAlong := 0.0
-	var speeds, dts []float64
+	speeds := make([]float64, 0, len(t)-1)
+	dts := make([]float64, 0, len(t)-1)
 	peak, peakT := -1.0, 0.0
 	back := 0
 	for i := 1; i < len(t); i++ {
 		p, q := t[i-1], t[i]
-		d := math.Hypot(q.X-p.X, q.Y-p.Y)
+		ddx, ddy := q.X-p.X, q.Y-p.Y
+		d := math.Sqrt(ddx*ddx + ddy*ddy)
 		f.Path += d
 		minY, maxY = math.Min(minY, q.Y), math.Max(maxY, q.Y)
 		maxAlong = math.Max(maxAlong, dir*(q.X-first.X))
@@ -139,11 +141,12 @@ func Extract(t Trajectory) Features {
 	f.RoughnessY = roughness(ys)
 	f.SpeedRoughness = math.NaN()
 	if len(xs) >= 9 {
-		speeds := make([]float64, len(xs)-1)
-		for i := range speeds {
-			speeds[i] = math.Hypot(xs[i+1]-xs[i], ys[i+1]-ys[i])
+		steps := speeds[:0] // reuse: the per-event speeds are done with
+		for i := 0; i+1 < len(xs); i++ {
+			dx, dy := xs[i+1]-xs[i], ys[i+1]-ys[i]
+			steps = append(steps, math.Sqrt(dx*dx+dy*dy))
 		}
-		f.SpeedRoughness = roughness(speeds)
+		f.SpeedRoughness = roughness(steps)
 	}
 	judgeFeatures(t, &f, xs, ys)
 	return f
@@ -154,7 +157,7 @@ func evenShare(dts []float64) float64 {
 		return math.NaN()
 	}
 	sorted := append([]float64(nil), dts...)
-	sort.Float64s(sorted)
+	slices.Sort(sorted)
 	med := sorted[len(sorted)/2]
 	n := 0
 	for _, d := range dts {
@@ -187,6 +190,8 @@ func cv(v []float64) float64 {
 // resample interpolates the path at even steps of time, so that the
 // roughness measures do not depend on how a browser happened to sample.
 func resample(t Trajectory, step float64) (xs, ys []float64) {
+	n := min(4*MaxPoints+2, int((t[len(t)-1].T-t[0].T)/step)+2)
+	xs, ys = make([]float64, 0, n), make([]float64, 0, n)
 	j := 0
 	for at := t[0].T; at <= t[len(t)-1].T; at += step {
 		for j+1 < len(t) && t[j+1].T < at {

@@ -212,7 +212,8 @@ func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 	prevD, prevDT := 0.0, 0.0
 	for i := 1; i < len(t); i++ {
 		dt := t[i].T - t[i-1].T
-		d := math.Hypot(t[i].X-t[i-1].X, t[i].Y-t[i-1].Y)
+		dx, dy := t[i].X-t[i-1].X, t[i].Y-t[i-1].Y
+		d := math.Sqrt(dx*dx + dy*dy)
 		if dt <= 0 {
 			dups++
 			prevDT = 0
@@ -222,7 +223,9 @@ func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 		sumSq += dt * dt
 		n++
 		if prevDT > 0 && prevD > 0 && d > 0 {
-			a, b := math.Log(d/prevD), math.Log(dt/prevDT)
+			// Relative changes, symmetric and bounded (±1): cheaper
+			// than log ratios and as telling.
+			a, b := (d-prevD)/(d+prevD), (dt-prevDT)/(dt+prevDT)
 			sa, sb, saa, sbb, sab = sa+a, sb+b, saa+a*a, sbb+b*b, sab+a*b
 			pairs++
 		}
@@ -236,7 +239,7 @@ func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 	if pairs >= 8 {
 		k := float64(pairs)
 		va, vb := saa/k-(sa/k)*(sa/k), sbb/k-(sb/k)*(sb/k)
-		if vb > 0.05*0.05 && va > 0 {
+		if vb > 0.025*0.025 && va > 0 {
 			f.StepDt = (sab/k - (sa/k)*(sb/k)) / math.Sqrt(va*vb)
 		}
 	}
@@ -252,7 +255,8 @@ func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 		sp = make([]float64, 0, 2*(m-1))
 	}
 	for i := 1; i < m; i++ {
-		sp = append(sp, math.Hypot(xs[i]-xs[i-1], ys[i]-ys[i-1]))
+		dx, dy := xs[i]-xs[i-1], ys[i]-ys[i-1]
+		sp = append(sp, math.Sqrt(dx*dx+dy*dy))
 	}
 	sm := smooth5(sp, sp[len(sp):len(sp)])
 	maxS := 0.0

@@ -74,12 +74,11 @@ func Score(t Trajectory) Result {
 		x := f.Vector()
 		var contrib Inputs
 		p := judge.Prob(&x, &contrib)
-		if s := judge.ScoreOf(p); s >= reasonFromScore {
+		s := judge.ScoreOf(p)
+		if s >= reasonFromScore {
 			r.Reasons = append(r.Reasons, judgeReason(p, s, &contrib))
-			r.Score = math.Min(100, r.Score+s)
-		} else {
-			r.Score = math.Min(100, r.Score+s)
 		}
+		r.Score = math.Min(100, r.Score+s)
 	}
 	return r
 }

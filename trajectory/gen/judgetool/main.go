@@ -441,7 +441,7 @@ func train() {
 	clean := math.Min(refuse/2, math.Max(0.02, quantile(ps, 0.85)))
 	final := fit(X, y, w, rng)
 	final.Refuse, final.Clean = refuse, clean
-	final.Version = "gbdt-" + time()
+	final.Version = "v1-gbdt-" + time()
 	final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = max over sources (and augmentations) of the 99.5th percentile = %.4f; clean = 85th percentile of people = %.4f", refuse, clean)
 	final.Training = fmt.Sprintf("node trajectory/gen/gen.js && go run ./trajectory/gen/judgetool -rounds %d -depth %d -seed %d train", *rounds, *depth, *seed)
 	for i, d := range data {
