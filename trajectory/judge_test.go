@@ -28,10 +28,10 @@ var familyCeilings = map[string]struct {
 	"windmouse_npm":         {0.10, "target"},
 	"windmouse_canonical":   {0.10, "target"},
 	"scripted_own":          {0.01, "target"},
-	"minjerk_noise":         {0.10, "no target; measured ~3%"},
-	"sigma_lognormal":       {0.20, "no target; measured ~12%"},
-	"bezier_eased":          {0.40, "no target; measured ~35%"},
-	"ghostcursor_humantime": {0.55, "target 20% NOT met; measured ~45%"},
+	"minjerk_noise":         {0.10, "no target; 1.2% of 400 held-out"},
+	"sigma_lognormal":       {0.20, "no target; 8.8% of 400 held-out"},
+	"bezier_eased":          {0.45, "no target; 32% of 400 held-out"},
+	"ghostcursor_humantime": {0.60, "target 20% NOT met; 38.5% of 400 held-out"},
 }
 
 func loadJSONL(t *testing.T, path string) []Trajectory {
