@@ -408,7 +408,8 @@ func TestUpstreamHeadersAndPlaceholders(t *testing.T) {
 
 // TestAccountLimits: requests are counted per account across IPs and
 // devices, and an account over the strict limit is labelled, so it is
-// blocked from a fresh IP and device too.
+// challenged (not blocked: anyone can name an account) from a fresh IP and
+// device too.
 func TestAccountLimits(t *testing.T) {
 	up := newUpstream(t)
 	load(t, "account {http.request.header.X-Account}\nstrict_limit account 50\nlimit ip 0\nlimit device 0", up)
@@ -433,8 +434,8 @@ func TestAccountLimits(t *testing.T) {
 	if n == 0 {
 		t.Fatal("120 requests for one account from 120 IPs: none stopped")
 	}
-	if r := get(t, "/", with(browser("198.51.102.1"), "X-Account", "mallory")); r.status != 403 {
-		t.Fatalf("labelled account from a fresh IP: %d", r.status)
+	if r := get(t, "/", with(browser("198.51.102.1"), "X-Account", "mallory")); r.status != 403 || strings.Contains(r.body, "Access denied") {
+		t.Fatalf("labelled account from a fresh IP: %d, want challenged", r.status)
 	}
 	if r := get(t, "/", with(browser("198.51.102.2"), "X-Account", "alice")); r.status != 200 {
 		t.Fatalf("another account: %d", r.status)

@@ -71,9 +71,10 @@ type Handler struct {
 	// authentication layer sets after checking a session, e.g.
 	// "{http.request.header.X-Authenticated-User}" behind forward_auth —
 	// never from anything a client can write freely: anyone can name
-	// anyone's account. Requests let through are then also counted per
-	// account (refused ones are not), and an account's label challenges
-	// its requests (account_labelled) but never blocks them by itself.
+	// anyone's account. Requests are then also counted per account —
+	// except those whose own headers already challenge them, so a refused
+	// script does not spend the account's limits — and an account's label
+	// challenges its requests (account_labelled), never blocks them alone.
 	// Empty values are ignored.
 	Account string `json:"account,omitempty"`
 
@@ -937,10 +938,10 @@ func (v *visit) score() (riskscore.Decision, error) {
 	// its cookies — most bots — would otherwise leave one store record per
 	// request that nothing ever reads; its requests still count against
 	// its IP.
-	// An account is read here but counted only when its request is let
-	// through (respond): the account value comes from the request, and
-	// refused requests naming someone else's account must not spend that
-	// account's limits.
+	// An account is counted only when the request's own headers do not
+	// already challenge it: the account value comes from the request, and
+	// a script refused for what it is must not spend the limits of the
+	// account it names (its label would fall on the account's owner).
 	hits, kinds := v.hitBuf[:0], v.kindBuf[:0]
 	for _, e := range ents {
 		i := kindIndex(e.Kind)
@@ -948,7 +949,7 @@ func (v *visit) score() (riskscore.Decision, error) {
 			continue
 		}
 		n := int64(1)
-		if i == kindAccount {
+		if i == kindAccount && a.Score >= h.ChallengeAt {
 			n = 0
 		}
 		hits, kinds = append(hits, store.Hit{Entity: e, N: n}), append(kinds, i)
@@ -980,8 +981,8 @@ func (v *visit) score() (riskscore.Decision, error) {
 			// Each audio play adds a third of the signal's weight.
 			a.Add(&h.weights, riskscore.AudioCaptcha, float64(t.Audio)/3, strconv.FormatInt(t.Audio, 10)+" plays")
 		}
-		if i == kindAccount {
-			continue // read, not counted (see above); respond counts it
+		if hits[j].N == 0 {
+			continue // read, not counted (an account, see above)
 		}
 		if h.freq[i].Assess(a, &h.weights, freqSignals[i], t.Counts) && t.Label == nil {
 			h.label(v.r.Context(), hits[j].Entity, "strict rate limit: "+formatCount(t.Counts[0], h.windows[0]))
@@ -1066,9 +1067,6 @@ func (v *visit) respond(w http.ResponseWriter, next caddyhttp.Handler, d risksco
 	score, reasons := v.record(d)
 	switch d {
 	case riskscore.Allow:
-		if v.scored && v.account != "" {
-			v.h.counter.add([]store.Entity{{Kind: store.KindAccount, ID: v.account}})
-		}
 		if v.h.UpstreamHeaders {
 			v.r.Header.Set("X-Advcaptcha-Score", score)
 			v.r.Header.Set("X-Advcaptcha-Decision", d.String())

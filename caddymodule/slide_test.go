@@ -3,9 +3,9 @@ package caddymodule_test
 import (
 	"encoding/json"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,47 +105,43 @@ func caddytestLoadError(t *testing.T, opts, want string) {
 	caddytest.AssertLoadError(t, fmt.Sprintf("{\n\tadmin localhost:2999\n\thttp_port 9080\n}\n:9080 {\n\tadvcaptcha {\n\t\t%s\n\t}\n\trespond ok\n}", opts), "caddyfile", want)
 }
 
-// personDrag draws a drag of about 800 ms with sub-movements of its own
-// (seeded), as JSON points: no two seeds give drags a replay check would
-// take for copies.
-func personDrag(seed uint64) string {
-	rng := rand.New(rand.NewPCG(seed, 77))
-	dist := 240 + 20*rng.Float64()
-	mainEnd, mainAmp := 0.5+0.2*rng.Float64(), 0.8+0.15*rng.Float64()
-	subStart := 0.3 + 0.4*rng.Float64()
-	bow := (rng.Float64() - 0.5) * 20
-	ph := 6 * rng.Float64()
-	var b strings.Builder
-	b.WriteString("[")
-	at := 0.0
-	for i := 0; ; i++ {
-		u := math.Min(at/800, 1)
-		x := mainAmp * minJerk(math.Min(1, u/mainEnd))
-		if u > subStart {
-			x += (1 - mainAmp) * minJerk(math.Min(1, (u-subStart)/(1-subStart)))
-		}
-		tremor := 0.8*math.Sin(at/1000*2*math.Pi*9+ph) + 0.4*math.Sin(at/1000*2*math.Pi*4)
-		fmt.Fprintf(&b, "[%.1f,%.1f,%.1f]", dist*x+0.5*tremor+0.3*rng.NormFloat64(), bow*4*x*(1-x)+tremor, at)
-		if u >= 1 {
-			break
-		}
-		b.WriteString(",")
-		at = math.Min(800, at+6+9*rng.Float64())
+// humanDrag is the i-th of the recorded human drags in the attack suite's
+// sample (attack/testdata, from the SapiMouse data set), as JSON points:
+// real hand movement, which the trajectory judge accepts. Each test uses
+// its own drags: the replay check remembers every drag it has seen.
+func humanDrag(t *testing.T, i int) string {
+	t.Helper()
+	b, err := os.ReadFile("../attack/testdata/human_drags_sample.jsonl")
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.WriteString("]")
-	return b.String()
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var d struct{ Points json.RawMessage }
+	if i >= len(lines) || json.Unmarshal([]byte(lines[i]), &d) != nil {
+		t.Fatalf("no human drag %d", i)
+	}
+	return string(d.Points)
 }
 
-// slideAfterServing posts a slide no sooner than a person could: the drag
-// takes 800 ms after the page arrived.
+// slideAfterServing posts a slide no sooner than a person could: the
+// sample's drags take at most 1.1 s after the page arrived.
 func slideAfterServing(t *testing.T, h http.Header, body string) reply {
 	t.Helper()
-	time.Sleep(950 * time.Millisecond)
+	time.Sleep(1300 * time.Millisecond)
 	return post(t, "/.advcaptcha/slide", with(h, "Content-Type", "application/json", "Accept", "application/json"), body)
 }
 
+// fingerprintSlide is a slide's body; wall_ms is the drag's own duration,
+// as the page measures it.
 func fingerprintSlide(nonce, points, fp string) string {
-	return `{"nonce":"` + nonce + `","points":` + points + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":800,"fingerprint":` + fp + `}`
+	var pts [][]float64
+	_ = json.Unmarshal([]byte(points), &pts)
+	wall := 0.0
+	if len(pts) > 0 && len(pts[0]) == 3 {
+		wall = pts[len(pts)-1][2] - pts[0][2]
+	}
+	return `{"nonce":"` + nonce + `","points":` + points + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":` +
+		strconv.FormatFloat(wall, 'f', 1, 64) + `,"fingerprint":` + fp + `}`
 }
 
 // TestFingerprintLabelOutlivesTheCookie: a fingerprint refused for a
@@ -157,33 +153,33 @@ func TestFingerprintLabelOutlivesTheCookie(t *testing.T) {
 	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
 	fp := `{"ua":"` + chromeUA + `","languages":["en"],"screen":[1111,777],"plugins":5,"chrome":true,"canvas":"abc"}`
 	webdriver := strings.Replace(fp, `"ua"`, `"webdriver":true,"ua"`, 1)
-	refuse := func(ip string, seed uint64, fp string) {
+	refuse := func(ip string, drag int, fp string) {
 		t.Helper()
 		bot := browser(ip)
-		if r := slideAfterServing(t, bot, fingerprintSlide(slideNonce(t, bot), personDrag(seed), fp)); r.status != 403 || !strings.Contains(r.body, "refused") {
+		if r := slideAfterServing(t, bot, fingerprintSlide(slideNonce(t, bot), humanDrag(t, drag), fp)); r.status != 403 || !strings.Contains(r.body, "refused") {
 			t.Fatalf("webdriver slide: %d %q", r.status, r.body)
 		}
 	}
 	// A script posting this fingerprint under another User-Agent labels
 	// nothing, however often.
 	for i := range 3 {
-		refuse(fmt.Sprintf("198.51.100.%d", 133+i), uint64(10+i), strings.Replace(webdriver, "Chrome/", "Chrome/1", 1))
+		refuse(fmt.Sprintf("198.51.100.%d", 133+i), 1+i, strings.Replace(webdriver, "Chrome/", "Chrome/1", 1))
 	}
-	refuse("198.51.100.130", 1, webdriver)
+	refuse("198.51.100.130", 4, webdriver)
 	person := browser("198.51.100.136")
-	if r := slideAfterServing(t, person, fingerprintSlide(slideNonce(t, person), personDrag(2), fp)); r.status != 200 {
+	if r := slideAfterServing(t, person, fingerprintSlide(slideNonce(t, person), humanDrag(t, 5), fp)); r.status != 200 {
 		score, reasons := lastJudgement(t)
 		t.Fatalf("one refused device labelled the fingerprint: %d %q (%v %v)", r.status, r.body, score, reasons)
 	}
-	refuse("198.51.100.137", 3, webdriver)
+	refuse("198.51.100.137", 6, webdriver)
 	again := browser("198.51.100.131") // new IP, no cookie: a fresh device id
-	r := slideAfterServing(t, again, fingerprintSlide(slideNonce(t, again), personDrag(4), fp))
+	r := slideAfterServing(t, again, fingerprintSlide(slideNonce(t, again), humanDrag(t, 7), fp))
 	if r.status != 403 || !strings.Contains(r.body, `"next"`) {
 		t.Fatalf("same fingerprint, new cookie: %d %q (want the captcha)", r.status, r.body)
 	}
 	// Another machine with a slide of its own is cleared.
 	other := browser("198.51.100.132")
-	if r := slideAfterServing(t, other, fingerprintSlide(slideNonce(t, other), personDrag(5), strings.Replace(fp, "1111", "1440", 1))); r.status != 200 {
+	if r := slideAfterServing(t, other, fingerprintSlide(slideNonce(t, other), humanDrag(t, 8), strings.Replace(fp, "1111", "1440", 1))); r.status != 200 {
 		t.Fatalf("another machine: %d %q", r.status, r.body)
 	}
 }
@@ -212,10 +208,10 @@ func TestSlideIsAFilterNotAPass(t *testing.T) {
 	// At once after the page was served, claiming an 800 ms drag.
 	h := browser("198.51.100.160")
 	nonce := slideNonce(t, h)
-	wantCaptcha("faster than served", post(t, "/.advcaptcha/slide", jh(h), fingerprintSlide(nonce, personDrag(20), fp(1))))
+	wantCaptcha("faster than served", post(t, "/.advcaptcha/slide", jh(h), fingerprintSlide(nonce, humanDrag(t, 9), fp(1))))
 
 	// A person's drag passes once, with the short clearance…
-	drag := personDrag(21)
+	drag := humanDrag(t, 10)
 	h = browser("198.51.100.161")
 	r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), drag, fp(2)))
 	if r.status != 200 {
@@ -242,7 +238,7 @@ func TestSlideIsAFilterNotAPass(t *testing.T) {
 	passed := 0
 	for i := range 6 {
 		h := browser("198.51.100.170")
-		if r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), personDrag(uint64(30+i)), fp(10+i))); r.status == 200 {
+		if r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), humanDrag(t, 11+i), fp(10+i))); r.status == 200 {
 			passed++
 		} else {
 			wantCaptcha("past the network's slides", r)
@@ -255,7 +251,7 @@ func TestSlideIsAFilterNotAPass(t *testing.T) {
 	// The grant a failed slide gave leads to a captcha for that device.
 	h = browser("198.51.100.180")
 	nonce = slideNonce(t, h)
-	r = post(t, "/.advcaptcha/slide", jh(h), fingerprintSlide(nonce, personDrag(40), fp(40)))
+	r = post(t, "/.advcaptcha/slide", jh(h), fingerprintSlide(nonce, humanDrag(t, 17), fp(40)))
 	var next struct{ Next string }
 	json.Unmarshal([]byte(r.body), &next)
 	if c := get(t, next.Next, h); c.status != 403 || !strings.Contains(c.body, `id="advc-captcha-img"`) {
