@@ -361,7 +361,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("custom windows without soft limits: only the strict limits apply")
 	}
 	for k, soft := range [numKinds][]float64{lim.IP, lim.Device, lim.Account, lim.IPv6Block} {
-		h.freq[k] = riskscore.Frequency{Windows: h.windows, Soft: soft, Strict: [numKinds]float64{lim.StrictIP, lim.StrictDevice, lim.StrictAccount, lim.StrictIPv6Block}[k]}
+		h.freq[k] = riskscore.Frequency{Windows: h.windows, Soft: soft, Strict: [numKinds]float64{lim.StrictIP, lim.StrictDevice, lim.StrictAccount, lim.StrictIPv6Block}[k],
+			StrictChallenges: k == kindAccount} // anyone can name an account: its limits challenge, never block
 	}
 
 	var err error

@@ -19,6 +19,11 @@ type Frequency struct {
 	// Strict is the limit over Windows[0] past which the entity is labelled
 	// a confirmed attacker (0: none). The paper's example is 100 a second.
 	Strict float64
+	// StrictChallenges makes crossing Strict add the entity's own signal
+	// at full weight (a challenge) instead of FrequencyStrict (a block):
+	// for entities a client names rather than is, such as an account,
+	// whose owner must not be locked out by someone else's requests.
+	StrictChallenges bool
 }
 
 // Assess adds sig for counts (one per window) and reports whether the
@@ -28,7 +33,11 @@ func (f *Frequency) Assess(a *Assessment, w *Weights, sig Signal, counts []float
 		return false
 	}
 	if f.Strict > 0 && counts[0] > f.Strict {
-		a.Add(w, FrequencyStrict, 1, sig.String()+" "+formatRate(counts[0], f.Windows[0])+" > "+strconv.FormatFloat(f.Strict, 'f', -1, 64))
+		strict := FrequencyStrict
+		if f.StrictChallenges {
+			strict = sig
+		}
+		a.Add(w, strict, 1, sig.String()+" "+formatRate(counts[0], f.Windows[0])+" > "+strconv.FormatFloat(f.Strict, 'f', -1, 64))
 		return true
 	}
 	best, at := 0.0, -1

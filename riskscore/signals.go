@@ -94,7 +94,7 @@ var DefaultWeights = Weights{
 	FrequencyStrict:       100,
 	Labelled:              100,
 	AudioCaptcha:          15,
-	AccountLabelled:       50,
+	AccountLabelled:       40,
 }
 
 // Weights holds one weight per signal.
