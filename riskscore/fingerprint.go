@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Fingerprint is what the challenge page's script reports of the browser.
@@ -156,6 +159,7 @@ func JudgeFingerprint(fp *Fingerprint, headerUA string) []FingerprintFinding {
 	judgePlatform(fp, ua, add)
 	judgeGPU(fp, ua, add)
 	judgeDevices(fp, ua, add)
+	judgeTimezone(fp, time.Now(), add)
 	if len(fp.Screen) >= 2 && (fp.Screen[0] < 200 || fp.Screen[1] < 200 || fp.Screen[0] > 16384 || fp.Screen[1] > 16384) {
 		add("impossible_screen", 40, false, "")
 	}
@@ -172,6 +176,101 @@ func JudgeFingerprint(fp *Fingerprint, headerUA string) []FingerprintFinding {
 }
 
 type addFunc func(name string, pts float64, certain bool, detail string)
+
+// JudgeFingerprintRequest is JudgeFingerprint with the whole request's
+// headers: besides the User-Agent, the Accept-Language header and the
+// Sec-CH-UA client hints come from the same settings as
+// navigator.languages and navigator.userAgentData, so a tool that spoofs
+// one side only (a CDP override of the page, a header rewritten by a
+// proxy) contradicts itself. Callers that have the request should prefer
+// it to JudgeFingerprint.
+func JudgeFingerprintRequest(fp *Fingerprint, h http.Header) []FingerprintFinding {
+	out := JudgeFingerprint(fp, h.Get("User-Agent"))
+	add := func(name string, pts float64, certain bool, detail string) {
+		out = append(out, FingerprintFinding{name, pts, certain, detail})
+	}
+	// Browsers build Accept-Language from the same list as
+	// navigator.languages, first language first (Chrome's and Brave's
+	// reduced header keeps only that one).
+	if al := h.Get("Accept-Language"); al != "" && len(fp.Languages) > 0 {
+		first, _, _ := strings.Cut(al, ",")
+		first, _, _ = strings.Cut(first, ";")
+		if first = strings.TrimSpace(first); first != "" && first != "*" && !strings.EqualFold(first, fp.Languages[0]) {
+			add("language_contradiction", 60, false, "Accept-Language "+first+" vs navigator.languages "+fp.Languages[0])
+		}
+	}
+	if d := fp.UAData; d != nil {
+		if hb, ok := parseBrands(h.Get("Sec-CH-UA")); ok && len(d.Brands) > 0 {
+			header := map[string]bool{}
+			for _, b := range hb {
+				header[b.name+"/"+strconv.Itoa(b.major)] = true
+			}
+			page := map[string]bool{}
+			for _, b := range d.Brands {
+				name, ver := splitBrand(b)
+				major, _, _ := strings.Cut(ver, ".")
+				page[name+"/"+major] = true
+			}
+			if !equalSets(header, page) {
+				add("uach_contradiction", 100, true, "Sec-CH-UA and userAgentData.brands differ")
+			}
+		}
+		if p := strings.Trim(h.Get("Sec-CH-UA-Platform"), `"`); p != "" && d.Platform != "" && p != d.Platform {
+			add("uach_contradiction", 100, true, "Sec-CH-UA-Platform "+p+" vs userAgentData "+d.Platform)
+		}
+		if m := h.Get("Sec-CH-UA-Mobile"); m != "" && (m == "?1") != d.Mobile {
+			add("uach_contradiction", 100, true, "Sec-CH-UA-Mobile "+m+" vs userAgentData")
+		}
+	}
+	return out
+}
+
+// judgeTimezone: the time zone Intl names and the offset Date gives come
+// from the same zone database; a spoofer that patches one of them (or a
+// page whose Intl says Europe/Berlin while its clock runs at UTC) gives
+// them away. Zones the server cannot load are not judged.
+func judgeTimezone(fp *Fingerprint, now time.Time, add addFunc) {
+	if fp.TZOffset == nil || fp.Timezone == "" {
+		return
+	}
+	loc := zone(fp.Timezone)
+	if loc == nil {
+		return
+	}
+	_, off := now.In(loc).Zone()
+	// getTimezoneOffset is UTC minus local time, in minutes.
+	if got := *fp.TZOffset; got != float64(-off/60) {
+		// A page collected up to minutes ago may straddle a DST switch:
+		// the offset an hour earlier counts as well.
+		if _, before := now.Add(-time.Hour).In(loc).Zone(); got != float64(-before/60) {
+			add("timezone_contradiction", 60, false, fmt.Sprintf("%s is UTC%+d min now, the page's clock says %+g", fp.Timezone, off/60, -got))
+		}
+	}
+}
+
+var zones sync.Map // name → *time.Location, for names that loaded
+
+// zone loads an IANA zone name, caching the ones that exist; odd names
+// are refused before they reach the file system.
+func zone(name string) *time.Location {
+	if v, ok := zones.Load(name); ok {
+		return v.(*time.Location)
+	}
+	if len(name) > 40 || name == "Local" || strings.Contains(name, "..") {
+		return nil
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '_' || c == '-' || c == '+') {
+			return nil
+		}
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil
+	}
+	zones.Store(name, loc)
+	return loc
+}
 
 // judgeRealms compares the page with the other realms. A Worker and an
 // iframe are the same browser process with the same settings: their
@@ -337,7 +436,7 @@ func judgeClientHints(fp *Fingerprint, ua *UserAgent, add addFunc) {
 	}
 	names := map[string]bool{}
 	for _, b := range d.Brands {
-		name, ver, _ := strings.Cut(b, "/")
+		name, ver := splitBrand(b)
 		names[name] = true
 		if name == "Chromium" && ua.ChromeMajor > 0 && ver != strconv.Itoa(ua.ChromeMajor) {
 			add("uach_contradiction", 100, true, "Chromium brand "+ver+" under Chrome/"+strconv.Itoa(ua.ChromeMajor))
@@ -349,7 +448,7 @@ func judgeClientHints(fp *Fingerprint, ua *UserAgent, add addFunc) {
 	if h := fp.UAHigh; h != nil && ua.Chromium() && len(d.Brands) > 0 {
 		full := map[string]bool{}
 		for _, b := range h.FullVersionList {
-			name, ver, _ := strings.Cut(b, "/")
+			name, ver := splitBrand(b)
 			full[name] = true
 			if name == "Chromium" && ua.ChromeMajor > 0 && strings.SplitN(ver, ".", 2)[0] != strconv.Itoa(ua.ChromeMajor) {
 				add("uach_contradiction", 100, true, "Chromium full version "+ver+" under Chrome/"+strconv.Itoa(ua.ChromeMajor))
@@ -476,6 +575,16 @@ func judgeDevices(fp *Fingerprint, ua *UserAgent, add addFunc) {
 	if (m.DeviceSize != nil && !*m.DeviceSize) || (m.Resolution != nil && !*m.Resolution) {
 		add("screen_media_contradiction", 30, false, "screen properties and media queries disagree")
 	}
+}
+
+// splitBrand splits slide.js's "name/version" at the last slash: GREASE
+// brand names may contain slashes ("Not/A)Brand"), versions never do.
+func splitBrand(b string) (name, version string) {
+	i := strings.LastIndexByte(b, '/')
+	if i < 0 {
+		return b, ""
+	}
+	return b[:i], b[i+1:]
 }
 
 func realmLies(f *RealmFacts) []string {

@@ -3,8 +3,11 @@ package riskscore
 import (
 	"encoding/json"
 	"math"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func findings(fp Fingerprint, headerUA string) map[string]FingerprintFinding {
@@ -81,6 +84,10 @@ func realBrowser(ua, platform string, uaData *UAData, vendor, renderer string, f
 		Plugins: 5, MimeTypes: 2, GLVendor: vendor, GLRenderer: renderer, Canvas: "1a2b3c4d",
 		Notification: "default", NotificationQuery: "prompt", UAData: uaData, WebdriverIn: bptr(true),
 		Lies: []string{}, Own: []string{}, Fonts: fonts, Drag: "mouse"}
+	london, _ := time.LoadLocation("Europe/London")
+	_, off := time.Now().In(london).Zone()
+	tz := float64(-off / 60)
+	fp.TZOffset = &tz
 	fp.Media = &struct {
 		DPR        float64 `json:"dpr"`
 		Resolution *bool   `json:"resolution"`
@@ -124,7 +131,7 @@ func realBrowser(ua, platform string, uaData *UAData, vendor, renderer string, f
 			fp.UAHigh.Architecture, fp.UAHigh.Bitness, fp.UAHigh.Model = "", "", "Pixel 7"
 		}
 		for _, b := range uaData.Brands {
-			name, ver, _ := strings.Cut(b, "/")
+			name, ver := splitBrand(b)
 			full := ver + ".0.0.0"
 			if strings.HasPrefix(ver, "131") {
 				full = "131.0.6778.86"
@@ -204,7 +211,7 @@ func realBrowsers() map[string]struct {
 		"Google Inc. (Intel)", "ANGLE (Intel, Mesa Intel(R) UHD Graphics (JSL), OpenGL ES 3.2)", []string{"Roboto", "Noto Sans"}, false))
 	put("chrome android", realBrowser(chromeAnd, "Linux armv81", ch("Android", true, "Google Chrome/131", "Chromium/131", "Not_A Brand/24"),
 		"Qualcomm", "Adreno (TM) 730", andFonts, true))
-	put("samsung internet", realBrowser(samsungAnd, "Linux armv81", ch("Android", true, "Samsung Internet/27.0", "Chromium/125", "Not.A/Brand/24"),
+	put("samsung internet", realBrowser(samsungAnd, "Linux armv81", ch("Android", true, "Samsung Internet/27", "Chromium/125", "Not.A/Brand/24"),
 		"ARM", "Mali-G78 MC14", andFonts, true))
 	put("firefox windows", realBrowser(firefoxWin, "Win32", nil, "Google Inc. (NVIDIA)", "ANGLE (NVIDIA, NVIDIA GeForce GTX 980 Direct3D11 vs_5_0 ps_5_0), or similar", winFonts, false))
 	put("firefox macos", realBrowser(firefoxMac, "MacIntel", nil, "Apple", "Apple M1, or similar", macFonts, false))
@@ -314,6 +321,9 @@ func TestFingerprintTells(t *testing.T) {
 		"raw vendor under Chrome windows": {"chrome windows", func(f *Fingerprint) { f.GLVendor, f.Worker.GLVendor = "NVIDIA Corporation", "NVIDIA Corporation" }, "", "gpu_vendor_contradiction", false},
 		"no pointer, mouse drag":          {"chrome windows", func(f *Fingerprint) { f.Media.AnyPointer, f.Media.Pointer = "none", "none" }, "", "no_pointer_device", false},
 		"screen getter patched":           {"chrome windows", func(f *Fingerprint) { f.Media.DeviceSize = bptr(false) }, "", "screen_media_contradiction", false},
+		"Intl and Date disagree": {"chrome windows", func(f *Fingerprint) {
+			f.Timezone, f.Worker.Timezone = "Asia/Tokyo", "Asia/Tokyo" // UTC+9 all year, the clock says London
+		}, "", "timezone_contradiction", false},
 		"Linux UA, Windows navigator": {"chrome windows", func(f *Fingerprint) {
 			f.UA, f.Worker.UA, f.Frame.UA = linuxUA, linuxUA, linuxUA
 		}, linuxUA, "platform_contradiction", false},
@@ -347,4 +357,57 @@ func cloneFingerprint(t *testing.T, fp Fingerprint) Fingerprint {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// requestHeaders are the headers the browser sends with the fingerprint:
+// Accept-Language from the same list as navigator.languages, Sec-CH-UA
+// from the same brands.
+func requestHeaders(fp Fingerprint, ua string) http.Header {
+	h := http.Header{}
+	h.Set("User-Agent", ua)
+	h.Set("Accept-Language", fp.Languages[0]+",en;q=0.9")
+	if d := fp.UAData; d != nil {
+		var parts []string
+		for _, b := range d.Brands {
+			name, ver := splitBrand(b)
+			parts = append(parts, strconv.Quote(name)+";v="+strconv.Quote(ver))
+		}
+		h.Set("Sec-CH-UA", strings.Join(parts, ", "))
+		h.Set("Sec-CH-UA-Platform", strconv.Quote(d.Platform))
+		h.Set("Sec-CH-UA-Mobile", map[bool]string{true: "?1", false: "?0"}[d.Mobile])
+	}
+	return h
+}
+
+func TestJudgeFingerprintRequest(t *testing.T) {
+	real := realBrowsers()
+	for name, b := range real {
+		if len(b.fp.Languages) == 0 {
+			continue
+		}
+		if f := JudgeFingerprintRequest(&b.fp, requestHeaders(b.fp, b.ua)); len(f) != 0 {
+			t.Errorf("%s with its headers: %v", name, f)
+		}
+	}
+	chrome := real["chrome windows"].fp
+	for name, tc := range map[string]struct {
+		hdr  func(http.Header)
+		want string
+	}{
+		"Accept-Language":    {func(h http.Header) { h.Set("Accept-Language", "de-DE,de;q=0.9") }, "language_contradiction"},
+		"Sec-CH-UA brands":   {func(h http.Header) { h.Set("Sec-CH-UA", `"Chromium";v="131", "Not_A Brand";v="24"`) }, "uach_contradiction"},
+		"Sec-CH-UA-Platform": {func(h http.Header) { h.Set("Sec-CH-UA-Platform", `"Linux"`) }, "uach_contradiction"},
+		"Sec-CH-UA-Mobile":   {func(h http.Header) { h.Set("Sec-CH-UA-Mobile", "?1") }, "uach_contradiction"},
+		"User-Agent":         {func(h http.Header) { h.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0") }, "ua_contradiction"},
+	} {
+		h := requestHeaders(chrome, chrome.UA)
+		tc.hdr(h)
+		found := false
+		for _, f := range JudgeFingerprintRequest(&chrome, h) {
+			found = found || f.Name == tc.want
+		}
+		if !found {
+			t.Errorf("%s: no %s", name, tc.want)
+		}
+	}
 }

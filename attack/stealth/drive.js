@@ -6,7 +6,7 @@
 // session with the gateway's verdict (and, given --log, the reasons from
 // the gateway's "slide judged" log line).
 //
-//   node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S]
+//   node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--careful] [--fingerprint]
 //
 // Configurations (--config, repeatable; default "stealth-all"):
 //   plain            puppeteer-core, no plugin
@@ -16,6 +16,11 @@
 //   set:A+B+C        exactly these evasions
 //   random:K         K evasions drawn at random (seeded by --seed)
 //   matrix           plain, stealth-all, every without:, every only:, 6 random subsets
+//
+// --careful: what a careful attacker adds to the plugin: a normal
+// (non-headless) UA for the whole browser on --user-agent, the Windows
+// mask off (maskLinux false) and the machine's real core count.
+// --fingerprint: print the fingerprint the page posted.
 //
 // One browser at a time; every session a fresh user-data-dir.
 'use strict'
@@ -76,12 +81,27 @@ function expand (configs, seed) {
   return out
 }
 
-function puppeteerFor (evasions) {
+// A normal desktop Chrome UA of the installed major version, on the
+// machine's real platform (Linux), for --careful.
+function normalUA () {
+  const v = require('child_process').execFileSync(CHROMIUM, ['--version']).toString()
+  const major = (v.match(/ (\d+)\./) || [])[1] || '131'
+  return 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/' + major + '.0.0.0 Safari/537.36'
+}
+
+function puppeteerFor (evasions, careful) {
   if (evasions === null) return require('puppeteer-core')
   // A fresh puppeteer-extra instance per session, so that plugins of one
   // configuration never leak into the next.
   const { addExtra } = require('puppeteer-extra')
   const pptr = addExtra(require('puppeteer-core'))
+  if (careful) {
+    // The careful attacker's settings: no Windows mask over a Linux
+    // machine, the machine's own core count.
+    const ev = (n, o) => { if (evasions.includes(n)) pptr.use(require('puppeteer-extra-plugin-stealth/evasions/' + n)(o)) }
+    ev('user-agent-override', { maskLinux: false })
+    ev('navigator.hardwareConcurrency', { hardwareConcurrency: os.cpus().length })
+  }
   const stealth = require('puppeteer-extra-plugin-stealth')()
   for (const e of [...stealth.enabledEvasions]) if (!evasions.includes(e)) stealth.enabledEvasions.delete(e)
   pptr.use(stealth)
@@ -118,22 +138,29 @@ async function drag (page, rand) {
   await mouse('mousePressed', x0, y0, true)
   await sleep(60 + rand() * 90)
   // Every session its own shape (so the gateway's replay detection does
-  // not link them): duration, skew of the velocity peak, drift and a
-  // small overshoot differ.
-  const T = 650 + rand() * 900
-  const drift = (rand() - 0.5) * 18
+  // not link them): a primary sub-movement that stops short or overshoots,
+  // a pause, a correction; a vertical path of two random components.
+  const T1 = 450 + rand() * 800
+  const T2 = 120 + rand() * 250
+  const pause = rand() * 140
+  const f1 = 0.82 + rand() * 0.24
   const skew = 0.7 + rand() * 0.7
-  const over = rand() * 0.04
-  const t0 = Date.now()
-  for (;;) {
-    const t = Math.min(1, (Date.now() - t0) / T)
-    const u = t ** skew
-    const m = 10 * u ** 3 - 15 * u ** 4 + 6 * u ** 5
-    const s = m + over * Math.sin(Math.PI * m) * m
-    await mouse('mouseMoved', x0 + dist * s, y0 + drift * Math.sin(Math.PI * m) * (0.5 + m), true)
-    if (t >= 1) break
-    await sleep(6 + rand() * 8)
+  const a = (rand() - 0.5) * 40; const b = (rand() - 0.5) * 20; const phi = rand() * 6.28
+  const mj = (u) => 10 * u ** 3 - 15 * u ** 4 + 6 * u ** 5
+  const yAt = (m) => a * Math.sin(Math.PI * Math.min(1, m)) + b * Math.sin(2 * Math.PI * Math.min(1, m) + phi) - b * Math.sin(phi) * (1 - Math.min(1, m))
+  const run = async (from, to, T, skw) => {
+    const t0 = Date.now()
+    for (;;) {
+      const t = Math.min(1, (Date.now() - t0) / T)
+      const m = from + (to - from) * mj(t ** skw)
+      await mouse('mouseMoved', x0 + dist * m, y0 + yAt(m), true)
+      if (t >= 1) break
+      await sleep(6 + rand() * 8)
+    }
   }
+  await run(0, f1, T1, skew)
+  await sleep(pause)
+  await run(f1, 1, T2, 1)
   await sleep(40 + rand() * 120)
   await mouse('mouseReleased', x0 + dist, y0, false)
   await client.detach().catch(() => {})
@@ -163,8 +190,8 @@ function judged (logFile, offset) {
 async function session (base, cfg, opts, rand) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advc-stealth-'))
   const offset = opts.log && fs.existsSync(opts.log) ? fs.statSync(opts.log).size : 0
-  const pptr = puppeteerFor(cfg.evasions)
-  const out = { config: cfg.name }
+  const pptr = puppeteerFor(cfg.evasions, opts.careful)
+  const out = { config: cfg.name, profile: opts.careful ? 'careful' : 'default' }
   let browser
   try {
     // Every session its own window size, so that sessions are different
@@ -172,10 +199,15 @@ async function session (base, cfg, opts, rand) {
     // would otherwise follow one session into the next).
     const w = 1100 + Math.floor(rand() * 600); const h = 700 + Math.floor(rand() * 300)
     const size = ['--window-size=' + w + ',' + (h - 80), '--screen-info={' + w + 'x' + h + '}']
-    browser = await pptr.launch({ executablePath: CHROMIUM, headless: true, args: ARGS.concat(['--user-data-dir=' + dir], size) })
+    // --careful: a normal UA for every context (workers too) from the command line.
+    if (opts.careful) size.push('--user-agent=' + normalUA())
+    browser = await pptr.launch({ executablePath: CHROMIUM, headless: true, acceptInsecureCerts: true, args: ARGS.concat(['--user-data-dir=' + dir], size) })
     // A new page: puppeteer-extra patches pages created after launch, not
     // the first tab.
     const page = await browser.newPage()
+    const errors = []
+    page.on('pageerror', e => errors.push(String(e && e.message || e).slice(0, 200)))
+    page.on('console', m => { if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) errors.push(m.text().slice(0, 200)) })
     let posted = null
     let reply = null
     page.on('request', r => { if (r.method() === 'POST' && r.url().endsWith('/.advcaptcha/slide')) posted = r.postData() })
@@ -194,6 +226,7 @@ async function session (base, cfg, opts, rand) {
     await sleep(900 + rand() * 600) // slide.js collects (Worker, iframe, permissions)
     await drag(page, rand)
     for (let i = 0; i < 50 && !reply; i++) await sleep(100)
+    if (errors.length) out.pageErrors = errors
     if (!reply) { out.outcome = 'no-reply'; return out }
     const b = reply.body || {}
     out.outcome = b.ok ? 'passed' : (reply.status === 403 && b.error ? 'refused' : (b.next ? 'captcha' : 'error:' + reply.status))
@@ -222,11 +255,12 @@ async function main () {
     else if (a === '--log') opts.log = argv[++i]
     else if (a === '--seed') opts.seed = Number(argv[++i])
     else if (a === '--fingerprint') opts.fingerprint = true
+    else if (a === '--careful') opts.careful = true
     else if (a === '--list') { console.log(stealthEvasions().join('\n')); return }
     else if (!base) base = a.replace(/\/$/, '')
     else throw new Error('unexpected argument ' + a)
   }
-  if (!base) throw new Error('usage: node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--fingerprint]')
+  if (!base) throw new Error('usage: node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--fingerprint] [--careful]')
   if (!opts.configs.length) opts.configs.push('stealth-all')
   const rand = rng(opts.seed * 7919 + 17)
   for (const cfg of expand(opts.configs, opts.seed)) {

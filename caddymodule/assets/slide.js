@@ -151,7 +151,7 @@
   // properties on prototypes, never on the instances.
   function own() {
     var out = extra.own ? extra.own.slice() : [];
-    var nav = Object.getOwnPropertyNames(navigator);
+    var nav = Object.getOwnPropertyNames(navigator).filter(function (k) { return k !== "brave"; }); // Brave's own marker
     if (nav.length) out.push("navigator:" + nav.slice(0, 8).join("+"));
     if (Object.prototype.hasOwnProperty.call(document, "createElement")) out.push("document.createElement");
     try {
