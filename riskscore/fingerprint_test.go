@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -409,5 +410,53 @@ func TestJudgeFingerprintRequest(t *testing.T) {
 		if !found {
 			t.Errorf("%s: no %s", name, tc.want)
 		}
+	}
+}
+
+// TestMeasuredStealthFingerprints: fingerprints that slide.js posted from
+// Debian's headless Chromium driven by puppeteer-core, plain and with
+// puppeteer-extra-plugin-stealth (attack/stealth/drive.js, see its
+// RESULTS.md). Each must be refused on the fingerprint alone, and for
+// certain.
+func TestMeasuredStealthFingerprints(t *testing.T) {
+	raw, err := os.ReadFile("testdata/fingerprint_stealth.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var rec struct {
+			Config      string      `json:"config"`
+			UA          string      `json:"ua"`
+			Fingerprint Fingerprint `json:"fingerprint"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		var pts float64
+		certain := false
+		for _, f := range JudgeFingerprint(&rec.Fingerprint, rec.UA) {
+			pts += f.Points
+			certain = certain || f.Certain
+		}
+		if pts < 50 || !certain {
+			t.Errorf("%s: %g points, certain %v: %v", rec.Config, pts, certain, findings(rec.Fingerprint, rec.UA))
+		}
+		// An untouched Chromium (no plugin) is a real Blink and V8: it
+		// must show only what headless and the --user-agent switch
+		// change, no patch traces and no realm contradictions.
+		if strings.HasSuffix(rec.Config, " plain") {
+			allowed := map[string]bool{"webdriver": true, "headless": true, "software_gpu": true, "no_pointer_device": true,
+				"uach_contradiction": strings.HasPrefix(rec.Config, "careful")} // --user-agent empties the high-entropy hints
+			for name := range findings(rec.Fingerprint, rec.UA) {
+				if !allowed[name] {
+					t.Errorf("%s: untouched Chromium drew %s", rec.Config, name)
+				}
+			}
+		}
+	}
+	if n < 5 {
+		t.Fatalf("only %d measured fingerprints", n)
 	}
 }

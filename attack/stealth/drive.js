@@ -21,6 +21,8 @@
 // (non-headless) UA for the whole browser on --user-agent, the Windows
 // mask off (maskLinux false) and the machine's real core count.
 // --fingerprint: print the fingerprint the page posted.
+// --driver playwright: playwright-core / playwright-extra instead of
+// puppeteer-core / puppeteer-extra (same plugin, same evasions).
 //
 // One browser at a time; every session a fresh user-data-dir.
 'use strict'
@@ -116,7 +118,7 @@ const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
 // ~60-120 Hz moves. The fingerprint is what this drive studies, so the
 // drag avoids the trajectory judge's findings as far as it can.
 async function drag (page, rand) {
-  const client = await page.target().createCDPSession()
+  const client = page.target ? await page.target().createCDPSession() : await page.context().newCDPSession(page)
   const handle = await page.$('#advc-slider-handle')
   const track = await page.$('#advc-slider-track')
   const hb = await handle.boundingBox()
@@ -190,8 +192,8 @@ function judged (logFile, offset) {
 async function session (base, cfg, opts, rand) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advc-stealth-'))
   const offset = opts.log && fs.existsSync(opts.log) ? fs.statSync(opts.log).size : 0
-  const pptr = puppeteerFor(cfg.evasions, opts.careful)
-  const out = { config: cfg.name, profile: opts.careful ? 'careful' : 'default' }
+  const pptr = opts.driver === 'playwright' ? null : puppeteerFor(cfg.evasions, opts.careful)
+  const out = { config: cfg.name, profile: (opts.driver === 'playwright' ? 'playwright ' : '') + (opts.careful ? 'careful' : 'default') }
   let browser
   try {
     // Every session its own window size, so that sessions are different
@@ -201,10 +203,32 @@ async function session (base, cfg, opts, rand) {
     const size = ['--window-size=' + w + ',' + (h - 80), '--screen-info={' + w + 'x' + h + '}']
     // --careful: a normal UA for every context (workers too) from the command line.
     if (opts.careful) size.push('--user-agent=' + normalUA())
-    browser = await pptr.launch({ executablePath: CHROMIUM, headless: true, acceptInsecureCerts: true, args: ARGS.concat(['--user-data-dir=' + dir], size) })
-    // A new page: puppeteer-extra patches pages created after launch, not
-    // the first tab.
-    const page = await browser.newPage()
+    let page
+    if (opts.driver === 'playwright') {
+      // playwright-core (+ playwright-extra with the same stealth plugin);
+      // playwright makes its own fresh profile and refuses --user-data-dir.
+      const { chromium } = require('playwright-core')
+      let launcher = chromium
+      if (cfg.evasions !== null) {
+        launcher = require('playwright-extra').addExtra(chromium)
+        if (opts.careful) {
+          const ev = (n, o) => { if (cfg.evasions.includes(n)) launcher.use(require('puppeteer-extra-plugin-stealth/evasions/' + n)(o)) }
+          ev('user-agent-override', { maskLinux: false })
+          ev('navigator.hardwareConcurrency', { hardwareConcurrency: os.cpus().length })
+        }
+        const stealth = require('puppeteer-extra-plugin-stealth')()
+        for (const e of [...stealth.enabledEvasions]) if (!cfg.evasions.includes(e)) stealth.enabledEvasions.delete(e)
+        launcher.use(stealth)
+      }
+      browser = await launcher.launch({ executablePath: CHROMIUM, headless: true, args: ARGS.concat(size) })
+      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: null })
+      page = await context.newPage()
+    } else {
+      browser = await pptr.launch({ executablePath: CHROMIUM, headless: true, acceptInsecureCerts: true, args: ARGS.concat(['--user-data-dir=' + dir], size) })
+      // A new page: puppeteer-extra patches pages created after launch, not
+      // the first tab.
+      page = await browser.newPage()
+    }
     const errors = []
     page.on('pageerror', e => errors.push(String(e && e.message || e).slice(0, 200)))
     page.on('console', m => { if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) errors.push(m.text().slice(0, 200)) })
@@ -256,11 +280,12 @@ async function main () {
     else if (a === '--seed') opts.seed = Number(argv[++i])
     else if (a === '--fingerprint') opts.fingerprint = true
     else if (a === '--careful') opts.careful = true
+    else if (a === '--driver') opts.driver = argv[++i]
     else if (a === '--list') { console.log(stealthEvasions().join('\n')); return }
     else if (!base) base = a.replace(/\/$/, '')
     else throw new Error('unexpected argument ' + a)
   }
-  if (!base) throw new Error('usage: node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--fingerprint] [--careful]')
+  if (!base) throw new Error('usage: node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--fingerprint] [--careful] [--driver puppeteer|playwright]')
   if (!opts.configs.length) opts.configs.push('stealth-all')
   const rand = rng(opts.seed * 7919 + 17)
   for (const cfg of expand(opts.configs, opts.seed)) {
