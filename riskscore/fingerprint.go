@@ -454,7 +454,9 @@ func judgeClientHints(fp *Fingerprint, ua *UserAgent, add addFunc) {
 				add("uach_contradiction", 100, true, "Chromium full version "+ver+" under Chrome/"+strconv.Itoa(ua.ChromeMajor))
 			}
 		}
-		if !equalSets(names, full) {
+		// fullVersionList exists since Chrome 98; Chromium empties it (and
+		// the other high-entropy hints) when --user-agent replaces the UA.
+		if ua.ChromeMajor >= 100 && !equalSets(names, full) {
 			add("uach_contradiction", 80, true, "brands and fullVersionList name different browsers")
 		}
 		// Desktop Chromium reports its bitness with its architecture.
