@@ -368,6 +368,44 @@ func TestClearanceCookie(t *testing.T) {
 	// one is accepted (rotation); covered in package clearance.
 }
 
+// TestSharedClearanceStopsWorking: a clearance handed to a fleet is seen
+// from many networks; from the fourth within the hour it is no longer
+// honoured, and its device is scored again — everywhere, from then on.
+func TestSharedClearanceStopsWorking(t *testing.T) {
+	up := newUpstream(t)
+	load(t, "secret "+testSecret, up)
+	h := curl("198.51.100.21")
+	dc, cc := clearanceFor(t, h.Get("User-Agent"))
+	cookie := "advc_device=" + dc + "; advc_clearance=" + cc
+	for i, ip := range []string{"198.51.100.21", "198.51.100.22", "2001:db8:5::1"} {
+		if r := get(t, "/", with(curl(ip), "Cookie", cookie)); r.status != 200 {
+			t.Fatalf("cleared curl from network %d: %d", i+1, r.status)
+		}
+	}
+	for _, ip := range []string{"198.51.100.23", "198.51.100.21"} {
+		if r := get(t, "/", with(curl(ip), "Cookie", cookie)); r.status != 403 {
+			t.Fatalf("the clearance from a 4th network, then from its first: %d at %s, want 403", r.status, ip)
+		}
+	}
+}
+
+// TestSecureCookiesBehindAnHTTPSProxy: a request that reached a trusted
+// proxy over HTTPS gets Secure cookies; a client's own X-Forwarded-Proto
+// from an untrusted address does not count (covered by Caddy's
+// trusted_proxies, which the tests set to loopback).
+func TestSecureCookiesBehindAnHTTPSProxy(t *testing.T) {
+	up := newUpstream(t)
+	load(t, "", up)
+	r := get(t, "/", with(browser("198.51.100.24"), "X-Forwarded-Proto", "https"))
+	if c := r.header.Get("Set-Cookie"); !strings.Contains(c, "advc_device=") || !strings.Contains(c, "; Secure") {
+		t.Fatalf("device cookie over HTTPS through the proxy: %q, want Secure", c)
+	}
+	r = get(t, "/", browser("198.51.100.25"))
+	if c := r.header.Get("Set-Cookie"); !strings.Contains(c, "advc_device=") || strings.Contains(c, "Secure") {
+		t.Fatalf("device cookie over plain HTTP: %q, want not Secure", c)
+	}
+}
+
 // TestClearedBurstIsCaught: a cleared client is counted without a store
 // round trip, yet a burst over the strict limit still gets it blocked
 // within a flush interval or so.
