@@ -20,6 +20,7 @@
 // --careful: what a careful attacker adds to the plugin: a normal
 // (non-headless) UA for the whole browser on --user-agent, the Windows
 // mask off (maskLinux false) and the machine's real core count.
+// --paranoid: --careful, and webgl.vendor set to a Linux GPU's strings.
 // --fingerprint: print the fingerprint the page posted.
 // --driver playwright: playwright-core / playwright-extra instead of
 // puppeteer-core / puppeteer-extra (same plugin, same evasions).
@@ -91,6 +92,10 @@ function normalUA () {
   return 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/' + major + '.0.0.0 Safari/537.36'
 }
 
+// --paranoid: careful, and the WebGL evasion told to report a GPU a Linux
+// Chrome really has instead of its macOS default.
+const PARANOID_GL = { vendor: 'Google Inc. (Intel)', renderer: 'ANGLE (Intel, Mesa Intel(R) UHD Graphics 620 (KBL GT2), OpenGL 4.6)' }
+
 function puppeteerFor (evasions, careful) {
   if (evasions === null) return require('puppeteer-core')
   // A fresh puppeteer-extra instance per session, so that plugins of one
@@ -103,6 +108,7 @@ function puppeteerFor (evasions, careful) {
     const ev = (n, o) => { if (evasions.includes(n)) pptr.use(require('puppeteer-extra-plugin-stealth/evasions/' + n)(o)) }
     ev('user-agent-override', { maskLinux: false })
     ev('navigator.hardwareConcurrency', { hardwareConcurrency: os.cpus().length })
+    if (careful === 'paranoid') ev('webgl.vendor', PARANOID_GL)
   }
   const stealth = require('puppeteer-extra-plugin-stealth')()
   for (const e of [...stealth.enabledEvasions]) if (!evasions.includes(e)) stealth.enabledEvasions.delete(e)
@@ -193,7 +199,7 @@ async function session (base, cfg, opts, rand) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advc-stealth-'))
   const offset = opts.log && fs.existsSync(opts.log) ? fs.statSync(opts.log).size : 0
   const pptr = opts.driver === 'playwright' ? null : puppeteerFor(cfg.evasions, opts.careful)
-  const out = { config: cfg.name, profile: (opts.driver === 'playwright' ? 'playwright ' : '') + (opts.careful ? 'careful' : 'default') }
+  const out = { config: cfg.name, profile: (opts.driver === 'playwright' ? 'playwright ' : '') + (opts.careful === 'paranoid' ? 'paranoid' : opts.careful ? 'careful' : 'default') }
   let browser
   try {
     // Every session its own window size, so that sessions are different
@@ -215,6 +221,7 @@ async function session (base, cfg, opts, rand) {
           const ev = (n, o) => { if (cfg.evasions.includes(n)) launcher.use(require('puppeteer-extra-plugin-stealth/evasions/' + n)(o)) }
           ev('user-agent-override', { maskLinux: false })
           ev('navigator.hardwareConcurrency', { hardwareConcurrency: os.cpus().length })
+          if (opts.careful === 'paranoid') ev('webgl.vendor', PARANOID_GL)
         }
         const stealth = require('puppeteer-extra-plugin-stealth')()
         for (const e of [...stealth.enabledEvasions]) if (!cfg.evasions.includes(e)) stealth.enabledEvasions.delete(e)
@@ -280,12 +287,13 @@ async function main () {
     else if (a === '--seed') opts.seed = Number(argv[++i])
     else if (a === '--fingerprint') opts.fingerprint = true
     else if (a === '--careful') opts.careful = true
+    else if (a === '--paranoid') opts.careful = 'paranoid'
     else if (a === '--driver') opts.driver = argv[++i]
     else if (a === '--list') { console.log(stealthEvasions().join('\n')); return }
     else if (!base) base = a.replace(/\/$/, '')
     else throw new Error('unexpected argument ' + a)
   }
-  if (!base) throw new Error('usage: node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--fingerprint] [--careful] [--driver puppeteer|playwright]')
+  if (!base) throw new Error('usage: node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--fingerprint] [--careful|--paranoid] [--driver puppeteer|playwright]')
   if (!opts.configs.length) opts.configs.push('stealth-all')
   const rand = rng(opts.seed * 7919 + 17)
   for (const cfg of expand(opts.configs, opts.seed)) {

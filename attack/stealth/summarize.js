@@ -19,7 +19,7 @@ const fingerprintNames = new Set(['webdriver', 'ua_contradiction', 'headless', '
 const notFingerprint = { has: (x) => !fingerprintNames.has(x) }
 
 const rows = []
-for (const f of process.argv.slice(2)) {
+for (const f of (process.argv[2] === '--compare' ? [] : process.argv.slice(2))) {
   for (const line of fs.readFileSync(f, 'utf8').split('\n')) {
     if (!line.trim()) continue
     try { rows.push(JSON.parse(line)) } catch (e) {}
@@ -28,7 +28,8 @@ for (const f of process.argv.slice(2)) {
 const stealth = rows.filter(r => r.config !== 'plain')
 const judged = (r) => r.outcome === 'passed' || r.outcome === 'refused' || r.outcome === 'captcha' || /^error:4/.test(r.outcome)
 const refused = (r) => r.refused === true
-const fmt = (xs) => xs.length ? xs.join(', ') : '—'
+const fmt = (xs) => xs.length ? [...new Set(xs)].join(', ') : '—'
+if (process.argv[2] !== '--compare') {
 console.log('| profile | configuration | verdict | score | fingerprint reasons | other reasons |')
 console.log('|---|---|---|---|---|---|')
 for (const r of rows) {
@@ -47,3 +48,20 @@ const byFp = sj.filter(r => (r.reasons || []).some(x => !notFingerprint.has(x)))
 console.log('')
 console.log(`stealth sessions refused: ${sr.length}/${sj.length} (certain: ${sc.length}/${sj.length}; on the fingerprint alone: ${byFp.length}/${sj.length})` +
   (stealth.length !== sj.length ? `; ${stealth.length - sj.length} sessions without a verdict (errors) not counted` : ''))
+}
+
+// --compare BEFORE.jsonl AFTER.jsonl: one row per (profile, configuration)
+// with both verdicts and their fingerprint reasons.
+if (process.argv[2] === '--compare') {
+  const load = (f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map(l => { try { return JSON.parse(l) } catch (e) { return null } }).filter(Boolean)
+  const key = (r) => (r.profile || '') + '|' + r.config
+  const before = new Map(load(process.argv[3]).map(r => [key(r), r]))
+  const v = (r) => !r ? 'not run' : !judged(r) ? r.outcome : r.certain ? 'refused (certain)' : refused(r) ? 'refused (captcha)' : 'PASSED'
+  const fpr = (r) => r ? fmt((r.reasons || []).filter(x => !notFingerprint.has(x))) : ''
+  console.log('| profile | configuration | before | before: fingerprint reasons | after | after: fingerprint reasons |')
+  console.log('|---|---|---|---|---|---|')
+  for (const r of load(process.argv[4])) {
+    const b = before.get(key(r))
+    console.log(`| ${r.profile} | ${r.config} | ${v(b)} | ${fpr(b)} | ${v(r)} | ${fpr(r)} |`)
+  }
+}
