@@ -259,9 +259,13 @@ async function session (base, cfg, opts, rand) {
     for (let i = 0; i < 50 && !reply; i++) await sleep(100)
     if (errors.length) out.pageErrors = errors
     if (!reply) { out.outcome = 'no-reply'; return out }
+    // The body may be lost when the page navigates on (to the return
+    // URL or the captcha) before it is read: the status still tells. Only
+    // a cleared slide answers 200.
     const b = reply.body || {}
-    out.outcome = b.ok ? 'passed' : (reply.status === 403 && b.error ? 'refused' : (b.next ? 'captcha' : 'error:' + reply.status))
-    out.refused = !b.ok
+    const passed = b.ok || reply.status === 200
+    out.outcome = passed ? 'passed' : (reply.status === 403 && b.error ? 'refused' : (b.next || reply.status === 403 ? 'captcha' : 'error:' + reply.status))
+    out.refused = !passed
     Object.assign(out, judged(opts.log, offset) || {})
     if (opts.fingerprint && posted) { try { out.fingerprint = JSON.parse(posted).fingerprint } catch (e) {} }
     return out

@@ -18,15 +18,22 @@ const fingerprintNames = new Set(['webdriver', 'ua_contradiction', 'headless', '
   'screen_media_contradiction', 'impossible_screen', 'no_languages', 'no_plugins', 'no_window_chrome'])
 const notFingerprint = { has: (x) => !fingerprintNames.has(x) }
 
+// Older drive.js lines: a lost body left "error:200" (a cleared slide,
+// the only 200) and "error:403" (the captcha).
+const fix = (r) => {
+  if (r.outcome === 'error:200') { r.outcome = 'passed'; r.refused = false }
+  if (r.outcome === 'error:403') { r.outcome = 'captcha'; r.refused = true }
+  return r
+}
 const rows = []
 for (const f of (process.argv[2] === '--compare' ? [] : process.argv.slice(2))) {
   for (const line of fs.readFileSync(f, 'utf8').split('\n')) {
     if (!line.trim()) continue
-    try { rows.push(JSON.parse(line)) } catch (e) {}
+    try { rows.push(fix(JSON.parse(line))) } catch (e) {}
   }
 }
 const stealth = rows.filter(r => r.config !== 'plain')
-const judged = (r) => r.outcome === 'passed' || r.outcome === 'refused' || r.outcome === 'captcha' || /^error:4/.test(r.outcome)
+const judged = (r) => r.outcome === 'passed' || r.outcome === 'refused' || r.outcome === 'captcha'
 const refused = (r) => r.refused === true
 const fmt = (xs) => xs.length ? [...new Set(xs)].join(', ') : '—'
 if (process.argv[2] !== '--compare') {
@@ -53,7 +60,7 @@ console.log(`stealth sessions refused: ${sr.length}/${sj.length} (certain: ${sc.
 // --compare BEFORE.jsonl AFTER.jsonl: one row per (profile, configuration)
 // with both verdicts and their fingerprint reasons.
 if (process.argv[2] === '--compare') {
-  const load = (f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map(l => { try { return JSON.parse(l) } catch (e) { return null } }).filter(Boolean)
+  const load = (f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map(l => { try { return fix(JSON.parse(l)) } catch (e) { return null } }).filter(Boolean)
   const key = (r) => (r.profile || '') + '|' + r.config
   const before = new Map(load(process.argv[3]).map(r => [key(r), r]))
   const v = (r) => !r ? 'not run' : !judged(r) ? r.outcome : r.certain ? 'refused (certain)' : refused(r) ? 'refused (captcha)' : 'PASSED'
