@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -401,7 +402,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("admin: %w", err)
 	}
 
-	h.exempt = caddyhttp.MatchPath(h.Exempt)
+	// MatchPath.Provision rewrites its patterns in place: it gets its own
+	// copy, so neither the config nor defaultExempt (shared by every
+	// handler) is written while requests read them.
+	h.exempt = caddyhttp.MatchPath(slices.Clone(h.Exempt))
 	if err := h.exempt.Provision(ctx); err != nil {
 		return fmt.Errorf("exempt: %w", err)
 	}
@@ -566,7 +570,7 @@ func (h *Handler) applyDefaults() {
 	h.CaptchaBudget.IP = cmp.Or(h.CaptchaBudget.IP, 30)
 	h.CaptchaBudget.Window = cmp.Or(h.CaptchaBudget.Window, caddy.Duration(10*time.Minute))
 	if h.Exempt == nil {
-		h.Exempt = defaultExempt
+		h.Exempt = slices.Clone(defaultExempt)
 	}
 	if h.Crawlers == "" {
 		h.Crawlers = "verify"
