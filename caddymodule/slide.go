@@ -196,7 +196,9 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 			reasons = append(reasons, r.Name)
 		}
 	}
-	for _, f := range riskscore.JudgeFingerprint(req.Fingerprint, v.r.UserAgent()) {
+	// The whole request: its Accept-Language and client hints come from
+	// the same settings as what the page reports.
+	for _, f := range riskscore.JudgeFingerprintRequest(req.Fingerprint, v.r.Header) {
 		score += f.Points
 		certain = certain || f.Certain
 		reasons = append(reasons, f.Name)

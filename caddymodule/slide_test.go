@@ -33,7 +33,7 @@ func slideNonce(t *testing.T, h http.Header) string {
 
 func slideBody(nonce string, points string) string {
 	return `{"nonce":"` + nonce + `","points":` + points + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":800,` +
-		`"fingerprint":{"ua":"` + chromeUA + `","languages":["en"],"screen":[1920,1080],"plugins":5,"chrome":true}}`
+		`"fingerprint":{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1920,1080],"plugins":5,"chrome":true}}`
 }
 
 func TestSlideAPIRejectsBadInputAndReplays(t *testing.T) {
@@ -151,7 +151,7 @@ func fingerprintSlide(nonce, points, fp string) string {
 // (anyone's, posted by a script) is never labelled.
 func TestFingerprintLabelOutlivesTheCookie(t *testing.T) {
 	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
-	fp := `{"ua":"` + chromeUA + `","languages":["en"],"screen":[1111,777],"plugins":5,"chrome":true,"canvas":"abc"}`
+	fp := `{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1111,777],"plugins":5,"chrome":true,"canvas":"abc"}`
 	webdriver := strings.Replace(fp, `"ua"`, `"webdriver":true,"ua"`, 1)
 	refuse := func(ip string, drag int, fp string) {
 		t.Helper()
@@ -192,7 +192,7 @@ func TestFingerprintLabelOutlivesTheCookie(t *testing.T) {
 func TestSlideIsAFilterNotAPass(t *testing.T) {
 	load(t, "challenge slide\nchallenge_at 5\nslide_passes 3 4 10", newUpstream(t))
 	fp := func(i int) string {
-		return `{"ua":"` + chromeUA + `","languages":["en"],"screen":[1920,1080],"plugins":5,"chrome":true,"canvas":"c` + fmt.Sprint(i) + `"}`
+		return `{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1920,1080],"plugins":5,"chrome":true,"canvas":"c` + fmt.Sprint(i) + `"}`
 	}
 	jh := func(h http.Header) http.Header {
 		return with(h, "Content-Type", "application/json", "Accept", "application/json")
