@@ -214,18 +214,14 @@ func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 		return err
 	}
 	dev := store.Entity{Kind: store.KindDevice, ID: v.device}
-	for _, c := range [...]struct {
-		e     store.Entity
-		limit int
-	}{{dev, v.h.MaxAudioDevice}, {store.Entity{Kind: store.KindIP, ID: v.ipID}, v.h.MaxAudioIP}} {
-		n, err := v.h.store.Incr(v.r.Context(), "audio:"+c.e.Key(), time.Hour)
-		if err != nil {
-			v.h.health.failed(err, v.h.OnStoreError)
-			return writeUnavailable(w, v.r)
-		}
-		if n > int64(c.limit) {
-			return writeError(w, v.r, http.StatusTooManyRequests, "too many audio captchas from this browser or network; please try again in an hour")
-		}
+	within, err := v.countWithin("audio:", time.Hour, entityLimit{dev, v.h.MaxAudioDevice},
+		entityLimit{store.Entity{Kind: store.KindIP, ID: v.ipID}, v.h.MaxAudioIP})
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	if !within {
+		return writeError(w, v.r, http.StatusTooManyRequests, "too many audio captchas from this browser or network; please try again in an hour")
 	}
 	if err := v.h.store.CountAudio(v.r.Context(), dev); err != nil { // raises the device's risk score
 		v.h.health.failed(err, v.h.OnStoreError)
@@ -456,20 +452,36 @@ func redirectTo(w http.ResponseWriter, path string) {
 	w.WriteHeader(http.StatusSeeOther)
 }
 
-// failureLimit is an entity wrong answers are counted against and its
-// hourly limit.
-type failureLimit struct {
+// entityLimit is an entity something is counted against and its limit.
+type entityLimit struct {
 	e     store.Entity
 	limit int
 }
 
-// failureLimits lists the client's entities with their limits.
-func (v *visit) failureLimits() []failureLimit {
-	fl := append(make([]failureLimit, 0, 3),
-		failureLimit{store.Entity{Kind: store.KindDevice, ID: v.device}, v.h.MaxFailuresDevice},
-		failureLimit{store.Entity{Kind: store.KindIP, ID: v.ipID}, v.h.MaxFailuresIP})
+// countWithin counts one more of something per entity (keys prefix+entity,
+// created with ttl) and reports whether every entity is still within its
+// limit. Every entity is counted, over its limit or not, so a client that
+// keeps trying keeps its counts up.
+func (v *visit) countWithin(prefix string, ttl time.Duration, limits ...entityLimit) (bool, error) {
+	within := true
+	for _, l := range limits {
+		n, err := v.h.store.Incr(v.r.Context(), prefix+l.e.Key(), ttl)
+		if err != nil {
+			return false, err
+		}
+		within = within && n <= int64(l.limit)
+	}
+	return within, nil
+}
+
+// failureLimits lists the client's entities with their hourly limits of
+// wrong answers.
+func (v *visit) failureLimits() []entityLimit {
+	fl := append(make([]entityLimit, 0, 3),
+		entityLimit{store.Entity{Kind: store.KindDevice, ID: v.device}, v.h.MaxFailuresDevice},
+		entityLimit{store.Entity{Kind: store.KindIP, ID: v.ipID}, v.h.MaxFailuresIP})
 	if v.account != "" {
-		fl = append(fl, failureLimit{store.Entity{Kind: store.KindAccount, ID: v.account}, v.h.MaxFailuresAccount})
+		fl = append(fl, entityLimit{store.Entity{Kind: store.KindAccount, ID: v.account}, v.h.MaxFailuresAccount})
 	}
 	return fl
 }
@@ -489,7 +501,7 @@ func (v *visit) recordFailure(also ...store.Entity) {
 	ctx := v.r.Context()
 	limits := v.failureLimits()
 	for _, e := range also {
-		limits = append(limits, failureLimit{e, v.h.MaxFailuresIP})
+		limits = append(limits, entityLimit{e, v.h.MaxFailuresIP})
 	}
 	for _, fl := range limits {
 		n, err := v.h.store.Incr(ctx, "fail:"+fl.e.Key(), time.Hour)

@@ -83,23 +83,9 @@ func (v *visit) serveGrantedChallenge(w http.ResponseWriter) error {
 // captchas one network can draw from the pool.
 func (v *visit) spendCaptchaBudget() (bool, error) {
 	b := v.h.CaptchaBudget
-	ok := true
-	for _, c := range [...]struct {
-		e     store.Entity
-		limit int
-	}{
-		{store.Entity{Kind: store.KindDevice, ID: v.device}, b.Device},
-		{store.Entity{Kind: store.KindIP, ID: v.ipID}, b.IP},
-	} {
-		n, err := v.h.store.Incr(v.r.Context(), "captchas:"+c.e.Key(), time.Duration(b.Window))
-		if err != nil {
-			return false, err
-		}
-		if n > int64(c.limit) {
-			ok = false
-		}
-	}
-	return ok, nil
+	return v.countWithin("captchas:", time.Duration(b.Window),
+		entityLimit{store.Entity{Kind: store.KindDevice, ID: v.device}, b.Device},
+		entityLimit{store.Entity{Kind: store.KindIP, ID: v.ipID}, b.IP})
 }
 
 // serveBudgetSpent tells a client that has had its captchas to wait.

@@ -342,25 +342,15 @@ func (v *visit) seenDrag(t trajectory.Trajectory) bool {
 // person needs one now and then, a farm of scripts many.
 func (v *visit) slidePassAllowed(fp store.Entity) bool {
 	lim := v.h.SlidePasses
-	allowed := true
-	for _, c := range [...]struct {
-		e     store.Entity
-		limit int
-	}{
-		{store.Entity{Kind: store.KindDevice, ID: v.device}, lim.Device},
-		{store.Entity{Kind: store.KindIP, ID: v.ipID}, lim.IP},
-		{fp, lim.Fingerprint},
-	} {
-		n, err := v.h.store.Incr(v.r.Context(), "slidepass:"+c.e.Key(), time.Hour)
-		if err != nil {
-			v.h.health.failed(err, v.h.OnStoreError)
-			return false // the captcha still works without this count
-		}
-		if n > int64(c.limit) {
-			allowed = false
-		}
+	within, err := v.countWithin("slidepass:", time.Hour,
+		entityLimit{store.Entity{Kind: store.KindDevice, ID: v.device}, lim.Device},
+		entityLimit{store.Entity{Kind: store.KindIP, ID: v.ipID}, lim.IP},
+		entityLimit{fp, lim.Fingerprint})
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return false // the captcha still works without this count
 	}
-	return allowed
+	return within
 }
 
 // fingerprintOfSeveral reports whether a fingerprint that a refused slide
