@@ -102,11 +102,14 @@ func validChallengeID(id string) bool {
 // issueChallenge renders a captcha and stores it for the client.
 // refreshes is how many more captchas its page may ask for instead.
 func (v *visit) issueChallenge(returnTo string, refreshes int) (*challengeView, error) {
-	if ok, err := v.spendCaptchaBudget(); err != nil || !ok {
+	if ok, err := v.withinCaptchaBudget(); err != nil || !ok {
 		return nil, cmp.Or(err, errCaptchaBudget)
 	}
 	c, err := v.nextCaptcha(v.r.Context())
 	if err != nil {
+		return nil, err
+	}
+	if err := v.spendCaptchaBudget(); err != nil {
 		return nil, err
 	}
 	rec := challengeRecord{

@@ -76,16 +76,47 @@ func (v *visit) serveGrantedChallenge(w http.ResponseWriter) error {
 	return v.serveNewChallenge(w, safeReturn(g.Return), "", true, g.Uses-1)
 }
 
-// spendCaptchaBudget counts a captcha about to be issued against the
-// device's and the IP prefix's budgets for the window, and reports
-// whether both still allow it. This is what bounds the memory and CPU a
-// flood of challenge requests can cost, and how many adversarial
-// captchas one network can draw from the pool.
-func (v *visit) spendCaptchaBudget() (bool, error) {
+// spendCaptchaBudget counts a captcha handed out against the device's and
+// the IP prefix's budgets for the window. The budget is what bounds the
+// memory and CPU a flood of challenge requests can cost, and how many
+// adversarial captchas one network can draw from the pool.
+//
+// It is read first (withinCaptchaBudget) and spent only once a captcha is
+// in hand: a client told to wait for the pool has been handed nothing, and
+// a person whose waiting page retries every few seconds must not use up
+// the budget doing so — nor may a client over its budget take entries out
+// of the pool only to have them thrown away.
+func (v *visit) spendCaptchaBudget() error {
+	_, err := v.countWithin("captchas:", time.Duration(v.h.CaptchaBudget.Window), v.captchaBudget()...)
+	return err
+}
+
+// withinCaptchaBudget reads, without counting, whether the device and the
+// IP prefix may still be handed a captcha. Concurrent requests may each
+// read the last one left, so the budget can be exceeded by as many
+// requests as arrive at the same moment — still a bound.
+func (v *visit) withinCaptchaBudget() (bool, error) {
+	for _, l := range v.captchaBudget() {
+		raw, err := v.h.store.Peek(v.r.Context(), "captchas:"+l.e.Key())
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil && n >= int64(l.limit) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (v *visit) captchaBudget() []entityLimit {
 	b := v.h.CaptchaBudget
-	return v.countWithin("captchas:", time.Duration(b.Window),
-		entityLimit{store.Entity{Kind: store.KindDevice, ID: v.device}, b.Device},
-		entityLimit{store.Entity{Kind: store.KindIP, ID: v.ipID}, b.IP})
+	return []entityLimit{
+		{store.Entity{Kind: store.KindDevice, ID: v.device}, b.Device},
+		{store.Entity{Kind: store.KindIP, ID: v.ipID}, b.IP},
+	}
 }
 
 // serveBudgetSpent tells a client that has had its captchas to wait.

@@ -188,3 +188,20 @@ func TestCleanQuota(t *testing.T) {
 	}
 	assertConfigError(t, "adversarial {\n\t\tfallback clean\n\t\tclean_quota 2\n\t}", "adversarial: clean_quota 2: only with fallback wait")
 }
+
+// TestWaitingSpendsNoBudget: a person whose waiting page retries while the
+// pool is empty has been handed no captcha, and keeps the budget for one.
+func TestWaitingSpendsNoBudget(t *testing.T) {
+	opts, _ := withModel(t, "secret "+testSecret+"\nchallenge captcha\ncaptcha_budget 2 2 10m\nadversarial {\n\t\texternal_workers\n\t\tpool_size 2\n\t}")
+	load(t, opts, newUpstream(t))
+	h := suspicious("198.18.201.1")
+	for i := range 6 {
+		r := get(t, "/", h)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "5" {
+			t.Fatalf("wait %d with an empty pool: %d %.200q, want the waiting page, not the budget's 429", i+1, r.status, r.body)
+		}
+		if h.Get("Cookie") == "" {
+			h.Set("Cookie", "advc_device="+deviceCookie(t, r))
+		}
+	}
+}
