@@ -429,14 +429,8 @@ func safeReturn(s string) string {
 		return "/"
 	}
 	path := strings.ToLower(u.EscapedPath())
-	if strings.Contains(path, "%5c") || strings.HasPrefix(path, "/%2f") || strings.HasPrefix(strings.ToLower(u.Path), routePrefix) {
+	if strings.Contains(path, "%5c") || strings.HasPrefix(path, "/%2f") || strings.HasPrefix(strings.ToLower(u.Path), routePrefix) || hasDotSegment(path) {
 		return "/"
-	}
-	for _, seg := range strings.Split(path, "/") {
-		seg = strings.ReplaceAll(seg, "%2e", ".")
-		if seg == "." || seg == ".." {
-			return "/"
-		}
 	}
 	return s
 }

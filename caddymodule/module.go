@@ -810,16 +810,21 @@ func (h *Handler) isExempt(r *http.Request) bool {
 // ambiguousPath reports whether an escaped path holds a ";" or a "." or
 // ".." segment in any spelling a server might decode.
 func ambiguousPath(p string) bool {
-	if strings.IndexByte(p, ';') >= 0 || strings.Contains(strings.ToLower(p), "%3b") {
-		return true
-	}
-	for _, seg := range strings.Split(p, "/") {
-		seg = strings.ReplaceAll(strings.ToLower(seg), "%2e", ".")
-		if seg == "." || seg == ".." {
+	p = strings.ToLower(p)
+	return strings.ContainsAny(p, ";\\") || strings.Contains(p, "%3b") || strings.Contains(p, "%5c") || strings.Contains(p, "%2f") ||
+		hasDotSegment(p)
+}
+
+// hasDotSegment reports whether a lower-cased escaped path holds a "." or
+// ".." segment, "%2e" spellings included: browsers and servers resolve
+// them, which can turn a harmless-looking path into another one.
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg = strings.ReplaceAll(seg, "%2e", "."); seg == "." || seg == ".." {
 			return true
 		}
 	}
-	return strings.ContainsRune(p, '\\') || strings.Contains(strings.ToLower(p), "%5c") || strings.Contains(strings.ToLower(p), "%2f")
+	return false
 }
 
 // defaultExempt are files crawlers and certificate authorities must reach
