@@ -438,13 +438,43 @@ func (h *Handler) applyDefaults() {
 	if h.MaxAudioIP == 0 {
 		h.MaxAudioIP = 5
 	}
+	if h.Branding != nil && h.Branding.Color == "" {
+		h.Branding.Color = defaultBranding.Color
+	}
 	if h.Adversarial == nil {
 		h.Adversarial = &Adversarial{}
 	}
 	h.Adversarial.provision()
 }
 
-// Validate checks the configuration. Each error names the field at fault.
+// compile derives the handler's working form of the configuration (windows,
+// frequency rules, weights, thresholds) once the defaults are applied.
+func (h *Handler) compile() error {
+	for _, w := range h.Windows {
+		h.windows = append(h.windows, time.Duration(w))
+		h.firstCounts = append(h.firstCounts, 1)
+	}
+	lim := h.Limits
+	if len(lim.IP)+len(lim.Device)+len(lim.Account) == 0 {
+		h.logger.Warn("custom windows without soft limits: only the strict limits apply")
+	}
+	for k, soft := range [numKinds][]float64{lim.IP, lim.Device, lim.Account, lim.IPv6Block} {
+		h.freq[k] = riskscore.Frequency{Windows: h.windows, Soft: soft, Strict: [numKinds]float64{lim.StrictIP, lim.StrictDevice, lim.StrictAccount, lim.StrictIPv6Block}[k],
+			StrictChallenges: k == kindAccount} // anyone can name an account: its limits challenge, never block
+	}
+
+	var err error
+	if h.weights, err = riskscore.DefaultWeights.WithOverrides(h.Weights); err != nil {
+		return fmt.Errorf("weights: %w", err)
+	}
+	h.thresholds = riskscore.Thresholds{Challenge: h.ChallengeAt, Block: h.BlockAt}
+	return nil
+}
+
+// Validate checks the configuration; each error names the field at fault.
+// Provision runs it before it opens the store or starts workers, so an
+// invalid configuration starts nothing; it reads and never changes the
+// configuration, so Caddy's own call after Provision finds the same.
 func (h *Handler) Validate() error {
 	if err := h.thresholds.Validate(); err != nil {
 		return fmt.Errorf("challenge_at/block_at: %w", err)
@@ -506,9 +536,6 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf(`challenge: %q is neither "captcha" nor "slide"`, h.Challenge)
 	}
 	if b := h.Branding; b != nil {
-		if b.Color == "" {
-			b.Color = defaultBranding.Color
-		}
 		if !cssColor.MatchString(b.Color) {
 			return fmt.Errorf("branding.color: %q is not a #rgb or #rrggbb colour", b.Color)
 		}
@@ -528,6 +555,9 @@ func (h *Handler) Validate() error {
 		if !validCookieName(c) {
 			return fmt.Errorf("device_cookie/clearance_cookie: %q is not a valid cookie name", c)
 		}
+	}
+	if err := h.Adversarial.validate(); err != nil {
+		return fmt.Errorf("adversarial: %w", err)
 	}
 	return nil
 }

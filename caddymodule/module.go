@@ -45,26 +45,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// serve is an error; the implicit default only warns.
 	adversarialConfigured := h.Adversarial != nil && !h.Adversarial.Off
 	h.applyDefaults()
-
-	for _, w := range h.Windows {
-		h.windows = append(h.windows, time.Duration(w))
-		h.firstCounts = append(h.firstCounts, 1)
+	if err := h.compile(); err != nil {
+		return err
 	}
-	lim := h.Limits
-	if len(lim.IP)+len(lim.Device)+len(lim.Account) == 0 {
-		h.logger.Warn("custom windows without soft limits: only the strict limits apply")
-	}
-	for k, soft := range [numKinds][]float64{lim.IP, lim.Device, lim.Account, lim.IPv6Block} {
-		h.freq[k] = riskscore.Frequency{Windows: h.windows, Soft: soft, Strict: [numKinds]float64{lim.StrictIP, lim.StrictDevice, lim.StrictAccount, lim.StrictIPv6Block}[k],
-			StrictChallenges: k == kindAccount} // anyone can name an account: its limits challenge, never block
+	// Everything that can be checked without the network is checked
+	// before anything is opened or started: an invalid configuration
+	// never connects to Redis or starts generation workers.
+	if err := h.Validate(); err != nil {
+		return err
 	}
 
 	var err error
-	if h.weights, err = riskscore.DefaultWeights.WithOverrides(h.Weights); err != nil {
-		return fmt.Errorf("weights: %w", err)
-	}
-	h.thresholds = riskscore.Thresholds{Challenge: h.ChallengeAt, Block: h.BlockAt}
-
 	var secrets [][]byte
 	for i, s := range h.Secrets {
 		v := repl.ReplaceKnown(s, "")
@@ -149,9 +140,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.solver, err = loadSolver(h.SolverModel, h.style); err != nil {
 		return fmt.Errorf("solver_model: %w", err)
-	}
-	if err := h.Adversarial.validate(); err != nil {
-		return fmt.Errorf("adversarial: %w", err)
 	}
 	var ensemble []*solver.Model
 	for _, path := range h.Adversarial.Ensemble {
