@@ -1,39 +1,20 @@
 package caddycommand
 
 import (
-	"cmp"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/advcaptcha/advcaptcha/captcha"
-	"github.com/advcaptcha/advcaptcha/captchapool"
 	"github.com/advcaptcha/advcaptcha/extraction"
-	"github.com/advcaptcha/advcaptcha/internal/secretkey"
 	"github.com/advcaptcha/advcaptcha/modelregistry"
-	"github.com/advcaptcha/advcaptcha/perturb"
 	"github.com/advcaptcha/advcaptcha/solver"
-	"github.com/advcaptcha/advcaptcha/store"
 )
-
-// maxAnswerLen bounds the attacker answers used as training labels: the
-// solver's 25 steps read at most 12 characters (CTC needs a step between
-// repeated letters).
-const maxAnswerLen = 12
-
-// lastExtractionKey holds the watch's extraction.Mark.
-const lastExtractionKey = "extraction:last"
 
 func extractCommand() *cobra.Command {
 	var rf redisFlags
@@ -105,6 +86,9 @@ them, which one fine-tuned from the published version hardly can.`,
 			if publish && !tune {
 				return errors.New("--publish needs --tune")
 			}
+			if metricsAddr != "" && !watch {
+				return errors.New("--metrics needs --watch (a single run prints its outcome)")
+			}
 			// Publishing signs the version with the gateway's secret;
 			// fine-tuning needs it to authenticate the published
 			// version it starts from (when there is one).
@@ -117,6 +101,24 @@ them, which one fine-tuned from the published version hardly can.`,
 			case err != nil:
 				return err
 			}
+			cfg := extraction.RunConfig{Keys: modelKeys, Dir: out, Lookback: lookback, Tune: tune, Publish: publish,
+				CleanN: cleanN, CleanValN: cleanValN, HardenN: hardenN, Log: w,
+				Tuning: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
+					LR: lr, PairShares: pairShares, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
+					Companion: companion, CompanionMaxCleanDrop: companionMaxDrop, Distill: distill}}
+			if cfg.Attack, err = attack.config(); err != nil {
+				return fmt.Errorf("the hardening captchas' attack: %w", err)
+			}
+			if tune && initPath != "" {
+				if cfg.Init, err = solver.Load(initPath); err != nil {
+					return fmt.Errorf("--init: %w", err)
+				}
+			}
+			if tune && learnerPath != "" {
+				if cfg.Learner, err = solver.Load(learnerPath); err != nil {
+					return fmt.Errorf("--learner: %w", err)
+				}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			st, err := rf.open()
@@ -124,33 +126,26 @@ them, which one fine-tuned from the published version hardly can.`,
 				return err
 			}
 			defer st.Close()
-			attackCfg, err := attack.config()
-			if err != nil {
-				return fmt.Errorf("the hardening captchas' attack: %w", err)
-			}
-			x := &extractRun{w: w, st: st, modelKeys: modelKeys, out: out, initPath: initPath, learnerPath: learnerPath, lookback: lookback, tune: tune, publish: publish,
-				cleanN: cleanN, cleanValN: cleanValN, hardenN: hardenN, attack: attackCfg, cfg: extraction.TuneConfig{Epochs: epochs, Batch: batch, Workers: workers,
-					LR: lr, PairShares: pairShares, Seed: seed, MinFidelityGain: minGain, MaxCleanDrop: maxCleanDrop, MinHeldOut: minHeldOut, Progress: os.Stderr,
-					Companion: companion, CompanionMaxCleanDrop: companionMaxDrop, Distill: distill}}
+			cfg.Store = st
 			if !watch {
-				if metricsAddr != "" {
-					return errors.New("--metrics needs --watch (a single run prints its outcome)")
-				}
-				pairs, err := x.collect(ctx)
-				if err != nil {
-					return err
-				}
-				return x.run(ctx, pairs)
+				_, err := extraction.Run(ctx, cfg)
+				return secretHint(err)
 			}
+			opts := extraction.WatchOptions{Trigger: trigger, Poll: poll}
 			if metricsAddr != "" {
-				x.metrics = newExtractMetrics()
-				addr, err := x.metrics.serve(ctx, metricsAddr)
+				m := newExtractMetrics()
+				addr, err := m.serve(ctx, metricsAddr)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(w, "metrics on http://%s/metrics\n", addr)
+				opts.OnCollect, opts.OnRun = m.collected, m.ran
 			}
-			return x.watch(ctx, trigger, poll)
+			err = extraction.Watch(ctx, cfg, opts)
+			if errors.Is(err, extraction.ErrNoTrigger) {
+				return errors.New("--watch needs a trigger: --every, --after-pairs or --success-above")
+			}
+			return err
 		},
 	}
 	f := c.Flags()
@@ -188,280 +183,11 @@ them, which one fine-tuned from the published version hardly can.`,
 	return c
 }
 
-// extractRun is one configured extract command.
-type extractRun struct {
-	w  io.Writer
-	st *store.Redis
-	// modelKeys verify the published version fine-tuned from and sign the
-	// one published (nil without the secret: no --publish).
-	modelKeys         *secretkey.Keys
-	out, initPath     string
-	learnerPath       string
-	lookback          time.Duration
-	tune, publish     bool
-	cleanN, cleanValN int
-	hardenN           int
-	attack            perturb.Config
-	cfg               extraction.TuneConfig
-	metrics           *extractMetrics // nil unless --watch --metrics
-}
-
-// collect reads the logs and reports what they hold.
-func (x *extractRun) collect(ctx context.Context) ([]extraction.Pair, error) {
-	style := captcha.DefaultStyle()
-	if err := style.Validate(); err != nil {
-		return nil, err
-	}
-	pairs, stats, err := extraction.Collect(ctx, x.st, extraction.Options{Lookback: x.lookback, Style: &style})
-	if err != nil {
-		return nil, err
-	}
-	x.metrics.collected(stats)
-	fmt.Fprintf(x.w, "logs: %d captchas served, %d answers (%d without their served record), %d label records\n",
-		stats.Served, stats.Answers, stats.Orphans, stats.Labels)
-	fmt.Fprintf(x.w, "attackers' answers: %d (%d not reproducible); everyone else's: %d\n", stats.Attacker, stats.Unreproducible, stats.Other)
-	return pairs, nil
-}
-
-// run writes the pairs and, with --tune, fine-tunes and maybe publishes;
-// the outcome goes to the metrics, if served.
-func (x *extractRun) run(ctx context.Context, pairs []extraction.Pair) error {
-	outcome, res, err := x.runOnce(ctx, pairs)
-	if outcome == "" { // an error before a verdict
-		outcome = outcomeFailed
-	}
-	x.metrics.ran(outcome, res)
-	return err
-}
-
-// runOnce is run without the metrics: its outcome is "" when an error
-// came before any verdict, and not_published when another extraction
-// published first.
-func (x *extractRun) runOnce(ctx context.Context, pairs []extraction.Pair) (outcome string, _ *extraction.TuneResult, _ error) {
-	w := x.w
-	if len(pairs) == 0 {
-		fmt.Fprintln(w, "extraction: no attacker answers yet: not published (nothing to learn from)")
-		return outcomeNoAnswers, nil, nil
-	}
-	style := captcha.DefaultStyle()
-	if err := style.Validate(); err != nil {
-		return "", nil, err
-	}
-	ds, err := extraction.WriteDataset(x.out, pairs, style.Charset, maxAnswerLen)
-	if err != nil {
-		return "", nil, err
-	}
-	fmt.Fprintf(w, "wrote %s: %d to train on, %d held out, %d unusable answers\n", x.out, ds.Train, ds.HeldOut, ds.Unusable)
-	if !x.tune {
-		return outcomeWritten, nil, nil
-	}
-	reg := modelregistry.New(x.st, x.modelKeys)
-	base, root, expect, err := extractionBase(ctx, reg, x.initPath)
-	if err != nil {
-		return "", nil, err
-	}
-	cfg := x.cfg
-	cfg.Base, cfg.Root = base, root
-	if cfg.Pairs, err = loadIfAny(filepath.Join(x.out, "train"), base.Arch, ds.Train); err != nil {
-		return "", nil, err
-	}
-	if cfg.HeldOut, err = loadIfAny(filepath.Join(x.out, "heldout"), base.Arch, ds.HeldOut); err != nil {
-		return "", nil, err
-	}
-	if cfg.Seed == 0 {
-		cfg.Seed = captchapool.NewSeed()
-	}
-	if cfg.Clean, err = cleanSamples(&style, x.cleanN, cfg.Seed); err != nil {
-		return "", nil, err
-	}
-	if cfg.CleanVal, err = cleanSamples(&style, x.cleanValN, cfg.Seed+uint64(x.cleanN)); err != nil {
-		return "", nil, err
-	}
-	if x.hardenN > 0 {
-		hardenSeed := cfg.Seed + uint64(x.cleanN+x.cleanValN)
-		var against string
-		if cfg.Hardening, against, err = hardening(base, root, style, x.attack, x.hardenN, hardenSeed); err != nil {
-			return "", nil, err
-		}
-		fmt.Fprintf(w, "made %d hardening captchas against %s (%s)\n", len(cfg.Hardening), against, x.attack)
-	}
-	tuned := base
-	if x.learnerPath != "" {
-		if cfg.Learner, err = solver.Load(x.learnerPath); err != nil {
-			return "", nil, fmt.Errorf("--learner: %w", err)
-		}
-		tuned = cfg.Learner
-		fmt.Fprintf(w, "fine-tuning the learner %s, measured against %s\n", tuned.Version(), base.Version())
-	}
-	fmt.Fprintf(w, "fine-tuning %s on %d answers, %d clean and %d hardening captchas (seed %d)\n",
-		tuned.Version(), len(cfg.Pairs), len(cfg.Clean), len(cfg.Hardening), cfg.Seed)
-	if cfg.Distill > 0 {
-		fmt.Fprintf(w, "a pair share refused for clean accuracy is fine-tuned again with %s distilled at weight %g\n", cmp.Or(root, base).Version(), cfg.Distill)
-	}
-	res, err := extraction.FineTune(ctx, cfg)
-	if errors.Is(err, extraction.ErrTooFewPairs) {
-		fmt.Fprintf(w, "extraction: %v: not published (too few answers)\n", err)
-		return outcomeNoAnswers, nil, nil
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	if len(res.Tried) > 1 {
-		for _, a := range res.Tried {
-			fmt.Fprintf(w, "%s: %s\n", a.Setting(), a.Why)
-		}
-	}
-	m := res.Model
-	m.Info = map[string]string{
-		"trained": time.Now().UTC().Format(time.RFC3339),
-		"about": fmt.Sprintf("model extraction from %s: %d attacker answers (%d held out), %d clean and %d hardening captchas (seed %d)",
-			tuned.Version(), len(cfg.Pairs), len(cfg.HeldOut), len(cfg.Clean), len(cfg.Hardening), cfg.Seed),
-		"init": tuned.Version(), "fidelity": fmt.Sprintf("%.4f", res.After.Fidelity),
-		"char_fidelity":  fmt.Sprintf("%.4f", res.After.CharFidelity),
-		"clean_accuracy": fmt.Sprintf("%.4f", res.After.CleanAccuracy), "epochs": strconv.Itoa(cfg.Epochs),
-		"pair_share": strconv.FormatFloat(res.PairShare, 'g', -1, 64),
-	}
-	path := filepath.Join(x.out, "model-"+m.Version()+".crnn")
-	if err := m.Save(path); err != nil {
-		return "", nil, err
-	}
-	fmt.Fprintf(w, "wrote %s\n", path)
-	switch {
-	case !res.Better:
-		fmt.Fprintf(w, "extraction: %s: not published (not better)\n", res.Why)
-		return outcomeNotBetter, res, nil
-	case !x.publish:
-		fmt.Fprintf(w, "extraction: %s: not published (no --publish)\n", res.Why)
-		return outcomeNotPublished, res, nil
-	default:
-		var with []*solver.Model
-		if res.AsCompanion {
-			with = append(with, cfg.Root)
-		}
-		v, err := reg.Publish(ctx, m, expect, modelregistry.Version{
-			Note: "extraction: " + res.Why, Fidelity: res.After.Fidelity, CharFidelity: res.After.CharFidelity, CleanAccuracy: res.After.CleanAccuracy,
-		}, with...)
-		if err != nil {
-			fmt.Fprintf(w, "extraction: %s: not published (%v)\n", res.Why, err)
-			if errors.Is(err, modelregistry.ErrConflict) || errors.Is(err, modelregistry.ErrBusy) {
-				return outcomeNotPublished, res, err
-			}
-			return outcomeFailed, res, err
-		}
-		fmt.Fprintf(w, "extraction: %s: published %s\n", res.Why, v.Version)
-		if res.AsCompanion {
-			return outcomeCompanion, res, nil
-		}
-		return outcomePublished, res, nil
-	}
-}
-
-// watch reads the logs every poll and runs an extraction whenever the
-// trigger is due, until ctx ends. A failed run is reported and retried at
-// the next due time; it does not stop the watch.
-func (x *extractRun) watch(ctx context.Context, trigger extraction.Trigger, poll time.Duration) error {
-	if trigger == (extraction.Trigger{MinAnswers: trigger.MinAnswers}) {
-		return errors.New("--watch needs a trigger: --every, --after-pairs or --success-above")
-	}
-	// The time of the last run is kept in the store, so a restarted watch
-	// does not count the same answers again.
-	var last extraction.Mark
-	if b, err := x.st.Peek(ctx, lastExtractionKey); err == nil {
-		_ = json.Unmarshal(b, &last)
-	}
-	for {
-		pairs, err := x.collect(ctx)
-		if err != nil {
-			fmt.Fprintf(x.w, "reading the logs: %v\n", err)
-		} else if due, why := trigger.Due(time.Now(), last, pairs); due {
-			fmt.Fprintf(x.w, "extraction due: %s\n", why)
-			if err := x.run(ctx, pairs); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				fmt.Fprintf(x.w, "extraction failed: %v\n", err)
-			}
-			last = extraction.MarkAfter(time.Now(), pairs)
-			if b, err := json.Marshal(last); err == nil {
-				if err := x.st.PutOnce(ctx, lastExtractionKey, b, 30*24*time.Hour); err != nil {
-					fmt.Fprintf(x.w, "recording the extraction time: %v\n", err)
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(poll):
-		}
-	}
-}
-
-func loadIfAny(dir string, a solver.Architecture, n int) ([]solver.Sample, error) {
-	if n == 0 {
-		return nil, nil
-	}
-	return solver.LoadDataset(dir, a)
-}
-
-// extractionBase is the model extraction starts from, the clean-accurate
-// root a companion is published next to (the one the published version is
-// attacked together with, else the base itself), and the published version
-// a new one must replace ("" when none is published).
-func extractionBase(ctx context.Context, reg *modelregistry.Registry, initPath string) (base, root *solver.Model, expect string, err error) {
-	cur, err := reg.Current(ctx)
-	if errors.Is(err, modelregistry.ErrNone) {
-		base, err = loadModelOrDefault(initPath)
-		return base, base, "", err
-	}
-	if err != nil {
-		return nil, nil, "", err
-	}
-	// Only an authenticated version is fine-tuned: one forged in the
-	// store would otherwise be learned from and published signed.
-	ms, err := reg.Models(ctx, cur)
+// secretHint says how to give the secret when a run needed it to read
+// the published version.
+func secretHint(err error) error {
 	if errors.Is(err, modelregistry.ErrNoKeys) {
-		return nil, nil, "", fmt.Errorf("--tune starts from the published version %s: %w", cur.Version, errNoSecret)
+		return fmt.Errorf("%w: --tune %w", err, errNoSecret)
 	}
-	if err != nil {
-		return nil, nil, "", err
-	}
-	base, root = ms[0], ms[0]
-	if len(ms) > 1 {
-		root = ms[1]
-	}
-	return base, root, cur.Version, nil
-}
-
-func cleanSamples(style *captcha.Style, n int, seed uint64) ([]solver.Sample, error) {
-	out := make([]solver.Sample, n)
-	for i := range out {
-		c, err := style.Generate(seed + uint64(i))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = solver.Sample{Pixels: c.Image.Pix, Text: c.Text}
-	}
-	return out, nil
-}
-
-// hardening makes n adversarial captchas from seed on, against what the
-// gateway attacks now — the base, with the root when the base is its
-// companion — as training samples with their truth; against names those
-// models.
-func hardening(base, root *solver.Model, style captcha.Style, attack perturb.Config, n int, seed uint64) (samples []solver.Sample, against string, err error) {
-	models := []*solver.Model{base}
-	if root != base {
-		models = append(models, root)
-	}
-	sols, err := solver.NewEach(models, solver.Options{Workers: runtime.GOMAXPROCS(0)})
-	if err != nil {
-		return nil, "", err
-	}
-	g := &captchapool.Generator{Style: style, Solvers: sols, Attack: attack}
-	entries, err := g.GenerateMany(seed, n, nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("hardening captchas: %w", err)
-	}
-	samples, err = captchapool.Samples(entries)
-	return samples, g.ModelVersion(), err
+	return err
 }

@@ -338,48 +338,57 @@ func TestExtractRunOutcomes(t *testing.T) {
 	ctx := context.Background()
 	var out bytes.Buffer
 	m := newExtractMetrics()
-	x := &extractRun{w: &out, st: st, modelKeys: testRegistryKeys(t), out: t.TempDir(), initPath: solvertest.UntrainedFile(t), lookback: time.Hour,
-		tune: true, publish: true, cleanN: 8, cleanValN: 8, metrics: m,
-		// Not distilled (-1): the root here is untrained, and holding the
-		// model to it keeps it from learning the one answer in a single epoch.
-		cfg: extraction.TuneConfig{Epochs: 1, Workers: 2, MinHeldOut: 1, Seed: 3, PairShares: []float64{0}, Companion: true, Distill: -1}}
-	count := func(outcome string) float64 { return testutil.ToFloat64(m.runs.WithLabelValues(outcome)) }
-
-	if err := x.run(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	if count(outcomeNoAnswers) != 1 {
-		t.Fatalf("a run with no answers counted %v under %s:\n%s", count(outcomeNoAnswers), outcomeNoAnswers, out.String())
-	}
-	writeBotAnswers(t, st, 30)
-	pairs, err := x.collect(ctx)
+	init, err := solver.Load(solvertest.UntrainedFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(m.pairs.WithLabelValues("attacker")); got != 20 {
-		t.Errorf("attacker answers: %v, want 20", got)
+	cfg := extraction.RunConfig{Store: st, Keys: testRegistryKeys(t), Dir: t.TempDir(), Init: init, Lookback: time.Hour,
+		Tune: true, Publish: true, CleanN: 8, CleanValN: 8, Log: &out,
+		// Not distilled (-1): the root here is untrained, and holding the
+		// model to it keeps it from learning the one answer in a single epoch.
+		Tuning: extraction.TuneConfig{Epochs: 1, Workers: 2, MinHeldOut: 1, Seed: 3, PairShares: []float64{0}, Companion: true, Distill: -1}}
+	count := func(outcome extraction.Status) float64 {
+		return testutil.ToFloat64(m.runs.WithLabelValues(string(outcome)))
 	}
+	// run runs once, recording in the metrics as the watch does.
+	run := func() error {
+		o, err := extraction.Run(ctx, cfg)
+		m.collected(o.Stats)
+		m.ran(o, err)
+		return err
+	}
+
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+	if count(extraction.StatusTooFewAnswers) != 1 {
+		t.Fatalf("a run with no answers counted %v under %s:\n%s", count(extraction.StatusTooFewAnswers), extraction.StatusTooFewAnswers, out.String())
+	}
+	writeBotAnswers(t, st, 30)
 	for _, gain := range []float64{2, 0.000001} { // unreachable, then any gain: refused, then (usually) published
 		out.Reset()
-		x.cfg.MinFidelityGain = gain
-		if err := x.run(ctx, pairs); err != nil {
+		cfg.Tuning.MinFidelityGain = gain
+		if err := run(); err != nil {
 			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(m.pairs.WithLabelValues("attacker")); got != 20 {
+			t.Errorf("attacker answers: %v, want 20", got)
 		}
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 		last := lines[len(lines)-1]
 		t.Logf("gain %g: %s", gain, last)
-		var want string
+		var want extraction.Status
 		switch {
 		case strings.Contains(last, "not published (not better)"):
-			want = outcomeNotBetter
+			want = extraction.StatusNotBetter
 		case strings.Contains(last, "as a companion") && strings.Contains(last, ": published "):
-			want = outcomeCompanion
+			want = extraction.StatusCompanion
 		case strings.Contains(last, ": published "):
-			want = outcomePublished
+			want = extraction.StatusPublished
 		default:
 			t.Fatalf("last line %q", last)
 		}
-		if gain == 2 && want != outcomeNotBetter {
+		if gain == 2 && want != extraction.StatusNotBetter {
 			t.Fatalf("a gain of 200 points was met: %q", last)
 		}
 		if count(want) != 1 {
@@ -390,7 +399,8 @@ func TestExtractRunOutcomes(t *testing.T) {
 		}
 	}
 	var total float64
-	for _, o := range []string{outcomePublished, outcomeCompanion, outcomeNotBetter, outcomeNotPublished, outcomeNoAnswers, outcomeFailed, outcomeWritten} {
+	for _, o := range []extraction.Status{extraction.StatusPublished, extraction.StatusCompanion, extraction.StatusNotBetter,
+		extraction.StatusNotPublished, extraction.StatusTooFewAnswers, extraction.StatusFailed, extraction.StatusWritten} {
 		total += count(o)
 	}
 	if total != 3 {

@@ -13,18 +13,6 @@ import (
 	"github.com/advcaptcha/advcaptcha/extraction"
 )
 
-// Outcomes of an extraction run, the values of
-// advcaptcha_extraction_runs_total's outcome label.
-const (
-	outcomePublished    = "published"           // replaced the published version
-	outcomeCompanion    = "published_companion" // published next to the root
-	outcomeNotBetter    = "not_better"          // measured, refused by the rule
-	outcomeNotPublished = "not_published"       // better, but no --publish, or another run published first
-	outcomeNoAnswers    = "too_few_answers"     // nothing, or too little, to learn from
-	outcomeFailed       = "failed"              // an error stopped it
-	outcomeWritten      = "written"             // pairs written, no --tune
-)
-
 // extractMetrics are what `extract --watch --metrics ADDR` serves on
 // /metrics: the pairs the logs hold, the runs and their outcomes, and the
 // last run's measurements. A nil *extractMetrics records nothing (a
@@ -94,13 +82,14 @@ func (m *extractMetrics) collected(s extraction.Stats) {
 }
 
 // ran records a run's outcome and, when it measured a model, what it
-// measured.
-func (m *extractMetrics) ran(outcome string, res *extraction.TuneResult) {
+// measured (the outcome's Status says how the run ended, error or not).
+func (m *extractMetrics) ran(o *extraction.Outcome, _ error) {
 	if m == nil {
 		return
 	}
-	m.runs.WithLabelValues(outcome).Inc()
+	m.runs.WithLabelValues(string(o.Status)).Inc()
 	m.lastRun.Set(float64(time.Now().UnixNano()) / 1e9)
+	res := o.Result
 	if res == nil {
 		return
 	}
