@@ -19,10 +19,11 @@ type drag struct {
 
 func (d drag) duration() float64 { return d.Points[len(d.Points)-1][2] }
 
-// loadDrags reads testdata/human_drags_sample.jsonl (see testdata/README.md).
+// loadDrags reads the recorded human drags the gateway's own tests use
+// (../trajectory/testdata/human_drags_sample.jsonl, see the README there).
 func loadDrags(t *testing.T) []drag {
 	t.Helper()
-	f, err := os.Open("testdata/human_drags_sample.jsonl")
+	f, err := os.Open("../trajectory/testdata/human_drags_sample.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}

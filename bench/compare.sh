@@ -21,7 +21,7 @@ SCENARIO=${SCENARIO:-b}
 (($# > 0)) || { echo "usage: $0 caddy-binary..." >&2; exit 2; }
 out=bench/out/compare-$SCENARIO${PIN:+-pinned}
 mkdir -p "$out"
-go build -o bin/mintcookie ./bench/mintcookie
+(cd bench && go build -o ../bin/mintcookie ./mintcookie) # bench/ is a module of its own
 redis_port=16379
 gateway=() redis=()
 if [ "${PIN:-}" = 1 ]; then gateway=(taskset -c 0) redis=(taskset -c 1); fi

@@ -23,7 +23,7 @@ ROUNDS=${ROUNDS:-3}
 out=bench/out/fixedrate
 mkdir -p "$out" bin
 [ -x bin/vegeta ] || GOBIN=$PWD/bin go install github.com/tsenart/vegeta/v12@v12.12.0
-go build -o bin/mintcookie ./bench/mintcookie
+(cd bench && go build -o ../bin/mintcookie ./mintcookie) # bench/ is a module of its own
 redis_port=16379
 redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null &
 redis_pid=$!

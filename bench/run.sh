@@ -22,7 +22,7 @@ go test -run '^$' -bench . -benchmem -count 1 ./riskscore ./clearance ./captcha 
 
 echo "== load benchmark (wrk -t1 -c$CONN -d$DUR)"
 go build -o bin/caddy ./cmd/caddy
-go build -o bin/mintcookie ./bench/mintcookie
+(cd bench && go build -o ../bin/mintcookie ./mintcookie) # bench/ is a module of its own
 redis_port=16379
 redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null &
 redis_pid=$!

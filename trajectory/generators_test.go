@@ -82,7 +82,7 @@ var generators = map[string]struct {
 	}, true, 0},
 	// Until issue 23 this stood in for people and had to be accepted; it is
 	// the "minimum jerk with noise" way of faking a hand that attackers use
-	// (trajectory/gen's minjerk_noise family), and the judge, trained on
+	// (bench/trajectory's minjerk_noise family), and the judge, trained on
 	// real people, now refuses most of it. People are tested on their own
 	// drags (TestPeople). (The name stays: replay_test.go uses the generator.)
 	"human-like: minimum jerk, tremor, irregular, overshoot": {func(rng *rand.Rand) Trajectory {

@@ -10,10 +10,10 @@ import (
 )
 
 // The judge: a small gradient-boosted tree model over the features below,
-// trained in Go (`go run ./trajectory/gen/train`, see RESULTS.md) on real
+// trained in Go (`bench/lab trajectory/judgetool train`, see RESULTS.md) on real
 // people's drags and on drags from the tools attackers use (ghost-cursor,
 // WindMouse, eased Bézier, minimum jerk, sigma-lognormal, human-timed
-// paths, replays; trajectory/gen). It gives the probability that a drag
+// paths, replays; bench/trajectory). It gives the probability that a drag
 // is a machine's; the thresholds that map it onto Score were set on
 // people's drags the model did not see (out-of-fold, by user).
 

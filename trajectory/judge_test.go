@@ -15,8 +15,8 @@ import (
 )
 
 // Acceptance ceilings per generated family, on the committed sample of the
-// held-out sets (testdata/generated, written by `go run
-// ./trajectory/gen/judgetool sample` from trajectory/gen's held-out seeds
+// held-out sets (testdata/generated, written by `bench/lab
+// trajectory/judgetool sample` from bench/trajectory's held-out seeds
 // and settings, which training never sees). The issue's targets are
 // ghost-cursor and WindMouse ≤ 10%, scripted ≤ 1%, human-timed paths
 // ≤ 20%; where the judge does not meet a target yet, the ceiling is where
@@ -94,7 +94,7 @@ func TestGeneratedFamilies(t *testing.T) {
 
 var heldOutDigits = regexp.MustCompile(`\d+`)
 
-// heldOutUser is trajectory/gen/split.js's rule.
+// heldOutUser is bench/trajectory/split.js's rule.
 func heldOutUser(source, user string) bool {
 	if source == "balabit" {
 		return user == "user21" || user == "user29"
@@ -111,8 +111,8 @@ func TestPeople(t *testing.T) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		// A clean clone has no shared data: the recorded human drags
-		// committed with the attack suite stand in (fewer, one source).
-		path = "../attack/testdata/human_drags_sample.jsonl"
+		// committed in testdata stand in (fewer, one source).
+		path = "testdata/human_drags_sample.jsonl"
 		f, err = os.Open(path)
 	}
 	if err != nil {

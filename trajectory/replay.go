@@ -37,7 +37,7 @@ type Signature struct {
 
 // Replay thresholds, in RMS units of the drag's distance: a drag replays
 // another when (path/ReplayPath)² + (timing/ReplayTiming)² < 1. On the
-// 1,419 development drags of 27 people (`go run ./bench/replaycalib`):
+// 1,419 development drags of 27 people (`bench/lab replaycalib`):
 // 1 in 100,000 pairs of distinct drags fall within them (mostly one
 // person's coarse remote-desktop drags), while 98.9% of copies shifted,
 // scaled by ±10%, re-timed by ±5% and with 1 px of noise on every point

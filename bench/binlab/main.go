@@ -8,7 +8,7 @@
 // bench/adversarial/README.md ("What was tried"): it helps the substitute
 // itself, not the solvers it never saw, so the gateway does not do it.
 //
-//	go run -tags openblas ./bench/binlab -clean CLEAN -adv ADV -out DIR [-models a.crnn,b.crnn]
+//	GOFLAGS=-tags=openblas bench/lab binlab -clean CLEAN -adv ADV -out DIR [-models a.crnn,b.crnn]
 package main
 
 import (

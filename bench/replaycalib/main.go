@@ -2,7 +2,7 @@
 // recorded human drags: how many pairs of distinct drags it would take for
 // replays, and how many altered copies of a drag it catches.
 //
-//	go run ./bench/replaycalib -data ../shared/data/human_drags_dev.jsonl
+//	bench/lab replaycalib -data ../shared/data/human_drags_dev.jsonl
 package main
 
 import (

@@ -5,7 +5,7 @@
 // request's scheduled time, so a stall is not hidden by the generator
 // waiting for it), errors and the Caddy process's memory over time.
 //
-//	go run ./bench/soak -rate 800 -duration 3m   # bench/soak/RESULTS.md
+//	bench/lab soak -rate 800 -duration 3m   # bench/soak/RESULTS.md
 package main
 
 import (
@@ -312,7 +312,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseco
 func render(phases []*phase) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Soak: fixed-rate mixed traffic, advcaptcha against plain Caddy\n\n")
-	fmt.Fprintf(&b, "Command: `go run ./bench/soak -rate %d -duration %v` (%s, %d cores, %s). Traffic: 60%% cleared clients "+
+	fmt.Fprintf(&b, "Command: `bench/lab soak -rate %d -duration %v` (%s, %d cores, %s). Traffic: 60%% cleared clients "+
 		"(%d identities with valid clearance cookies), 30%% new clients (a new IP per request, browser headers), 10%% bots "+
 		"(python-requests from %d IPs, which must be refused: 403). advcaptcha runs with its default limits on a real "+
 		"redis-server; the generator, Caddy and Redis share the machine. Latency is measured from each request's scheduled "+

@@ -4,7 +4,7 @@
 // findings each session drew (so how many checks must fail before it
 // passes).
 //
-//	go run ./attack/stealth/rejudge out/after-*.jsonl
+//	cd attack && go run ./stealth/rejudge stealth/out/after-*.jsonl
 package main
 
 import (

@@ -1,9 +1,11 @@
 // Command judgetool trains trajectory's judge and measures it.
 //
-//	node trajectory/gen/gen.js                       # the generated sets, trajectory/gen/out
-//	go run ./trajectory/gen/judgetool train          # writes trajectory/judge_model.json
-//	go run ./trajectory/gen/judgetool eval           # per-family acceptance and the ROC
-//	go run ./trajectory/gen/judgetool sample         # trajectory/testdata/generated/*.jsonl
+//	node bench/trajectory/gen.js                     # the generated sets, bench/trajectory/out
+//	bench/lab trajectory/judgetool train             # writes trajectory/judge_model.json
+//	bench/lab trajectory/judgetool eval              # per-family acceptance and the ROC
+//	bench/lab trajectory/judgetool sample            # trajectory/testdata/generated/*.jsonl
+//
+// (from the repository root: the default paths are relative to it)
 //
 // Training uses only the development split: people from dev users
 // (split.js's rule) with augmentations (slide-bar straightness, a loaded
@@ -32,7 +34,7 @@ import (
 )
 
 var (
-	genDir   = flag.String("gen", "trajectory/gen/out", "generated sets (dev/, heldout/)")
+	genDir   = flag.String("gen", "bench/trajectory/out", "generated sets (dev/, heldout/)")
 	shared   = flag.String("shared", "../shared/data", "the shared development data")
 	modelOut = flag.String("model", "trajectory/judge_model.json", "model file to write")
 	rounds   = flag.Int("rounds", 250, "boosting rounds")
@@ -443,7 +445,7 @@ func train() {
 	final.Refuse, final.Clean = refuse, clean
 	final.Version = "v1-gbdt-" + time()
 	final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = max over sources (and augmentations) of the 99.5th percentile = %.4f; clean = 85th percentile of people = %.4f", refuse, clean)
-	final.Training = fmt.Sprintf("node trajectory/gen/gen.js && go run ./trajectory/gen/judgetool -rounds %d -depth %d -seed %d train", *rounds, *depth, *seed)
+	final.Training = fmt.Sprintf("node bench/trajectory/gen.js && bench/lab trajectory/judgetool -rounds %d -depth %d -seed %d train", *rounds, *depth, *seed)
 	for i, d := range data {
 		if d.label == 1 {
 			_ = i
