@@ -218,15 +218,22 @@ func (g *Generator) ModelVersion() string {
 	return strings.Join(v, "+")
 }
 
-// Key is the store key of the pool for this generator: it changes with the
-// style, the attack and the models, so that a new model version or setting
-// starts a fresh pool and the old one expires on its own.
-func (g *Generator) Key() string {
+// Key is the store key of the pool for this generator (PoolKey).
+func (g *Generator) Key() string { return PoolKey(g.Style, g.Attack, g.ModelVersion()) }
+
+// PoolKey is the store key of the pool of captchas of style, made by
+// attack against the models (their versions joined by "+", the first the
+// followed one): it changes with each, so that a new model version or
+// setting starts a fresh pool and the old one expires on its own. The
+// attack is hashed with its defaults applied, so a configuration that names
+// a default (a Caddyfile's momentum 1) and one that leaves it out (the pool
+// command's flags) fill and serve the same pool.
+func PoolKey(style captcha.Style, attack perturb.Config, models string) string {
 	b, _ := json.Marshal(struct {
 		S captcha.Style
 		A perturb.Config
 		M string
-	}{g.Style, g.Attack, g.ModelVersion()})
+	}{style, attack.WithDefaults(), models})
 	sum := sha256.Sum256(b)
 	return "pool:" + hex.EncodeToString(sum[:8])
 }

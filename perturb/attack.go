@@ -87,8 +87,60 @@ func DefaultConfig() Config {
 	}
 }
 
-// Merge returns c with every field that o sets replacing c's: a
-// configuration names only what it changes. An empty, non-nil EOT list
+// Overrides is a partial Config, as the gateway's configuration and the
+// commands' flags give it: a nil field keeps the value of the Config it is
+// applied to (DefaultConfig), a set one replaces it — 0 included, so that
+// "smooth 0", "shift 0" and "min_ssim 0" turn those off as Config documents,
+// and an empty EOT list turns expectation over transformation off. Its JSON
+// field names are Config's; a field set to 0 stays in the JSON, so the
+// setting survives Caddy's Caddyfile-to-JSON adaptation.
+type Overrides struct {
+	Method     Method    `json:"method,omitempty"`
+	Epsilon    *int      `json:"epsilon,omitempty"`
+	Step       *int      `json:"step,omitempty"`
+	Iterations *int      `json:"iterations,omitempty"`
+	Momentum   *float64  `json:"momentum,omitempty"`
+	Targeted   *bool     `json:"targeted,omitempty"`
+	EOT        *[]string `json:"eot,omitempty"`
+	EOTSamples *int      `json:"eot_samples,omitempty"`
+	Shift      *int      `json:"shift,omitempty"`
+	Smooth     *float64  `json:"smooth,omitempty"`
+	MinSSIM    *float64  `json:"min_ssim,omitempty"`
+}
+
+// Apply returns c with every field that o sets replacing c's; a nil o
+// changes nothing.
+func (c Config) Apply(o *Overrides) Config {
+	if o == nil {
+		return c
+	}
+	if o.Method != "" {
+		c.Method = o.Method
+	}
+	set(&c.Epsilon, o.Epsilon)
+	set(&c.Step, o.Step)
+	set(&c.Iterations, o.Iterations)
+	set(&c.Momentum, o.Momentum)
+	set(&c.Targeted, o.Targeted)
+	if o.EOT != nil {
+		c.EOT = append([]string{}, *o.EOT...)
+	}
+	set(&c.EOTSamples, o.EOTSamples)
+	set(&c.Shift, o.Shift)
+	set(&c.Smooth, o.Smooth)
+	set(&c.MinSSIM, o.MinSSIM)
+	return c
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// Merge returns c with every field that o sets to other than its zero
+// value replacing c's. Deprecated: it cannot set a field to 0 ("smooth 0"
+// is off); use Apply. An empty, non-nil EOT list
 // turns expectation over transformation off.
 func (c Config) Merge(o Config) Config {
 	if o.Method != "" {
@@ -152,7 +204,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults is c with the defaults the attack applies filled in
+// (iterations, step, momentum, draws per step), so that two configurations
+// that attack alike are equal: the pool key hashes it.
+func (c Config) WithDefaults() Config {
 	if c.Method == FGSM {
 		c.Iterations, c.Step = 1, c.Epsilon
 	}
@@ -227,7 +282,7 @@ func AttackContext(ctx context.Context, subs []*solver.Solver, clean *image.Gray
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("perturb: %w", err)
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	arch := subs[0].Model().Arch
 	h, w := clean.Bounds().Dy(), clean.Bounds().Dx()
 	for _, s := range subs {
