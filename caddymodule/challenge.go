@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"mime"
 	"net/http"
 	"net/url"
@@ -198,12 +197,7 @@ func (v *visit) serveImage(w http.ResponseWriter, id string) error {
 	if rec == nil {
 		return err
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "image/png")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	_, err = w.Write(rec.PNG)
-	return err
+	return writeFile(w, "image/png", "no-store", rec.PNG)
 }
 
 // serveAudio reads the captcha's text out, for people who cannot see the
@@ -240,12 +234,7 @@ func (v *visit) serveAudio(w http.ResponseWriter, id string) error {
 	v.h.metrics.challenges.WithLabelValues("audio", "issued").Inc()
 	v.h.appendRecord(v.r.Context(), extraction.CaptchaEvent{Kind: "audio_served", ID: id, At: v.now, Method: rec.Method,
 		IP: v.ipID, Device: v.device, Score: rec.Score, Labelled: rec.Labelled})
-	hdr := w.Header()
-	hdr.Set("Content-Type", "audio/wav")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	_, err = w.Write(wav)
-	return err
+	return writeFile(w, "audio/wav", "no-store", wav)
 }
 
 // serveNewChallenge answers with a fresh captcha, HTML page or JSON, whose
@@ -347,9 +336,7 @@ func (v *visit) serveAnswer(w http.ResponseWriter) error {
 	}
 	v.setClearance(w, ttl)
 	if wantsJSON(v.r) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		return json.NewEncoder(w).Encode(map[string]any{"ok": true, "return": returnTo})
+		return writeJSON(w, http.StatusOK, map[string]any{"ok": true, "return": returnTo})
 	}
 	redirectTo(w, returnTo)
 	return nil
@@ -437,17 +424,6 @@ func safeReturn(s string) string {
 
 // maxReturnLen bounds a return path kept in a challenge.
 const maxReturnLen = 2048
-
-// redirectTo sends the client to a path safeReturn accepted. Unlike
-// http.Redirect it writes the path as it is: http.Redirect cleans dot
-// segments, which can turn a harmless path into one a browser reads as
-// another host.
-func redirectTo(w http.ResponseWriter, path string) {
-	hdr := w.Header()
-	hdr.Set("Location", safeReturn(path))
-	hdr.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusSeeOther)
-}
 
 // entityLimit is an entity something is counted against and its limit.
 type entityLimit struct {
@@ -544,15 +520,4 @@ func (v *visit) labelledNow() bool {
 		}
 	}
 	return false
-}
-
-func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) error {
-	if wantsJSON(r) {
-		hdr := w.Header()
-		hdr.Set("Content-Type", "application/json")
-		hdr.Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		return json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": msg})
-	}
-	return writePage(w, r, status, "", page(http.StatusText(status), "<p>"+template.HTMLEscapeString(msg)+"</p>"))
 }

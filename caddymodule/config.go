@@ -584,3 +584,17 @@ func validCookieName(s string) bool {
 // storeHealth logs store failures once when they start (then at most every
 
 var cssColor = regexp.MustCompile(`^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// Branding lets a site owner make the challenge page theirs.
+type Branding struct {
+	// Title is the site's name, shown in the page title and as the
+	// logo's alternative text.
+	Title string `json:"title,omitempty"`
+	// Logo is the URL of a logo image (same site, or https).
+	Logo string `json:"logo,omitempty"`
+	// Color is the CSS colour of the slider (a #rgb or #rrggbb value).
+	// Default #2b7a3d.
+	Color string `json:"color,omitempty"`
+}
+
+var defaultBranding = Branding{Color: "#2b7a3d"}

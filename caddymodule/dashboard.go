@@ -89,14 +89,7 @@ func serveDashboardAsset(w http.ResponseWriter, name string) error {
 	if err != nil {
 		return err
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", f[1])
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-	_, err = w.Write(b)
-	return err
+	return writeDashboardAsset(w, f[1], b)
 }
 
 // sameOrigin refuses state-changing requests a browser sent for another
@@ -248,7 +241,7 @@ func (v *visit) serveSummary(w http.ResponseWriter) error {
 	if s.Offenders == nil {
 		s.Offenders = []offender{}
 	}
-	return writeAdminJSON(w, http.StatusOK, s)
+	return writeJSON(w, http.StatusOK, s)
 }
 
 // offenders folds the newest label events into one row per entity and adds

@@ -494,6 +494,27 @@ func TestAllowAndDenyLists(t *testing.T) {
 	}
 }
 
+// TestSiteStylesBlockPages: with handle_errors routes the block answer is
+// returned to Caddy as an error, so the site's own error route writes it,
+// with the decision's placeholders; without them the built-in page is
+// written.
+func TestSiteStylesBlockPages(t *testing.T) {
+	up := newUpstream(t)
+	load(t, "deny 192.0.2.66", up)
+	if r := get(t, "/", browser("192.0.2.66")); r.status != 403 || !strings.Contains(r.body, "Access denied") {
+		t.Errorf("without handle_errors: %d %q, want the built-in 403 page", r.status, r.body)
+	}
+	loadSite(t, "deny 192.0.2.66", fmt.Sprintf("reverse_proxy %s\nhandle_errors {\nrespond \"styled {err.status_code}: {err.message} ({http.advcaptcha.reasons})\"\n}",
+		strings.TrimPrefix(up.URL, "http://")), "file "+logFile)
+	r := get(t, "/", browser("192.0.2.66"))
+	if r.status != 403 || !strings.HasPrefix(r.body, "styled 403: advcaptcha: request refused") || !strings.Contains(r.body, "(labelled=100)") {
+		t.Errorf("with handle_errors: %d %q, want the site's own page for the 403 with its reasons", r.status, r.body)
+	}
+	if r := get(t, "/", browser("192.0.2.67")); r.status != 200 {
+		t.Errorf("an allowed browser with handle_errors: %d", r.status)
+	}
+}
+
 // TestIPv6GroupedByPrefix: addresses of one /64 share counters, so
 // rotating through a /64 does not escape the IP limits.
 func TestIPv6GroupedByPrefix(t *testing.T) {

@@ -101,13 +101,13 @@ func (v *visit) serveAdmin(w http.ResponseWriter, path string) error {
 	caddyAuth := v.h.Admin.Guard == "caddy_auth"
 	if !(asset && get && !caddyAuth) && !v.h.adminAuthorized(v.r) {
 		if caddyAuth {
-			return writeAdminJSON(w, http.StatusUnauthorized, map[string]any{"ok": false, "error": "not authenticated: admin guard caddy_auth needs an authentication handler (basic_auth, forward_auth…) to run before advcaptcha on this path, or the admin token"})
+			return writeJSON(w, http.StatusUnauthorized, map[string]any{"ok": false, "error": "not authenticated: admin guard caddy_auth needs an authentication handler (basic_auth, forward_auth…) to run before advcaptcha on this path, or the admin token"})
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="advcaptcha admin"`)
-		return writeAdminJSON(w, http.StatusUnauthorized, map[string]any{"ok": false, "error": "missing or wrong admin token (Authorization: Bearer …)"})
+		return writeJSON(w, http.StatusUnauthorized, map[string]any{"ok": false, "error": "missing or wrong admin token (Authorization: Bearer …)"})
 	}
 	if v.r.Method == http.MethodPost && !sameOrigin(v.r) {
-		return writeAdminJSON(w, http.StatusForbidden, map[string]any{"ok": false, "error": "cross-site request refused"})
+		return writeJSON(w, http.StatusForbidden, map[string]any{"ok": false, "error": "cross-site request refused"})
 	}
 	switch {
 	case asset && get:
@@ -121,7 +121,7 @@ func (v *visit) serveAdmin(w http.ResponseWriter, path string) error {
 	case path == "label" && v.r.Method == http.MethodGet:
 		return v.serveLabelLookup(w)
 	}
-	return writeAdminJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "no such admin endpoint"})
+	return writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "no such admin endpoint"})
 }
 
 // adminAuthorized passes a request that carries the admin token, compared
@@ -165,18 +165,18 @@ func (v *visit) serveLabelLog(w http.ResponseWriter) error {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLabelPage {
-			return writeAdminJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": fmt.Sprintf("limit must be 1 to %d", maxLabelPage)})
+			return writeJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": fmt.Sprintf("limit must be 1 to %d", maxLabelPage)})
 		}
 		limit = n
 	}
 	after := q.Get("after")
 	if len(after) > 64 {
-		return writeAdminJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": "after: not a log id"})
+		return writeJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": "after: not a log id"})
 	}
 	recs, err := v.h.store.Range(v.r.Context(), extraction.LabelLog, after, limit)
 	if err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)
-		return writeAdminJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unavailable"})
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unavailable"})
 	}
 	page := labelLogPage{OK: true, Events: make([]labelLogRecord, 0, len(recs))}
 	for _, r := range recs {
@@ -190,21 +190,21 @@ func (v *visit) serveLabelLog(w http.ResponseWriter) error {
 	if len(recs) == limit {
 		page.Next = recs[len(recs)-1].ID
 	}
-	return writeAdminJSON(w, http.StatusOK, page)
+	return writeJSON(w, http.StatusOK, page)
 }
 
 // serveLabelLookup returns an entity's label now: ?entity=KIND:ID.
 func (v *visit) serveLabelLookup(w http.ResponseWriter) error {
 	e, err := v.h.parseEntity(v.r.URL.Query().Get("entity"))
 	if err != nil {
-		return writeAdminJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": err.Error()})
+		return writeJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": err.Error()})
 	}
 	t, err := v.h.store.Observe(v.r.Context(), time.Now(), []store.Hit{{Entity: e}})
 	if err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)
-		return writeAdminJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unavailable"})
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unavailable"})
 	}
-	return writeAdminJSON(w, http.StatusOK, map[string]any{"ok": true, "entity": e.Key(), "label": t[0].Label, "counts": t[0].Counts})
+	return writeJSON(w, http.StatusOK, map[string]any{"ok": true, "entity": e.Key(), "label": t[0].Label, "counts": t[0].Counts})
 }
 
 // operatorLabel is the body of POST /.advcaptcha/admin/labels.
@@ -222,12 +222,12 @@ type operatorLabel struct {
 
 func (v *visit) serveOperatorLabel(w http.ResponseWriter) error {
 	bad := func(msg string) error {
-		return writeAdminJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": msg})
+		return writeJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": msg})
 	}
 	if !isJSONBody(v.r) {
 		// A JSON content type cannot be sent cross-site without a CORS
 		// preflight, which this endpoint never grants.
-		return writeAdminJSON(w, http.StatusUnsupportedMediaType, map[string]any{"ok": false, "error": "send the label as application/json"})
+		return writeJSON(w, http.StatusUnsupportedMediaType, map[string]any{"ok": false, "error": "send the label as application/json"})
 	}
 	v.r.Body = http.MaxBytesReader(w, v.r.Body, maxAdminBody)
 	dec := json.NewDecoder(v.r.Body)
@@ -263,9 +263,9 @@ func (v *visit) serveOperatorLabel(w http.ResponseWriter) error {
 	}
 	if err != nil {
 		v.h.health.failed(err, v.h.OnStoreError)
-		return writeAdminJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unavailable; nothing changed"})
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unavailable; nothing changed"})
 	}
-	return writeAdminJSON(w, http.StatusOK, map[string]any{"ok": true, "entity": e.Key(), "action": req.Action})
+	return writeJSON(w, http.StatusOK, map[string]any{"ok": true, "entity": e.Key(), "action": req.Action})
 }
 
 // parseEntity reads KIND:ID as the operator API takes it.
@@ -289,13 +289,4 @@ func (h *Handler) parseEntity(s string) (store.Entity, error) {
 		return store.Entity{Kind: k, ID: id}, nil
 	}
 	return store.Entity{}, fmt.Errorf("entity: unknown kind %q (want ip, dev, acct or fp)", kind)
-}
-
-func writeAdminJSON(w http.ResponseWriter, status int, body any) error {
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(body)
 }

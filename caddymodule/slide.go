@@ -4,7 +4,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"html/template"
 	"math"
 	"net/http"
 	"strconv"
@@ -65,68 +64,11 @@ func (v *visit) serveSlidePage(w http.ResponseWriter, returnTo string) error {
 		v.h.health.failed(err, v.h.OnStoreError)
 		return writeUnavailable(w, v.r)
 	}
-	hdr := w.Header()
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	if wantsJSON(v.r) {
-		hdr.Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		return json.NewEncoder(w).Encode(map[string]any{"decision": "challenge", "slide": s})
-	}
-	s.Text, s.Brand = textFor(v.r), v.h.Branding
-	if s.Brand == nil {
-		s.Brand = &defaultBranding
-	}
-	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Content-Language", s.Text.Lang)
-	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; worker-src blob:; connect-src 'self'; img-src 'self' https: data:; style-src 'unsafe-inline'; frame-ancestors 'none'")
-	w.WriteHeader(http.StatusForbidden)
-	return slidePage.Execute(w, s)
+	return writeSlidePage(w, v.r, s, v.h.Branding)
 }
-
-var slidePage = template.Must(template.New("slide").Parse(`<!doctype html><html lang="{{.Text.Lang}}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">
-<title>{{if .Brand.Title}}{{.Brand.Title}} · {{end}}{{.Text.Title}}</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;margin:8vh auto;padding:0 1em;color:#222}h1{font-size:1.4em}
-#advc-logo{max-height:48px;max-width:200px;display:block;margin-bottom:1em}
-#advc-slider-track{position:relative;height:48px;border-radius:24px;background:#e8e8e8;margin:1.5em 0;touch-action:none;user-select:none}
-#advc-slider-fill{position:absolute;left:0;top:0;bottom:0;width:24px;border-radius:24px;background:{{.Brand.Color}};opacity:.45}
-#advc-slider-handle{position:absolute;left:0;top:0;width:48px;height:48px;border-radius:24px;background:{{.Brand.Color}};cursor:grab;touch-action:none}
-#advc-slider-handle:focus{outline:3px solid #f0a500;outline-offset:2px}</style></head><body><main>
-{{if .Brand.Logo}}<img id="advc-logo" src="{{.Brand.Logo}}" alt="{{.Brand.Title}}">{{end}}
-<h1>{{.Text.Title}}</h1>
-<noscript><p>{{.Text.NoScript}}</p></noscript>
-<div id="advc-slide" data-nonce="{{.Nonce}}" data-post="{{.Post}}" data-return="{{.Return}}"
- data-checking="{{.Text.Checking}}" data-again="{{.Text.Again}}" data-refused="{{.Text.Refused}}" data-network="{{.Text.NetworkError}}">
-<p id="advc-slider-label">{{.Text.Instructions}}</p>
-<div id="advc-slider-track"><div id="advc-slider-fill"></div>
-<div id="advc-slider-handle" role="slider" tabindex="0" aria-label="{{.Text.SliderLabel}}" aria-describedby="advc-slider-label" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"></div></div>
-<p id="advc-status" role="status" aria-live="polite"></p></div>
-<script src="{{.Script}}"></script>
-</main></body></html>
-`))
-
-// Branding lets a site owner make the challenge page theirs.
-type Branding struct {
-	// Title is the site's name, shown in the page title and as the
-	// logo's alternative text.
-	Title string `json:"title,omitempty"`
-	// Logo is the URL of a logo image (same site, or https).
-	Logo string `json:"logo,omitempty"`
-	// Color is the CSS colour of the slider (a #rgb or #rrggbb value).
-	// Default #2b7a3d.
-	Color string `json:"color,omitempty"`
-}
-
-var defaultBranding = Branding{Color: "#2b7a3d"}
 
 func serveSlideJS(w http.ResponseWriter) error {
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/javascript; charset=utf-8")
-	hdr.Set("Cache-Control", "public, max-age=3600")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	_, err := w.Write(slideJS)
-	return err
+	return writeFile(w, "text/javascript; charset=utf-8", "public, max-age=3600", slideJS)
 }
 
 type slideRequest struct {
@@ -251,8 +193,6 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	v.h.logger.Info("slide judged", zap.Float64("score", score), zap.Bool("certain", certain),
 		zap.Strings("reasons", reasons), zap.Bool("keyboard", keyboard), zap.String("ip", v.ipID), zap.String("device", v.device))
 	returnTo := safeReturn(ticket.Return)
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case certain:
 		v.h.metrics.challenges.WithLabelValues("slide", "refused").Inc()
@@ -261,8 +201,7 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 		if v.fingerprintOfSeveral(req.Fingerprint, fpEntity) {
 			v.h.label(v.r.Context(), fpEntity, reason)
 		}
-		w.WriteHeader(http.StatusForbidden)
-		return json.NewEncoder(w).Encode(slideReply{Error: "This request was refused as automated."})
+		return writeJSON(w, http.StatusForbidden, slideReply{Error: "This request was refused as automated."})
 	case keyboard:
 		// Keyboard slides carry no motion to judge: they always go on to
 		// the text captcha, which has its own audio alternative.
@@ -271,7 +210,7 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	case score < slideConfident && ticket.Score < v.h.CaptchaAt && v.slidePassAllowed(fpEntity):
 		v.h.metrics.challenges.WithLabelValues("slide", "passed").Inc()
 		v.setClearance(w, time.Duration(v.h.SlideClearanceTTL))
-		return json.NewEncoder(w).Encode(slideReply{OK: true, Return: returnTo})
+		return writeJSON(w, http.StatusOK, slideReply{OK: true, Return: returnTo})
 	}
 	// Not refused, not confidently human, or past the few slides one
 	// client may pass: the captcha decides.
@@ -281,8 +220,7 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 		v.h.health.failed(err, v.h.OnStoreError)
 		return writeUnavailable(w, v.r)
 	}
-	w.WriteHeader(http.StatusForbidden)
-	return json.NewEncoder(w).Encode(slideReply{Next: next})
+	return writeJSON(w, http.StatusForbidden, slideReply{Next: next})
 }
 
 // Slide judgement settings.

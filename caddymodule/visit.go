@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/advcaptcha/advcaptcha/riskscore"
 	"github.com/advcaptcha/advcaptcha/store"
@@ -344,4 +345,30 @@ func (s *storeHealth) ok() {
 	if s.down.Load() && s.down.Swap(false) {
 		s.logger.Info("store recovered")
 	}
+}
+
+// logFields puts the decision in Caddy's access log as one object.
+type logFields struct {
+	score    float64
+	decision riskscore.Decision
+	reasons  string
+}
+
+func (f logFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddFloat64("score", f.score)
+	enc.AddString("decision", f.decision.String())
+	enc.AddString("reasons", f.reasons)
+	return nil
+}
+
+// reasonDetails lists reasons with what was seen, for the log line.
+func reasonDetails(a *riskscore.Assessment) string {
+	var b strings.Builder
+	for i, r := range a.Reasons {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(r.String())
+	}
+	return b.String()
 }
