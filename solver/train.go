@@ -563,12 +563,3 @@ func CheckpointHistory(path string) ([]float64, []EpochResult, error) {
 	}
 	return st.Losses, st.Epochs, nil
 }
-
-// CheckpointModel returns the model a training checkpoint holds.
-func CheckpointModel(path string) (*Model, error) {
-	st, err := loadCheckpoint(path)
-	if err != nil {
-		return nil, err
-	}
-	return Unmarshal(st.Model)
-}
