@@ -76,111 +76,30 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	train, err := solver.LoadDataset(filepath.Join(*dir, "train"), base.Arch)
+	// The extraction as the gateway's runs it, on the dataset in -dir
+	// (offline: no store), with the lab's changes to what it learns from.
+	var tc extraction.TuneConfig // what it learnt from, for the measurements below
+	o, err := extraction.Run(ctx, extraction.RunConfig{
+		Dir: *dir, Tune: true, Init: tuned, CleanN: *cleanN, CleanValN: 500, CleanSeed: 92_000_000,
+		Tuning: extraction.TuneConfig{Epochs: *epochs, LR: *lr, PairShares: []float64{*share}, Seed: 22, Progress: os.Stderr,
+			Companion: *compDrop > 0, CompanionMaxCleanDrop: *compDrop, Distill: cmp.Or(*distill, -1)},
+		TuneFunc: func(ctx context.Context, c extraction.TuneConfig) (*extraction.TuneResult, error) {
+			c.Root = base
+			if err := adjust(&c, base, attackerModel); err != nil {
+				return nil, err
+			}
+			tc = c
+			return fineTune(ctx, c)
+		},
+	})
 	if err != nil {
 		return err
 	}
-	held, err := solver.LoadDataset(filepath.Join(*dir, "heldout"), base.Arch)
-	if err != nil {
-		return err
+	res := o.Result
+	if res == nil {
+		return fmt.Errorf("extraction: %s", o.Why)
 	}
-	if *answers >= 0 && *answers < len(train) {
-		train = train[:*answers]
-	}
-	if *more != "" {
-		extra, err := solver.LoadDataset(*more, base.Arch)
-		if err != nil {
-			return err
-		}
-		answerer, err := solver.New(attackerModel, solver.Options{})
-		if err != nil {
-			return err
-		}
-		imgs := make([]solver.Image, len(extra))
-		for i, e := range extra {
-			imgs[i] = make(solver.Image, len(e.Pixels))
-			for j, v := range e.Pixels {
-				imgs[i][j] = float32(v) / 255
-			}
-		}
-		preds, err := answerer.Predict(imgs)
-		if err != nil {
-			return err
-		}
-		right := 0
-		for i, p := range preds {
-			if p.Text == extra[i].Text {
-				right++
-			}
-			if p.Text == "" {
-				continue // an empty answer is not a query the gateway would record
-			}
-			train = append(train, solver.Sample{Pixels: extra[i].Pixels, Text: p.Text})
-		}
-		fmt.Printf("more answers: the adapted attacker answered %d captchas of %s, %d right; %d answers to train on now\n", len(extra), *more, right, len(train))
-	}
-	if *poison != "" {
-		if err := poisonAnswers(*poison, *poisonN, base.Arch.Charset, train, held); err != nil {
-			return err
-		}
-		fmt.Printf("poisoned: %.0f%% of the attacker's answers rewritten (%s)\n", 100**poisonN, *poison)
-	}
-	style := captcha.DefaultStyle()
-	if err := style.Validate(); err != nil {
-		return err
-	}
-	var clean, cleanVal []solver.Sample
-	for i := range *cleanN + 500 {
-		c, err := style.Generate(92_000_000 + uint64(i))
-		if err != nil {
-			return err
-		}
-		s := solver.Sample{Pixels: c.Image.Pix, Text: c.Text}
-		if i < *cleanN {
-			clean = append(clean, s)
-		} else {
-			cleanVal = append(cleanVal, s)
-		}
-	}
-	if *harden != "" {
-		hard, err := solver.LoadDataset(*harden, base.Arch)
-		if err != nil {
-			return err
-		}
-		clean = append(clean, hard...)
-		fmt.Printf("hardening: %d adversarial captchas against the shipped substitute, with their truth\n", len(hard))
-	}
-	start := time.Now()
-	var res *extraction.TuneResult
-	if *from != "" {
-		m, err := solver.Load(*from)
-		if err != nil {
-			return err
-		}
-		res = &extraction.TuneResult{Model: m}
-		fmt.Printf("from %s\n", *from)
-	} else if *answers == 0 {
-		// The control: the same fine-tuning on clean captchas alone says
-		// how much clean accuracy the procedure itself costs.
-		m, _, err := solver.Train(ctx, solver.TrainConfig{Init: tuned, Train: clean, Batch: 16, Epochs: *epochs, LR: *lr, Augment: true, Seed: 22, Progress: os.Stderr})
-		if err != nil {
-			return err
-		}
-		res = &extraction.TuneResult{Model: m}
-		fmt.Printf("control: %d epochs at lr %g on %d clean (and hardening) captchas alone; took %v\n",
-			*epochs, *lr, len(clean), time.Since(start).Round(time.Second))
-	} else {
-		if res, err = extraction.FineTune(ctx, extraction.TuneConfig{
-			Base: tuned, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal,
-			Epochs: *epochs, LR: *lr, PairShares: []float64{*share}, Seed: 22, Progress: os.Stderr,
-			Companion: *compDrop > 0, CompanionMaxCleanDrop: *compDrop, Distill: cmp.Or(*distill, -1), Root: base,
-		}); err != nil {
-			return err
-		}
-		fmt.Printf("settings: epochs %d lr %g share %g clean %d distill %g; %d answers to train on, %d held out; took %v\n",
-			*epochs, *lr, *share, *cleanN, *distill, len(train), len(held), time.Since(start).Round(time.Second))
-		fmt.Printf("%s; better %v\n", res.Why, res.Better)
-	}
+	clean, held, cleanVal := tc.Clean, tc.HeldOut, tc.CleanVal
 	if *recal {
 		m, _, err := solver.Train(ctx, solver.TrainConfig{Init: res.Model, Train: clean, Batch: 16, Epochs: 1, LR: 1e-12, Seed: 23})
 		if err != nil {
@@ -229,6 +148,10 @@ func run() error {
 			}
 			readers, readerModels = append(readers, filepath.Base(p)), append(readerModels, m)
 		}
+	}
+	style := captcha.DefaultStyle()
+	if err := style.Validate(); err != nil {
+		return err
 	}
 	var rs []*solver.Solver
 	for _, m := range readerModels {
@@ -287,6 +210,95 @@ func run() error {
 			map[bool]string{true: " and the old (ensemble)"}[*ensemble], solved[k].Load(), *evalN, 100*float64(solved[k].Load())/float64(*evalN))
 	}
 	return nil
+}
+
+// adjust makes the lab's changes to what the extraction learns from:
+// fewer answers (-answers), more (-more), poisoned ones (-poison), and
+// hardening captchas (-harden), read as the shipped substitute base reads.
+func adjust(c *extraction.TuneConfig, base, attackerModel *solver.Model) error {
+	if *answers >= 0 && *answers < len(c.Pairs) {
+		c.Pairs = c.Pairs[:*answers]
+	}
+	if *more != "" {
+		extra, err := solver.LoadDataset(*more, base.Arch)
+		if err != nil {
+			return err
+		}
+		answerer, err := solver.New(attackerModel, solver.Options{})
+		if err != nil {
+			return err
+		}
+		imgs := make([]solver.Image, len(extra))
+		for i, e := range extra {
+			imgs[i] = make(solver.Image, len(e.Pixels))
+			for j, v := range e.Pixels {
+				imgs[i][j] = float32(v) / 255
+			}
+		}
+		preds, err := answerer.Predict(imgs)
+		if err != nil {
+			return err
+		}
+		right := 0
+		for i, p := range preds {
+			if p.Text == extra[i].Text {
+				right++
+			}
+			if p.Text == "" {
+				continue // an empty answer is not a query the gateway would record
+			}
+			c.Pairs = append(c.Pairs, solver.Sample{Pixels: extra[i].Pixels, Text: p.Text})
+		}
+		fmt.Printf("more answers: the adapted attacker answered %d captchas of %s, %d right; %d answers to train on now\n", len(extra), *more, right, len(c.Pairs))
+	}
+	if *poison != "" {
+		if err := poisonAnswers(*poison, *poisonN, base.Arch.Charset, c.Pairs, c.HeldOut); err != nil {
+			return err
+		}
+		fmt.Printf("poisoned: %.0f%% of the attacker's answers rewritten (%s)\n", 100**poisonN, *poison)
+	}
+	if *harden != "" {
+		hard, err := solver.LoadDataset(*harden, base.Arch)
+		if err != nil {
+			return err
+		}
+		c.Clean = append(c.Clean, hard...)
+		fmt.Printf("hardening: %d adversarial captchas against the shipped substitute, with their truth\n", len(hard))
+	}
+	return nil
+}
+
+// fineTune is the extraction's fine-tuning, or in its place a model -from
+// names, or (-answers 0) the control run on clean captchas alone.
+func fineTune(ctx context.Context, c extraction.TuneConfig) (*extraction.TuneResult, error) {
+	start := time.Now()
+	switch {
+	case *from != "":
+		m, err := solver.Load(*from)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("from %s\n", *from)
+		return &extraction.TuneResult{Model: m}, nil
+	case *answers == 0:
+		// The control: the same fine-tuning on clean captchas alone says
+		// how much clean accuracy the procedure itself costs.
+		m, _, err := solver.Train(ctx, solver.TrainConfig{Init: c.Base, Train: c.Clean, Batch: 16, Epochs: *epochs, LR: *lr, Augment: true, Seed: 22, Progress: os.Stderr})
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("control: %d epochs at lr %g on %d clean (and hardening) captchas alone; took %v\n",
+			*epochs, *lr, len(c.Clean), time.Since(start).Round(time.Second))
+		return &extraction.TuneResult{Model: m}, nil
+	}
+	res, err := extraction.FineTune(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("settings: epochs %d lr %g share %g clean %d distill %g; %d answers to train on, %d held out; took %v\n",
+		*epochs, *lr, *share, *cleanN, *distill, len(c.Pairs), len(c.HeldOut), time.Since(start).Round(time.Second))
+	fmt.Printf("%s; better %v\n", res.Why, res.Better)
+	return res, nil
 }
 
 // poisonAnswers rewrites the answers in place as an attacker that wants

@@ -166,20 +166,25 @@ func run() error {
 	s.logf("adapted: attacker solved %s", adaptedRate)
 
 	// (d) extraction on the answers collected, as `extract --tune --publish`.
-	res, published, err := s.extract(ctx, sub, since)
+	o, err := s.extract(ctx, since)
 	if err != nil {
 		return err
+	}
+	res := o.Result
+	if res == nil {
+		return fmt.Errorf("extraction: nothing measured: %s", o.Why)
 	}
 	// (e) the gateway follows the new version, if there is one — a model
 	// that is not better is not published, and then the gateway keeps
 	// serving captchas against the one it has — and the adapted attacker
 	// returns.
-	serving := published
-	if published == "" {
+	serving := sub.Version()
+	if o.Published == nil {
 		s.logf("extraction: not published (%s); the gateway keeps %s", res.Why, sub.Version())
-		serving = sub.Version()
 	} else {
-		s.logf("extraction: %s; published %s", res.Why, published)
+		// What served captchas record: the models attacked, joined by "+".
+		serving = strings.Join(o.Published.Attacked(), "+")
+		s.logf("extraction: %s; published %s", res.Why, serving)
 	}
 	after, err := s.attack(*perStage, func(m string) bool { return m == serving })
 	if err != nil {
@@ -497,13 +502,9 @@ func (s *sim) adapt(ctx context.Context, attacker, sub *solver.Model) (*solver.M
 	if err != nil {
 		return nil, err
 	}
-	clean := make([]solver.Sample, *farmN)
-	for i := range clean {
-		c, err := style.Generate(91_000_000 + uint64(i))
-		if err != nil {
-			return nil, err
-		}
-		clean[i] = solver.Sample{Pixels: c.Image.Pix, Text: c.Text}
+	clean, err := extraction.CleanSamples(style, *farmN, 91_000_000)
+	if err != nil {
+		return nil, err
 	}
 	s.logf("the attacker fine-tunes on them and %d clean captchas", len(clean))
 	m, _, err := solver.Train(ctx, solver.TrainConfig{
@@ -514,101 +515,46 @@ func (s *sim) adapt(ctx context.Context, attacker, sub *solver.Model) (*solver.M
 }
 
 // extract runs the extraction on the answers collected since the attacker
-// adapted and publishes the result as the `extract --tune --publish`
-// command would; it returns the measurement and the published version (with
-// its companion, as served captchas name them).
-func (s *sim) extract(ctx context.Context, sub *solver.Model, since time.Time) (*extraction.TuneResult, string, error) {
-	pairs, stats, err := extraction.Collect(ctx, s.st, extraction.Options{})
-	if err != nil {
-		return nil, "", err
-	}
-	var fresh []extraction.Pair
-	for _, p := range pairs {
-		if !p.At.Before(since) {
-			fresh = append(fresh, p)
-		}
-	}
-	s.logf("the gateway's logs: %d answers, %d by labelled attackers, %d since the attacker adapted", stats.Answers, stats.Attacker, len(fresh))
-	dir := *keep
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "advcaptcha-extraction-"); err != nil {
-			return nil, "", err
-		}
-		defer os.RemoveAll(dir)
-	}
-	style := captcha.DefaultStyle()
-	if err := style.Validate(); err != nil {
-		return nil, "", err
-	}
-	if _, err := extraction.WriteDataset(dir, fresh, style.Charset, 12); err != nil {
-		return nil, "", err
-	}
-	train, err := solver.LoadDataset(filepath.Join(dir, "train"), sub.Arch)
-	if err != nil {
-		return nil, "", err
-	}
-	held, err := solver.LoadDataset(filepath.Join(dir, "heldout"), sub.Arch)
-	if err != nil {
-		return nil, "", err
-	}
-	var clean, cleanVal []solver.Sample
-	for i := range 1500 {
-		c, err := style.Generate(92_000_000 + uint64(i))
-		if err != nil {
-			return nil, "", err
-		}
-		smp := solver.Sample{Pixels: c.Image.Pix, Text: c.Text}
-		if i < 1000 {
-			clean = append(clean, smp)
-		} else {
-			cleanVal = append(cleanVal, smp)
-		}
-	}
-	var learner *solver.Model
-	what := "the substitute"
-	if *learnerPath != "" {
-		if learner, err = solver.Load(*learnerPath); err != nil {
-			return nil, "", err
-		}
-		what = "the learner " + learner.Version()
-	}
-	s.logf("extraction: fine-tuning %s on %d attacker answers and %d clean captchas, %d answers held out", what, len(train), len(clean), len(held))
-	res, err := extraction.FineTune(ctx, extraction.TuneConfig{
-		Base: sub, Learner: learner, Pairs: train, HeldOut: held, Clean: clean, CleanVal: cleanVal, Seed: 22, Progress: os.Stderr,
-		Companion: *companion, CompanionMaxCleanDrop: *companionMax, Root: sub, Distill: cmp.Or(*distill, -1),
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	if len(res.Tried) > 1 {
-		for _, t := range res.Tried {
-			s.logf("%s: %s", t.Setting(), t.Why)
-		}
-	}
-	b, a := res.Before, res.After
-	s.logf("fidelity %.1f%% → %.1f%% of answers, %.1f%% → %.1f%% of characters; clean accuracy %.1f%% → %.1f%%",
-		100*b.Fidelity, 100*a.Fidelity, 100*b.CharFidelity, 100*a.CharFidelity, 100*b.CleanAccuracy, 100*a.CleanAccuracy)
-	if !res.Better {
-		return res, "", nil
-	}
-	var with []*solver.Model
-	if res.AsCompanion {
-		with = append(with, sub)
-	}
+// adapted and publishes the result, as the `extract --tune --publish`
+// command does, with the simulation's seeds; its report goes into ours.
+func (s *sim) extract(ctx context.Context, since time.Time) (*extraction.Outcome, error) {
 	// Signed with the gateway's secret (the config's secret), or the
 	// gateway refuses the version.
 	keys, err := modelregistry.Keys([]byte(simSecret))
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	v, err := modelregistry.New(s.st, keys).Publish(ctx, res.Model, "", modelregistry.Version{
-		Note: "simulation: " + res.Why, Fidelity: res.After.Fidelity, CharFidelity: res.After.CharFidelity, CleanAccuracy: res.After.CleanAccuracy,
-	}, with...)
-	if err != nil {
-		return nil, "", err
+	var learner *solver.Model
+	if *learnerPath != "" {
+		if learner, err = solver.Load(*learnerPath); err != nil {
+			return nil, err
+		}
 	}
-	// What served captchas record: the models attacked, joined by "+".
-	return res, strings.Join(v.Attacked(), "+"), nil
+	report := &reportWriter{s: s}
+	return extraction.Run(ctx, extraction.RunConfig{
+		Store: s.st, Keys: keys, Dir: *keep, Since: since, Tune: true, Publish: true, Learner: learner,
+		CleanN: 1000, CleanValN: 500, CleanSeed: 92_000_000, Log: report,
+		Tuning: extraction.TuneConfig{Seed: 22, Progress: os.Stderr,
+			Companion: *companion, CompanionMaxCleanDrop: *companionMax, Distill: cmp.Or(*distill, -1)},
+	})
+}
+
+// reportWriter puts each line written to it into the report.
+type reportWriter struct {
+	s    *sim
+	line []byte
+}
+
+func (w *reportWriter) Write(p []byte) (int, error) {
+	w.line = append(w.line, p...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.s.logf("%s", w.line[:i])
+		w.line = w.line[i+1:]
+	}
 }
 
 func (s *sim) writeReport(line string) error {
