@@ -2,12 +2,9 @@ package caddymodule
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -23,91 +20,6 @@ import (
 	"github.com/advcaptcha/advcaptcha/modelregistry"
 	"github.com/advcaptcha/advcaptcha/store"
 )
-
-// Admin places and guards the operators' area: the dashboard and the
-// operator API (label review, the label log, the summary the dashboard
-// draws). It exists when admin_token is set or the guard is caddy_auth.
-type Admin struct {
-	// Path is the prefix the area is served under, ending in "/": the
-	// dashboard at Path, the API at Path+"labels", Path+"label",
-	// Path+"summary". Default "/.advcaptcha/admin/".
-	Path string `json:"path,omitempty"`
-	// Guard decides who gets in. "token" (default): every API request
-	// carries "Authorization: Bearer <admin_token>"; the dashboard page
-	// itself holds no data and asks for the token. "caddy_auth": a Caddy
-	// authentication handler that runs before advcaptcha (basic_auth,
-	// forward_auth…, e.g. with `order basic_auth before advcaptcha`)
-	// must have authenticated the request ({http.auth.user.id} set);
-	// requests that it did not are refused, so a missing basic_auth fails
-	// closed. The bearer token is accepted in both modes.
-	Guard string `json:"guard,omitempty"`
-}
-
-const defaultAdminPath = routePrefix + "admin/"
-
-func (a *Admin) provision() {
-	if a.Path == "" {
-		a.Path = defaultAdminPath
-	}
-	if a.Guard == "" {
-		a.Guard = "token"
-	}
-}
-
-func (a *Admin) validate(haveToken bool) error {
-	switch {
-	case !strings.HasPrefix(a.Path, "/") || !strings.HasSuffix(a.Path, "/") || path.Clean(a.Path)+"/" != a.Path && a.Path != "/":
-		return fmt.Errorf("path %q: want a clean absolute path ending in /, e.g. /ops/advcaptcha/", a.Path)
-	case a.Path == "/":
-		return fmt.Errorf("path %q: the operators' area cannot take the whole site", a.Path)
-	case strings.HasPrefix(a.Path, routePrefix) && !strings.HasPrefix(a.Path, defaultAdminPath):
-		return fmt.Errorf("path %q: under %s only %s… is free for it", a.Path, routePrefix, defaultAdminPath)
-	case a.Guard != "token" && a.Guard != "caddy_auth":
-		return fmt.Errorf("guard %q: want token or caddy_auth", a.Guard)
-	case a.Guard == "token" && !haveToken && a.Path != defaultAdminPath:
-		return fmt.Errorf("guard token needs admin_token")
-	}
-	return nil
-}
-
-//go:embed assets/dashboard
-var dashboardAssets embed.FS
-
-// dashboardFiles maps the names under the admin path to the embedded
-// assets and their content types.
-var dashboardFiles = map[string][2]string{
-	"":              {"assets/dashboard/index.html", "text/html; charset=utf-8"},
-	"dashboard.js":  {"assets/dashboard/dashboard.js", "text/javascript; charset=utf-8"},
-	"dashboard.css": {"assets/dashboard/dashboard.css", "text/css; charset=utf-8"},
-}
-
-// serveDashboardAsset serves the dashboard's page and its script and style.
-// They hold no data: everything shown comes from the guarded API.
-func serveDashboardAsset(w http.ResponseWriter, name string) error {
-	f := dashboardFiles[name]
-	b, err := dashboardAssets.ReadFile(f[0])
-	if err != nil {
-		return err
-	}
-	return writeDashboardAsset(w, f[1], b)
-}
-
-// sameOrigin refuses state-changing requests a browser sent for another
-// site: with caddy_auth, basic-auth credentials travel with every request
-// the browser makes, so a page elsewhere must not be able to use them.
-func sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-	default:
-		return false
-	}
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
-	}
-	u, err := url.Parse(o)
-	return err == nil && u.Host == r.Host
-}
 
 // summary is what the dashboard draws, from GET <admin>/summary.
 type summary struct {
