@@ -7,6 +7,11 @@
 // back. Collection is a pure function of the logs, so it can be rerun at
 // any time (after a crash, or after a client has been labelled late) and
 // always gives the same pairs for the same records.
+//
+// It also owns the learning loop built on them: Run is one pass (collect
+// → write the dataset → fine-tune → judge → publish a model version) and
+// Watch repeats it whenever a Trigger is due. The `advcaptcha extract`
+// command is a flag layer over the two, and the benchmarks call Run too.
 package extraction
 
 import "time"
