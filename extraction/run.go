@@ -191,7 +191,6 @@ func (r *runner) collect(ctx context.Context) ([]Pair, error) {
 		pairs = fresh
 		fmt.Fprintf(r.log, "attackers' answers since %s: %d\n", r.cfg.Since.UTC().Format(time.RFC3339), len(pairs))
 	}
-	r.o.Pairs = len(pairs)
 	return pairs, nil
 }
 
