@@ -189,5 +189,3 @@ func (m *Model) Reads(height, width int, charset string) error {
 	}
 	return nil
 }
-
-func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }

@@ -2,6 +2,7 @@ package solver
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -190,8 +191,8 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 }
 
 func withChecksum(b []byte) []byte {
-	sum := sha256Sum(b)
-	return append(append([]byte(nil), b...), sum...)
+	sum := sha256.Sum256(b)
+	return append(append([]byte(nil), b...), sum[:]...)
 }
 
 // Several goroutines share one solver: results equal the serial ones and the
