@@ -1,8 +1,11 @@
 package caddymodule_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -15,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/advcaptcha/advcaptcha/internal/redistest"
 )
 
 // Real-browser tests: Debian's headless Chromium, driven over CDP with
@@ -49,6 +54,7 @@ func normalUA(t *testing.T) string {
 // person's browser — would look.
 func browserSession(t *testing.T, automation bool) context.Context {
 	t.Helper()
+	redistest.SkipShort(t, "starts Chromium")
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s missing (make test installs Debian's chromium): %v", chromiumPath, err)
 	}
@@ -363,10 +369,21 @@ func evenSteps(dur, step float64) []float64 {
 }
 
 // shot writes a screenshot for the README (the test run refreshes them).
+// updateScreenshots rewrites the tracked screenshots in docs/ (make
+// screenshots); otherwise they are taken, checked to be PNGs and dropped,
+// so a test run leaves the work tree as it was.
+var updateScreenshots = flag.Bool("update", false, "rewrite the screenshots in docs/")
+
 func shot(t *testing.T, ctx context.Context, path string) {
 	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := png.DecodeConfig(bytes.NewReader(b)); err != nil {
+		t.Fatalf("screenshot for %s: %v", path, err)
+	}
+	if !*updateScreenshots {
+		return
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)

@@ -97,6 +97,7 @@ func loadSiteAsIs(t testing.TB, opts, handler, logOutput string) *caddytest.Test
 // busy 2-core machine took longer than that (TestAdversarialEnsemble, two
 // models).
 func newTester(t testing.TB) *caddytest.Tester {
+	redistest.SkipShort(t, "starts Caddy")
 	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{LoadRequestTimeout: time.Minute})
 }
 

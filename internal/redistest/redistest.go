@@ -39,10 +39,21 @@ func Start(t testing.TB) *Server {
 	return launch(t, "")
 }
 
+// SkipShort skips t under go test -short, the fast loop of unit tests,
+// because it needs what: a real redis-server, Caddy or Chromium. make test
+// never runs with -short, so nothing is skipped there.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: " + what)
+	}
+}
+
 // launch starts a redis-server with extra arguments, which authenticates
 // with password when it is not "", and stops it when the test ends.
 func launch(t testing.TB, password string, extra ...string) *Server {
 	t.Helper()
+	SkipShort(t, "starts redis-server")
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found on PATH (run `make test`, which installs Debian's redis-server): %v", err)
 	}
