@@ -45,6 +45,9 @@ func cleanCaptchas(t *testing.T, s *solver.Solver, n int) ([]*image.Gray, []stri
 }
 
 func TestMethodsRaiseLossWithinBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: trains or attacks a model for several seconds")
+	}
 	s := testSolver(t)
 	imgs, texts := cleanCaptchas(t, s, 6)
 	a := solvertest.Arch()

@@ -15,6 +15,9 @@ import (
 // A tiny model learns a tiny dataset, and training interrupted after an epoch
 // and resumed from its checkpoint ends with exactly the same weights.
 func TestTrainLearnsAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: trains or attacks a model for several seconds")
+	}
 	train, val := solvertest.Samples(256, 1), solvertest.Samples(100, 2)
 	cfg := solver.TrainConfig{Arch: solvertest.Arch(), Train: train, Val: val, Batch: 16, Workers: 2, Epochs: 16, LR: 1e-2, Seed: 7}
 	full, hist, err := solver.Train(context.Background(), cfg)
@@ -60,6 +63,9 @@ func TestTrainLearnsAndResumes(t *testing.T) {
 // clean samples when its teacher — itself before fine-tuning — is distilled
 // on the same images.
 func TestTrainDistillationHoldsTheModelToItsTeacher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: trains or attacks a model for several seconds")
+	}
 	teacher := solvertest.Model(t)
 	charset := solvertest.Arch().Charset
 	var train []solver.Sample
