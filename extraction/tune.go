@@ -20,10 +20,9 @@ type TuneConfig struct {
 	// Learner, when set, is fine-tuned instead of Base: a model the served
 	// captchas were not computed against. A model fine-tuned from Base keeps
 	// misreading captchas made white-box against Base, so it can hardly agree
-	// with the attackers on them; in bench/extractlab's runs the same
-	// answers took Base from 0% to 0% of whole answers and another
-	// architecture from 3% to 12% (at ε 32; in make simulate at ε 40
-	// neither learnt any whole answer).
+	// with the attackers on them, while another architecture can learn
+	// some of their answers (bench/extractlab/RESULTS.md, "Figures behind
+	// the defaults").
 	// It must read images of Base's size and charset; it is usually
 	// published as a companion of Root, being less clean-accurate.
 	Learner *solver.Model
@@ -38,8 +37,8 @@ type TuneConfig struct {
 	// attacker that adapts fine-tunes on (its solving farm labels our
 	// captchas for it), the idea being that a substitute that learns to
 	// read where the attacker did makes perturbations that go past what the
-	// attacker learnt. Off unless set: in bench/extractlab's runs it
-	// brought no gain beyond noise and cost 5–7 points of clean accuracy.
+	// attacker learnt. Off unless set: offline it brought no gain beyond
+	// noise and cost clean accuracy (bench/extractlab/RESULTS.md).
 	Hardening []solver.Sample
 	// Training settings; defaults 2 epochs of 16 at lr 3e-4.
 	Epochs, Batch, Workers int
@@ -53,20 +52,18 @@ type TuneConfig struct {
 	// further is taken when it keeps enough clean accuracy, and a milder
 	// one otherwise. Default DefaultPairShares.
 	//
-	// Why {0.5, 0} (bench/extractlab/RESULTS.md, at ε 40, each model's
-	// captchas computed together with the base's): on two simulations'
-	// data a share of 0.5 followed the attacker further than none (41%
-	// and 39% of characters against 28.5% and 30%) and the adapted
-	// attacker read 7.5% (15/200) and 3% (3/100) of its captchas against
-	// 10.5% and 8% — but it cost 9.2–9.4 points of clean accuracy, within
-	// a point of what a companion may lose; in make simulate's first run
-	// with this default it lost 12.6 and was refused, and the share-0
-	// model (3.4–4.6 points lost in four runs) was published; a share
-	// refused so now gets a second, distilled try (Distill). The price is
-	// a second fine-tuning per run, a third when that try is needed. Choosing
-	// among settings on the held-out answers favours the chosen one's
-	// fidelity a little; its effect on the attacker was measured on fresh
-	// captchas.
+	// Why {0.5, 0}: repeating the answers to half of each epoch follows
+	// the attackers further than not repeating them, and the adapted
+	// attacker reads fewer of the captchas computed against the result;
+	// but it costs about as much clean accuracy as a companion may lose,
+	// at times more. Share 0 costs far less, so it is the fallback when
+	// share 0.5 is refused, after a second, distilled try of the refused
+	// share (Distill). The price is a second fine-tuning per run, a third
+	// when that try is needed. Choosing among settings on the held-out
+	// answers favours the chosen one's fidelity a little, so what a setting
+	// does to the attacker is measured on fresh captchas, not on these.
+	// Figures: bench/extractlab/RESULTS.md ("Figures behind the defaults")
+	// and bench/simulate/RESULTS.md.
 	PairShares []float64
 	// Distill is the weight at which the root (the base when it has none)
 	// is distilled into the model on the clean captchas, next to their CTC
@@ -79,12 +76,10 @@ type TuneConfig struct {
 	// rise over the base's to count as following the attackers better
 	// (default 0.02: two points). Characters, not whole answers: on a few
 	// dozen held-out answers of an attacker that reads under a fifth of
-	// our captchas, whole-answer agreement stayed at 0–2% for every model
-	// bench/extractlab measured, while character agreement separated them
-	// and ranked them as the adapted attacker's success against their
-	// captchas did (at ε 40: 20% → 30% for the default extraction, the
-	// attacker down from 15% to 8% with the base; a fine-tuning on clean
-	// captchas alone 20% → 20%, the attacker at 13%).
+	// our captchas, whole-answer agreement hardly differs between models,
+	// while character agreement separates them and ranks them as the
+	// adapted attacker's success against their captchas does
+	// (bench/extractlab/RESULTS.md, "Figures behind the defaults").
 	MinFidelityGain float64
 	// MaxCleanDrop is how much clean accuracy a new model may lose and
 	// still be better (default 0.01: one point).
@@ -95,11 +90,11 @@ type TuneConfig struct {
 	// against both, so they keep fooling solvers that read clean captchas
 	// well while they follow the attackers'. It must still read clean
 	// captchas within CompanionMaxCleanDrop (default
-	// DefaultCompanionMaxCleanDrop) of Root. In
-	// bench/extractlab's runs every extraction lost 2.6–9 points of clean
-	// accuracy; alone none could be published. As a companion at ε 40 the
-	// adapted attacker's success fell from 15–16.5% to 8–13.5% offline, and
-	// from 17.7% to 10% in make simulate's run.
+	// DefaultCompanionMaxCleanDrop) of Root. Extractions lose more clean
+	// accuracy than a replacement of the base may, so alone hardly any
+	// could be published, while as companions they cut the adapted
+	// attacker's success (bench/extractlab/RESULTS.md,
+	// bench/simulate/RESULTS.md).
 	// The price: each captcha costs about twice the CPU to generate.
 	Companion             bool
 	CompanionMaxCleanDrop float64
@@ -158,16 +153,14 @@ const DefaultCompanionMaxCleanDrop = 0.10
 
 // DefaultDistill is TuneConfig.Distill when it is not set.
 //
-// Why 1 (bench/extractlab/RESULTS.md, at ε 40, pair share 0.5): on four
-// simulations' data, distilling kept 3–6 points more clean accuracy
-// (90.8–91.4% against 85.0–88.2%) for 2–4 points of character fidelity.
-// Where the undistilled model was refused (past a companion's bound), the
-// adapted attacker read 9.0% and 8.5% of the captchas computed against the
-// distilled one and the base — against 12.0% for the share-0 model the
-// rule had fallen back to; where it was accepted, the undistilled model
-// did better (7.5% against 10.5%), which is why distilling is a second try
-// and not the first. A weight of 3 kept more clean accuracy (92.6%) and
-// less fidelity (40.6%).
+// Why 1: distilling keeps several points more clean accuracy for a few
+// points of character fidelity. Where the undistilled model is refused
+// (past a companion's bound), the distilled one fools the adapted attacker
+// better than the share-0 model the rule would fall back to; where the
+// undistilled model is accepted it does better than the distilled one,
+// which is why distilling is a second try and not the first. A heavier
+// weight keeps more clean accuracy and less fidelity. Figures:
+// bench/extractlab/RESULTS.md ("Figures behind the defaults").
 const DefaultDistill = 1.0
 
 // DefaultPairShares are TuneConfig.PairShares when none are set: answers
@@ -316,8 +309,8 @@ func (a Attempt) Setting() string {
 
 // preferred says whether a is a better result than b: one the rule
 // accepts over one it refuses, then the more faithful in characters (which
-// ranked the models as the adapted attacker's success against their
-// captchas did in bench/extractlab's runs), the first tried on a tie.
+// ranks models as the adapted attacker's success against their captchas
+// does; see MinFidelityGain), the first tried on a tie.
 func preferred(a, b *TuneResult) bool {
 	if a.Better != b.Better {
 		return a.Better
