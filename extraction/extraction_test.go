@@ -223,6 +223,9 @@ func TestWriteDataset(t *testing.T) {
 // imitates it, fidelity (here the same as accuracy) rises, and the new model
 // is judged better. The synthetic task of solvertest trains in seconds.
 func TestFineTuneImitatesAttacker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: fine-tunes a model for several seconds")
+	}
 	base, _, err := solver.Train(context.Background(), solver.TrainConfig{
 		Arch: solvertest.Arch(), Train: solvertest.Samples(64, 1), Batch: 16, Workers: 2, Epochs: 1, LR: 1e-2, Seed: 7,
 	})
@@ -247,6 +250,9 @@ func TestFineTuneImitatesAttacker(t *testing.T) {
 // and the result is the most faithful model the rule accepts — the one the
 // attempts say, not merely the first or the last.
 func TestFineTuneTriesPairShares(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: fine-tunes a model for several seconds")
+	}
 	base, _, err := solver.Train(context.Background(), solver.TrainConfig{
 		Arch: solvertest.Arch(), Train: solvertest.Samples(64, 1), Batch: 16, Workers: 2, Epochs: 1, LR: 1e-2, Seed: 7,
 	})
@@ -290,6 +296,9 @@ func TestFineTuneTriesPairShares(t *testing.T) {
 // Answers with nothing to learn (scrambled texts) give no fidelity gain, or
 // cost clean accuracy; either way the new model is not judged better.
 func TestFineTuneRefusesWorseModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: fine-tunes a model for several seconds")
+	}
 	scramble := func(s []solver.Sample) []solver.Sample {
 		for i := range s {
 			b := []byte(s[i].Text)

@@ -61,6 +61,9 @@ func TestRunWritesAnswersSince(t *testing.T) {
 // With no store, Run fine-tunes on the dataset already in Dir, with the
 // clean captchas it asked for, and writes and publishes nothing.
 func TestRunOnADataset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: fine-tunes a model for several seconds")
+	}
 	ctx := context.Background()
 	dir := t.TempDir()
 	written, err := Run(ctx, RunConfig{Store: botAnswers(t, 30), Dir: dir})
