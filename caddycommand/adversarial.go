@@ -2,7 +2,6 @@ package caddycommand
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,30 +29,38 @@ import (
 )
 
 // attackFlags are the flags that describe an attack, shared by the commands
-// that make adversarial captchas; unset flags keep perturb.DefaultConfig.
+// that make adversarial captchas. The attack is perturb.DefaultConfig with
+// the gateway's settings (--config, where the command has it) applied, then
+// the flags given: a flag left out changes nothing, one given — 0 included —
+// replaces the setting, exactly as the same setting in the gateway's
+// `adversarial` block does (so both hash to the same pool key).
 type attackFlags struct {
 	method, eot         string
 	epsilon, iterations int
 	step, eotSamples    int
 	shift               int
 	smooth, minSSIM     float64
+	momentum            float64
 	targeted            bool
 	models              []string
+	fs                  *pflag.FlagSet
 }
 
 func (a *attackFlags) register(f *pflag.FlagSet) {
 	a.registerAttack(f)
-	f.StringArrayVar(&a.models, "model", nil, "substitute model file, repeatable for an ensemble (default: the shipped model)")
+	f.StringArrayVar(&a.models, "model", nil, "substitute model file, repeatable for an ensemble (default: the gateway's solver_model and ensemble with --config, else the shipped model)")
 }
 
 // registerAttack registers the flags of the attack alone, for commands that
 // take the models from elsewhere.
 func (a *attackFlags) registerAttack(f *pflag.FlagSet) {
-	d := perturb.DefaultConfig()
+	a.fs = f
+	d := perturb.DefaultConfig().WithDefaults()
 	f.StringVar(&a.method, "method", string(d.Method), "fgsm, bim or mifgsm")
 	f.IntVar(&a.epsilon, "epsilon", d.Epsilon, "L∞ budget in 8-bit levels")
 	f.IntVar(&a.iterations, "iterations", d.Iterations, "iterations of bim and mifgsm")
 	f.IntVar(&a.step, "step", 0, "step in levels (default max(1, ⌈2.5·ε/iterations⌉))")
+	f.Float64Var(&a.momentum, "momentum", d.Momentum, "MI-FGSM's decay μ")
 	f.StringVar(&a.eot, "eot", strings.Join(d.EOT, ","), `attacker filters to average over, comma-separated, or "off"`)
 	f.IntVar(&a.eotSamples, "eot-samples", d.EOTSamples, "draws per step")
 	f.Float64Var(&a.smooth, "smooth", d.Smooth, "σ in pixels of the gradient smoothing (0: off)")
@@ -61,14 +69,55 @@ func (a *attackFlags) registerAttack(f *pflag.FlagSet) {
 	f.BoolVar(&a.targeted, "targeted", false, "aim for a wrong text instead of away from the true one")
 }
 
+// overrides are the attack flags given on the command line.
+func (a *attackFlags) overrides() *perturb.Overrides {
+	o := &perturb.Overrides{}
+	given := func(name string) bool { return a.fs != nil && a.fs.Changed(name) }
+	if given("method") {
+		o.Method = perturb.Method(a.method)
+	}
+	for name, v := range map[string]struct {
+		dst **int
+		val *int
+	}{
+		"epsilon": {&o.Epsilon, &a.epsilon}, "iterations": {&o.Iterations, &a.iterations}, "step": {&o.Step, &a.step},
+		"eot-samples": {&o.EOTSamples, &a.eotSamples}, "shift": {&o.Shift, &a.shift},
+	} {
+		if given(name) {
+			*v.dst = v.val
+		}
+	}
+	for name, v := range map[string]struct {
+		dst **float64
+		val *float64
+	}{
+		"momentum": {&o.Momentum, &a.momentum}, "smooth": {&o.Smooth, &a.smooth}, "min-ssim": {&o.MinSSIM, &a.minSSIM},
+	} {
+		if given(name) {
+			*v.dst = v.val
+		}
+	}
+	if given("targeted") {
+		o.Targeted = &a.targeted
+	}
+	if given("eot") {
+		eot := []string{}
+		if a.eot != "off" && a.eot != "" {
+			eot = strings.Split(a.eot, ",")
+		}
+		o.EOT = &eot
+	}
+	return o
+}
+
+// config is the attack: the defaults, the gateway's settings (--config)
+// and the flags given, in that order.
 func (a *attackFlags) config() (perturb.Config, error) {
-	c := perturb.Config{
-		Method: perturb.Method(a.method), Epsilon: a.epsilon, Iterations: a.iterations, Step: a.step,
-		EOTSamples: a.eotSamples, Shift: a.shift, Smooth: a.smooth, MinSSIM: a.minSSIM, Targeted: a.targeted,
+	gw, err := gatewayOf(a.fs).attack()
+	if err != nil {
+		return perturb.Config{}, err
 	}
-	if a.eot != "off" && a.eot != "" {
-		c.EOT = strings.Split(a.eot, ",")
-	}
+	c := perturb.DefaultConfig().Apply(gw).Apply(a.overrides())
 	return c, c.Validate()
 }
 
@@ -83,12 +132,33 @@ func (a *attackFlags) generator(workers int) (*captchapool.Generator, error) {
 	if err := style.Validate(); err != nil {
 		return nil, err
 	}
+	models, err := a.substitutes(style)
+	if err != nil {
+		return nil, err
+	}
+	sols, err := solver.NewEach(models, solver.Options{Workers: workers})
+	if err != nil {
+		return nil, err
+	}
+	return &captchapool.Generator{Style: style, Solvers: sols, Attack: cfg}, nil
+}
+
+// substitutes loads the models attacked, the first the one a pool follows
+// (the gateway's solver_model) and then the ensemble: --model, else the
+// gateway's (--config), else the shipped model. Each must read style.
+func (a *attackFlags) substitutes(style captcha.Style) ([]*solver.Model, error) {
 	paths := a.models
+	if len(paths) == 0 {
+		var err error
+		if paths, err = gatewayOf(a.fs).models(); err != nil {
+			return nil, err
+		}
+	}
 	if len(paths) == 0 {
 		paths = []string{""}
 	}
-	g := &captchapool.Generator{Style: style, Attack: cfg}
-	for _, p := range paths {
+	out := make([]*solver.Model, len(paths))
+	for i, p := range paths {
 		m, err := loadModelOrDefault(p)
 		if err != nil {
 			return nil, err
@@ -96,13 +166,9 @@ func (a *attackFlags) generator(workers int) (*captchapool.Generator, error) {
 		if err := m.Reads(style.Height, style.Width, style.Charset); err != nil {
 			return nil, fmt.Errorf("model %s: %w", m.Version(), err)
 		}
-		s, err := solver.New(m, solver.Options{Workers: workers})
-		if err != nil {
-			return nil, err
-		}
-		g.Solvers = append(g.Solvers, s)
+		out[i] = m
 	}
-	return g, nil
+	return out, nil
 }
 
 // writeAdversarialDataset writes count adversarial captchas as a labels.csv
@@ -175,6 +241,7 @@ and what the substitute reads.`,
 			if err != nil {
 				return err
 			}
+			base := g.Attack
 			for i := range count {
 				c, err := g.Style.Generate(seed + uint64(i))
 				if err != nil {
@@ -184,8 +251,9 @@ and what the substitute reads.`,
 			}
 			for mi, m := range ms {
 				for ei, e := range eps {
-					attack.method, attack.epsilon = m, e
-					if g.Attack, err = attack.config(); err != nil {
+					g.Attack = base
+					g.Attack.Method, g.Attack.Epsilon = perturb.Method(m), e
+					if err := g.Attack.Validate(); err != nil {
 						return err
 					}
 					entries, err := g.GenerateMany(seed, count, nil)
@@ -242,15 +310,19 @@ func poolCommand() *cobra.Command {
 	var follow time.Duration
 	var attack attackFlags
 	c := &cobra.Command{
-		Use:   "pool --redis ADDR [--redis ADDR…] [attack flags]",
+		Use:   "pool (--config Caddyfile | --redis ADDR [--redis ADDR…]) [attack flags]",
 		Short: "Fill a shared Redis pool with adversarial captchas",
 		Long: `Runs generation workers outside the gateway: they keep the pool that gateways
 with "adversarial { external_workers }" serve from at its size. The attack
-flags and the model must be the gateway's, or the pool key differs and the
-gateways do not see these captchas; like the gateways, the workers switch to
-a model version published in Redis (--follow-models), if it is
-authenticated. The Redis password, if any, is read from the environment
-variable ADVCAPTCHA_REDIS_PASSWORD. Stops on SIGINT/SIGTERM.
+and the models must be the gateway's, or the pool key differs and the
+gateways do not see these captchas: --config reads them from the gateway's
+own Caddyfile (or JSON config) — its redis, solver_model and adversarial
+settings (attack, ensemble, pool_size, follow_models) — and the flags given
+replace what it says. Like the gateways, the workers follow the model
+versions published in Redis (--follow-models), with their companions and
+the ensemble, if they are authenticated. The Redis password, if any, is
+read from the environment variable ADVCAPTCHA_REDIS_PASSWORD (else from the
+config). Stops on SIGINT/SIGTERM.
 
 Every captcha is signed with a key derived from the gateway's secret (the
 Caddyfile's secret), given in the environment variable ADVCAPTCHA_SECRET or
@@ -258,10 +330,6 @@ with --secret: the gateways drop, and count in
 advcaptcha_pool_forged_total, entries that do not verify. The command
 refuses to run without it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w := cmd.OutOrStdout()
-			if follow > 0 && len(attack.models) > 1 {
-				return errors.New("--follow-models follows one substitute; with an ensemble set --follow-models 0")
-			}
 			poolKeys, err := sf.poolKeys()
 			if err != nil {
 				return err
@@ -270,50 +338,57 @@ refuses to run without it.`,
 			if err != nil {
 				return err
 			}
+			gw := gatewayOf(cmd.Flags())
+			if !cmd.Flags().Changed("size") {
+				if n, err := gw.poolSize(); err != nil {
+					return err
+				} else if n > 0 {
+					size = n
+				}
+			}
+			if !cmd.Flags().Changed("follow-models") {
+				if d, set, err := gw.followModels(); err != nil {
+					return err
+				} else if set {
+					follow = d
+				}
+			}
+			cfg, err := attack.config()
+			if err != nil {
+				return err
+			}
+			style := captcha.DefaultStyle()
+			if err := style.Validate(); err != nil {
+				return err
+			}
+			models, err := attack.substitutes(style)
+			if err != nil {
+				return err
+			}
+			conn, err := rf.connection()
+			if err != nil {
+				return err
+			}
 			st, err := rf.open()
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			g, err := attack.generator(workers)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			svc, err := captchapool.Start(ctx, captchapool.ServiceConfig{
+				Store: st, Style: style, Attack: cfg, Model: models[0], Ensemble: models[1:],
+				PoolKeys: poolKeys, ModelKeys: modelKeys, Size: size, Workers: workers, CPUBudget: budget, Follow: follow,
+				Observer: &poolPrinter{out: cmd.OutOrStdout(), errs: cmd.ErrOrStderr(), prefix: conn.KeyPrefix, size: size, workers: workers},
+			})
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			reg := modelregistry.New(st, modelKeys)
-			for {
-				key := g.Key()
-				fmt.Fprintf(w, "filling %s%s to %d: %s against %s, %d workers\n", rf.prefix, key, size, g.Attack, g.ModelVersion(), workers)
-				f := &captchapool.Filler{
-					Store: st, Key: key, Keys: poolKeys, Size: size, TTL: 24 * time.Hour, Workers: workers, CPUBudget: budget,
-					Generate: g.GenerateContext,
-					Observe: func(took time.Duration, depth int, err error) {
-						if err != nil {
-							fmt.Fprintln(cmd.ErrOrStderr(), "generation:", err)
-							return
-						}
-						fmt.Fprintf(w, "\rdepth %d/%d, last captcha %v   ", depth, size, took.Round(time.Millisecond))
-					},
-				}
-				runCtx, cancel := context.WithCancel(ctx)
-				done := make(chan struct{})
-				go func() { defer close(done); f.Run(runCtx) }()
-				next := awaitNewModel(ctx, w, reg, g.Solvers[0].Model().Version(), follow)
-				cancel()
-				<-done
-				fmt.Fprintln(w)
-				if next == nil {
-					return nil
-				}
-				// Against the version and its companions, in the
-				// registry's order: the gateways' pool key is the same.
-				solvers, err := solver.NewEach(next, solver.Options{Workers: workers})
-				if err != nil {
-					return err
-				}
-				g = &captchapool.Generator{Style: g.Style, Solvers: solvers, Attack: g.Attack}
-			}
+			<-ctx.Done()
+			svc.Stop()
+			svc.Wait()
+			fmt.Fprintln(cmd.OutOrStdout())
+			return nil
 		},
 	}
 	f := c.Flags()
@@ -322,49 +397,45 @@ refuses to run without it.`,
 	f.IntVar(&size, "size", 200, "pool size, as the gateway's pool_size")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "generation workers")
 	f.Float64Var(&budget, "cpu-budget", 1, "share of its time each worker spends generating")
-	f.DurationVar(&follow, "follow-models", 30*time.Second, "how often to check Redis for a newly published model (0: never)")
+	f.DurationVar(&follow, "follow-models", 30*time.Second, "how often to check Redis for a newly published model (0: never), as the gateway's follow_models")
 	attack.register(f)
 	return c
 }
 
-// awaitNewModel returns the models of a newly published version (its own
-// first, then those it is attacked together with) that read the default
-// captcha style, checking every interval, or nil when ctx ends (at once
-// when interval is 0). A version that does not load or is not
-// authenticated with the gateway's secret is reported once and skipped.
-func awaitNewModel(ctx context.Context, w io.Writer, reg *modelregistry.Registry, have string, interval time.Duration) []*solver.Model {
-	if interval <= 0 {
-		<-ctx.Done()
-		return nil
+// poolPrinter tells what the pool command's generation service does.
+type poolPrinter struct {
+	mu            sync.Mutex
+	out, errs     io.Writer
+	prefix        string
+	size, workers int
+}
+
+func (p *poolPrinter) printf(w io.Writer, format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(w, format, args...)
+}
+
+func (p *poolPrinter) Generating(g *captchapool.Generation) {
+	p.printf(p.out, "\nfilling %s%s to %d: %s against %s, %d workers\n", p.prefix, g.Key, p.size, g.Generator.Attack, g.Generator.ModelVersion(), p.workers)
+}
+
+func (p *poolPrinter) Generated(_ *captchapool.Generation, took time.Duration, depth int, err error) {
+	if err != nil {
+		p.printf(p.errs, "generation: %v\n", err)
+		return
 	}
-	style := captcha.DefaultStyle()
-	_ = style.Validate()
-	refused := ""
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(interval):
-		}
-		cur, err := reg.Current(ctx)
-		if cur == nil || cur.Version == have || cur.Version == refused {
-			continue
-		}
-		var ms []*solver.Model
-		if err == nil {
-			ms, err = reg.Models(ctx, cur)
-		}
-		for _, m := range ms {
-			if err == nil {
-				err = m.Reads(style.Height, style.Width, style.Charset)
-			}
-		}
-		if err != nil {
-			fmt.Fprintf(w, "\npublished model version %s refused, keeping %s: %v\n", cur.Version, have, err)
-			refused = cur.Version
-			continue
-		}
-		fmt.Fprintf(w, "\nswitching to the published model version %s\n", cur.Version)
-		return ms
-	}
+	p.printf(p.out, "\rdepth %d/%d, last captcha %v   ", depth, p.size, took.Round(time.Millisecond))
+}
+
+func (p *poolPrinter) Followed(v *modelregistry.Version) {
+	p.printf(p.out, "\nfollowing the published model version %s\n", v.Version)
+}
+
+func (p *poolPrinter) Refused(version, reason string, err error) {
+	p.printf(p.out, "\npublished model version %s refused (%s), keeping the current one: %v\n", version, reason, err)
+}
+
+func (p *poolPrinter) RegistryError(err error) {
+	p.printf(p.errs, "reading the model registry: %v\n", err)
 }
