@@ -31,9 +31,8 @@ func suspicious(ip string) http.Header {
 }
 
 type captchaFlow struct {
-	t      *testing.T
-	rdb    *redis.Client
-	header http.Header
+	t   *testing.T
+	rdb *redis.Client
 }
 
 func newCaptchaFlow(t *testing.T, extra string) (*captchaFlow, *upstream) {

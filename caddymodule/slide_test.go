@@ -106,12 +106,12 @@ func caddytestLoadError(t *testing.T, opts, want string) {
 }
 
 // humanDrag is the i-th of the recorded human drags in the attack suite's
-// sample (attack/testdata, from the SapiMouse data set), as JSON points:
+// sample (trajectory/testdata, from the SapiMouse data set), as JSON points:
 // real hand movement, which the trajectory judge accepts. Each test uses
 // its own drags: the replay check remembers every drag it has seen.
 func humanDrag(t *testing.T, i int) string {
 	t.Helper()
-	b, err := os.ReadFile("../attack/testdata/human_drags_sample.jsonl")
+	b, err := os.ReadFile("../trajectory/testdata/human_drags_sample.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
