@@ -1,5 +1,5 @@
 # advcaptcha — see README.md.
-.PHONY: build run test attack bench bench-solver simulate fuzz clean
+.PHONY: build run test test-short screenshots attack bench bench-solver simulate fuzz clean
 
 # The solver's matrix products run in OpenBLAS when Debian's libopenblas-dev
 # is installed (about twice as fast as gonum's pure Go; see
@@ -16,6 +16,15 @@ run:
 # Every test, against real Redis and real Caddy.
 test:
 	./scripts/test.sh
+
+# The fast loop: the unit tests alone, leaving out what starts redis-server,
+# Caddy or Chromium and what trains models (well under a minute).
+test-short:
+	go test -short ./...
+
+# Rewrite the screenshots in docs/ from the browser tests.
+screenshots:
+	go test -count=1 -run '^(TestBrowserHumanLikeSlideDrawsNoFinding|TestBrowserPhoneViewport|TestBrowserDashboard)$$' ./caddymodule -update
 
 # The attack suite alone (it also runs in `make test`): the attacks of
 # issue 22 against a real bin/caddy; one line per attack and the summary

@@ -562,7 +562,7 @@ func (s *sim) writeReport(line string) error {
 	cmd := "make simulate"
 	flag.Visit(func(f *flag.Flag) { // flags set differently from make simulate's defaults
 		if cmd == "make simulate" {
-			cmd = "OPENBLAS_NUM_THREADS=1 go run -tags openblas ./bench/simulate"
+			cmd = "OPENBLAS_NUM_THREADS=1 bin/lab/simulate" // as built by make simulate
 		}
 		cmd += fmt.Sprintf(" -%s %s", f.Name, f.Value)
 	})
