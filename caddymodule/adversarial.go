@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/advcaptcha/advcaptcha/captcha"
 	"github.com/advcaptcha/advcaptcha/captchapool"
@@ -25,8 +26,9 @@ type Adversarial struct {
 	// Attack is how captchas are perturbed: method (fgsm, bim, mifgsm),
 	// epsilon (the L∞ budget in 8-bit levels), iterations, eot (the attacker
 	// filters averaged over), smooth, min_ssim… Fields left out take the
-	// defaults of perturb.DefaultConfig.
-	Attack *perturb.Config `json:"attack,omitempty"`
+	// defaults of perturb.DefaultConfig; a field set to 0 is 0 (smooth,
+	// shift and min_ssim 0 are off), and eot [] is off.
+	Attack *perturb.Overrides `json:"attack,omitempty"`
 	// PoolSize is how many captchas the pool holds. Default 200.
 	PoolSize int `json:"pool_size,omitempty"`
 	// Workers is the number of generation workers this instance runs
@@ -102,11 +104,23 @@ func (a *Adversarial) provision() {
 	}
 }
 
-func (a *Adversarial) attack() perturb.Config {
-	if a.Attack == nil {
-		return perturb.DefaultConfig()
-	}
-	return perturb.DefaultConfig().Merge(*a.Attack)
+// AttackConfig is the attack configured: perturb.DefaultConfig with Attack
+// applied. The pool key hashes it (with the attack's own defaults), and so
+// does `caddy advcaptcha pool` for the same settings given as flags.
+func (a *Adversarial) AttackConfig() perturb.Config { return perturb.DefaultConfig().Apply(a.Attack) }
+
+func (a *Adversarial) attack() perturb.Config { return a.AttackConfig() }
+
+// intSetting and floatSetting parse an attack setting of the adversarial
+// block into a field that is then set, 0 included.
+func intSetting(d *caddyfile.Dispenser, dst **int) error {
+	*dst = new(int)
+	return intArg(d, *dst)
+}
+
+func floatSetting(d *caddyfile.Dispenser, dst **float64) error {
+	*dst = new(float64)
+	return floatArg(d, *dst)
 }
 
 func (a *Adversarial) validate() error {

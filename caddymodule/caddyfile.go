@@ -348,7 +348,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
-	r := &RedisConfig{Addresses: d.RemainingArgs()}
+	r := &RedisConfig{}
+	r.Addresses = d.RemainingArgs()
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "master_name":
@@ -426,7 +427,7 @@ func (h *Handler) unmarshalAdversarial(d *caddyfile.Dispenser) error {
 	case len(args) > 0:
 		return d.ArgErr()
 	}
-	at := &perturb.Config{}
+	at := &perturb.Overrides{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		switch d.Val() {
@@ -437,31 +438,32 @@ func (h *Handler) unmarshalAdversarial(d *caddyfile.Dispenser) error {
 			}
 			at.Method = perturb.Method(m)
 		case "epsilon":
-			err = intArg(d, &at.Epsilon)
+			err = intSetting(d, &at.Epsilon)
 		case "step":
-			err = intArg(d, &at.Step)
+			err = intSetting(d, &at.Step)
 		case "iterations":
-			err = intArg(d, &at.Iterations)
+			err = intSetting(d, &at.Iterations)
 		case "momentum":
-			err = floatArg(d, &at.Momentum)
+			err = floatSetting(d, &at.Momentum)
 		case "targeted":
-			at.Targeted = true
+			at.Targeted = new(true)
 		case "eot":
-			at.EOT = d.RemainingArgs()
-			if len(at.EOT) == 0 {
+			eot := d.RemainingArgs()
+			if len(eot) == 0 {
 				return d.ArgErr()
 			}
-			if len(at.EOT) == 1 && at.EOT[0] == "off" {
-				at.EOT = []string{}
+			if len(eot) == 1 && eot[0] == "off" {
+				eot = []string{}
 			}
+			at.EOT = &eot
 		case "eot_samples":
-			err = intArg(d, &at.EOTSamples)
+			err = intSetting(d, &at.EOTSamples)
 		case "smooth":
-			err = floatArg(d, &at.Smooth)
+			err = floatSetting(d, &at.Smooth)
 		case "shift":
-			err = intArg(d, &at.Shift)
+			err = intSetting(d, &at.Shift)
 		case "min_ssim":
-			err = floatArg(d, &at.MinSSIM)
+			err = floatSetting(d, &at.MinSSIM)
 		case "ensemble":
 			if a.Ensemble = d.RemainingArgs(); len(a.Ensemble) == 0 {
 				return d.ArgErr()

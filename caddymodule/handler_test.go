@@ -177,7 +177,7 @@ func FuzzServeHTTP(f *testing.F) {
 // a real redis-server: the client side of the store round trip.
 func BenchmarkServeHTTPNewClientRedis(b *testing.B) {
 	srv := redistest.Start(b)
-	benchNewClients(b, provisionedWith(b, &RedisConfig{Addresses: []string{srv.Addr}}))
+	benchNewClients(b, provisionedWith(b, &RedisConfig{RedisConnection: store.RedisConnection{Addresses: []string{srv.Addr}}}))
 }
 
 // FuzzSlideBody posts arbitrary bodies to the slide endpoint: every one is

@@ -2,11 +2,8 @@ package caddymodule
 
 import (
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -15,30 +12,11 @@ import (
 	"github.com/advcaptcha/advcaptcha/store"
 )
 
-// RedisConfig selects the Redis store. With one address it is a single
-// node; with several, a Cluster; with master_name, the addresses are
-// Sentinels.
+// RedisConfig selects the Redis store: how to reach it
+// (store.RedisConnection, the type the commands' Redis flags fill too) and
+// how this gateway uses it.
 type RedisConfig struct {
-	// Addresses of the Redis node, the Cluster nodes or the Sentinels, as
-	// host:port. Placeholders such as {env.REDIS_ADDR} are replaced.
-	Addresses []string `json:"addresses,omitempty"`
-	// MasterName is the Sentinel master name; set it to use Sentinel.
-	MasterName string `json:"master_name,omitempty"`
-	// Cluster forces Cluster mode with a single configuration endpoint.
-	Cluster bool `json:"cluster,omitempty"`
-	// Username for Redis ACLs. Placeholders are replaced.
-	Username string `json:"username,omitempty"`
-	// Password for Redis (or the user). Placeholders are replaced, so it
-	// can come from {env.REDIS_PASSWORD} rather than the config file.
-	Password string `json:"password,omitempty"`
-	// SentinelPassword authenticates to the Sentinels.
-	SentinelPassword string `json:"sentinel_password,omitempty"`
-	// DB selects the database (single node and Sentinel only).
-	DB int `json:"db,omitempty"`
-	// TLS connects with TLS. ServerName defaults to the address's host.
-	TLS *RedisTLS `json:"tls,omitempty"`
-	// KeyPrefix starts every key; default "advc:".
-	KeyPrefix string `json:"key_prefix,omitempty"`
+	store.RedisConnection
 	// Timeout bounds each Redis operation; a request never waits longer
 	// for Redis before the on_store_error rule applies. Default 250ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
@@ -56,15 +34,7 @@ type RedisConfig struct {
 }
 
 // RedisTLS configures TLS to Redis.
-type RedisTLS struct {
-	// ServerName to verify; default the address's host.
-	ServerName string `json:"server_name,omitempty"`
-	// CAFile is a PEM file of the CA certificates to trust for Redis
-	// (default: the system's).
-	CAFile string `json:"ca_file,omitempty"`
-	// InsecureSkipVerify disables certificate verification. Testing only.
-	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
-}
+type RedisTLS = store.RedisTLS
 
 // stores holds the stores in use, shared by every handler with the same
 // store configuration, so that counters, labels and connections survive a
@@ -97,36 +67,11 @@ func openStore(redisCfg *RedisConfig, maxEntities int, windows []time.Duration) 
 			}
 			return pooledStore{m}, nil
 		}
-		ro := store.RedisOptions{
-			Options:          opts,
-			Addrs:            redisCfg.Addresses,
-			MasterName:       redisCfg.MasterName,
-			Cluster:          redisCfg.Cluster,
-			Username:         redisCfg.Username,
-			Password:         redisCfg.Password,
-			SentinelPassword: redisCfg.SentinelPassword,
-			DB:               redisCfg.DB,
-			KeyPrefix:        redisCfg.KeyPrefix,
-			ReadTimeout:      time.Duration(redisCfg.Timeout),
-			DialTimeout:      2 * time.Duration(redisCfg.Timeout),
+		ro, err := redisCfg.Options(opts)
+		if err != nil {
+			return nil, err
 		}
-		if redisCfg.TLS != nil {
-			ro.TLS = &tls.Config{
-				MinVersion:         tls.VersionTLS12,
-				ServerName:         redisCfg.TLS.ServerName,
-				InsecureSkipVerify: redisCfg.TLS.InsecureSkipVerify, //nolint:gosec // operator's explicit choice, documented as testing only
-			}
-			if f := redisCfg.TLS.CAFile; f != "" {
-				pem, err := os.ReadFile(f)
-				if err != nil {
-					return nil, fmt.Errorf("redis tls ca_file: %w", err)
-				}
-				ro.TLS.RootCAs = x509.NewCertPool()
-				if !ro.TLS.RootCAs.AppendCertsFromPEM(pem) {
-					return nil, fmt.Errorf("redis tls ca_file %s: no PEM certificate in it", f)
-				}
-			}
-		}
+		ro.ReadTimeout, ro.DialTimeout = time.Duration(redisCfg.Timeout), 2*time.Duration(redisCfg.Timeout)
 		r, err := store.NewRedis(ro)
 		if err != nil {
 			return nil, err

@@ -138,45 +138,6 @@ func set[T any](dst *T, v *T) {
 	}
 }
 
-// Merge returns c with every field that o sets to other than its zero
-// value replacing c's. Deprecated: it cannot set a field to 0 ("smooth 0"
-// is off); use Apply. An empty, non-nil EOT list
-// turns expectation over transformation off.
-func (c Config) Merge(o Config) Config {
-	if o.Method != "" {
-		c.Method = o.Method
-	}
-	if o.Epsilon != 0 {
-		c.Epsilon = o.Epsilon
-	}
-	if o.Step != 0 {
-		c.Step = o.Step
-	}
-	if o.Iterations != 0 {
-		c.Iterations = o.Iterations
-	}
-	if o.Momentum != 0 {
-		c.Momentum = o.Momentum
-	}
-	c.Targeted = c.Targeted || o.Targeted
-	if o.EOT != nil {
-		c.EOT = o.EOT
-	}
-	if o.EOTSamples != 0 {
-		c.EOTSamples = o.EOTSamples
-	}
-	if o.Smooth != 0 {
-		c.Smooth = o.Smooth
-	}
-	if o.Shift != 0 {
-		c.Shift = o.Shift
-	}
-	if o.MinSSIM != 0 {
-		c.MinSSIM = o.MinSSIM
-	}
-	return c
-}
-
 // Validate reports a configuration the attack cannot run.
 func (c *Config) Validate() error {
 	switch c.Method {
