@@ -339,6 +339,11 @@ refuses to run without it.`,
 				return err
 			}
 			gw := gatewayOf(cmd.Flags())
+			if a, err := gw.adversarial(); err != nil {
+				return err
+			} else if a != nil && a.Off {
+				return fmt.Errorf("--config %s: the gateway's adversarial captchas are off", gw.path)
+			}
 			if !cmd.Flags().Changed("size") {
 				if n, err := gw.poolSize(); err != nil {
 					return err

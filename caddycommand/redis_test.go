@@ -59,6 +59,25 @@ func TestRedisFlagsReachATLSACLRedis(t *testing.T) {
 	if err := open("--redis", srv.Addr, "--tls", "--username", "pooler"); err == nil {
 		t.Error("connected without trusting the CA")
 	}
+	// The gateway's redis block, read with --config: the password from
+	// its env placeholder, the rest as written.
+	t.Setenv(redisPasswordEnv, "")
+	t.Setenv("GATEWAY_REDIS_PASSWORD", "pooler-password")
+	gateway := writeCaddyfile(t, "redis "+srv.Addr+" {\n\ttls 127.0.0.1\n\ttls_ca_file "+caFile+
+		"\n\tusername pooler\n\tpassword {env.GATEWAY_REDIS_PASSWORD}\n\tdb 3\n\tkey_prefix acl2:\n}")
+	if err := open("--config", gateway); err != nil {
+		t.Fatalf("with the gateway's redis block: %v", err)
+	}
+	if n, err := db3.Exists(ctx, "acl2:probe").Result(); err != nil || n != 1 {
+		t.Fatalf("acl2:probe in db 3: %d, %v", n, err)
+	}
+	// Flags given replace what it says.
+	if err := open("--config", gateway, "--prefix", "acl3:"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db3.Exists(ctx, "acl3:probe").Result(); err != nil || n != 1 {
+		t.Fatalf("acl3:probe in db 3: %d, %v", n, err)
+	}
 	t.Setenv(redisPasswordEnv, "wrong")
 	if err := open("--redis", srv.Addr, "--tls", "--tls-ca-file", caFile, "--tls-server-name", "127.0.0.1", "--username", "pooler"); err == nil {
 		t.Error("connected with a wrong password")
