@@ -32,7 +32,7 @@ func extractCommand() *cobra.Command {
 	var trigger extraction.Trigger
 	var poll time.Duration
 	c := &cobra.Command{
-		Use:   "extract --redis ADDR --out DIR [--tune [--publish]]",
+		Use:   "extract (--config Caddyfile | --redis ADDR) --out DIR [--tune [--publish]]",
 		Short: "Model extraction: train the substitute on confirmed attackers' answers",
 		Long: `Reads the gateway's captcha and label logs from Redis and writes every answer
 a confirmed attacker gave (with the exact image served) to DIR/train and
@@ -60,7 +60,7 @@ to run and the gateways would refuse the version; --tune needs it too to
 start from a published version, which must be authenticated.
 
 --harden N also mixes N fresh adversarial captchas made against the current
-version's models (with the attack flags, which must match the gateway's),
+version's models (with the gateway's attack: --config, or the attack flags),
 labelled with their truth, into training — what an adapting attacker trains
 on. Off by default: offline it brought no gain beyond noise and cost 5–7
 points of clean accuracy (bench/extractlab/RESULTS.md).
@@ -68,7 +68,11 @@ points of clean accuracy (bench/extractlab/RESULTS.md).
 --learner FILE fine-tunes that model instead of the published version (which
 the result is still measured and judged against): a model the served
 captchas were not computed against can learn to agree with the attackers on
-them, which one fine-tuned from the published version hardly can.`,
+them, which one fine-tuned from the published version hardly can.
+
+--config reads the gateway's own Caddyfile (or Caddy JSON config): its
+Redis connection and its adversarial attack; the flags given replace what
+it says.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
 			if out == "" {

@@ -167,3 +167,19 @@ adversarial {
 		t.Fatalf("pool for a gateway with adversarial off: %v", err)
 	}
 }
+
+// TestExtractReadsTheGatewayConfig: extract --config reaches the gateway's
+// Redis from its Caddyfile alone, and its hardening attack is the
+// gateway's.
+func TestExtractReadsTheGatewayConfig(t *testing.T) {
+	srv, st := startRedisStore(t)
+	writeBotAnswers(t, st, 30)
+	path := writeCaddyfile(t, "redis "+srv.Addr+"\nadversarial {\n\tsmooth 0\n\teot off\n}")
+	out, err := output(t, extractCommand(), "--config", path, "--out", t.TempDir())
+	if err != nil || !strings.Contains(out, "attackers' answers: 20 ") {
+		t.Fatalf("extract --config: %q %v", out, err)
+	}
+	if got := flagAttack(t, "--config", path); got.Smooth != 0 || len(got.EOT) != 0 || got.Epsilon != perturb.DefaultConfig().Epsilon {
+		t.Fatalf("the hardening attack from --config: %+v", got)
+	}
+}
