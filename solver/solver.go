@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"os"
 	"runtime"
 	"sync"
 
@@ -16,10 +17,20 @@ type Options struct {
 	// Workers bounds how many graphs run at once (default GOMAXPROCS). Each
 	// worker keeps its compiled graphs for reuse.
 	Workers int
-	// Batch is the largest batch one graph run takes (default 8); longer
-	// inputs are processed in chunks.
+	// Batch is the largest batch one pass takes; longer inputs are
+	// processed in chunks. Default 32 for the engine (its matrix products
+	// gain from width), 8 for gorgonia graphs (one is built per size).
 	Batch int
+	// Graph runs inference and input gradients in gorgonia graphs, as
+	// training does, instead of the engine (engine.go). The environment
+	// variable ADVCAPTCHA_SOLVER_ENGINE=gorgonia sets it for every solver:
+	// to compare the two, or to fall back.
+	Graph bool
 }
+
+// EngineEnv names the environment variable that selects gorgonia graphs
+// (the value "gorgonia") over the engine for every Solver.
+const EngineEnv = "ADVCAPTCHA_SOLVER_ENGINE"
 
 // Solver runs a Model from any number of goroutines. Graph construction is
 // slow and retains memory, so graphs are built lazily once per (mode, batch
@@ -31,6 +42,10 @@ type Solver struct {
 
 	mu   sync.Mutex
 	idle map[graphKey][]*graph
+
+	// eng is nil when the solver runs gorgonia graphs (Options.Graph).
+	eng    *engine
+	idleWS []*workspace
 }
 
 type graphKey struct {
@@ -62,10 +77,54 @@ func New(m *Model, opts Options) (*Solver, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	if opts.Batch <= 0 {
-		opts.Batch = 8
+	if os.Getenv(EngineEnv) == "gorgonia" {
+		opts.Graph = true
 	}
-	return &Solver{model: m, opts: opts, sem: make(chan struct{}, opts.Workers), idle: map[graphKey][]*graph{}}, nil
+	s := &Solver{model: m, sem: make(chan struct{}, opts.Workers), idle: map[graphKey][]*graph{}}
+	if opts.Batch <= 0 {
+		opts.Batch = 32
+		if opts.Graph {
+			opts.Batch = 8
+		}
+	}
+	if !opts.Graph {
+		s.eng = newEngine(m)
+	}
+	s.opts = opts
+	return s, nil
+}
+
+// Engine names what runs the solver's inference and input gradients:
+// "engine" or "gorgonia" (Options.Graph).
+func (s *Solver) Engine() string {
+	if s.eng == nil {
+		return "gorgonia"
+	}
+	return "engine"
+}
+
+// acquireWS borrows a workspace for n images.
+func (s *Solver) acquireWS(n int) *workspace {
+	s.sem <- struct{}{}
+	s.mu.Lock()
+	var ws *workspace
+	if l := len(s.idleWS); l > 0 {
+		ws = s.idleWS[l-1]
+		s.idleWS = s.idleWS[:l-1]
+	}
+	s.mu.Unlock()
+	if ws == nil {
+		ws = s.eng.newWorkspace(n)
+	}
+	ws.grow(n)
+	return ws
+}
+
+func (s *Solver) releaseWS(ws *workspace) {
+	s.mu.Lock()
+	s.idleWS = append(s.idleWS, ws)
+	s.mu.Unlock()
+	<-s.sem
 }
 
 // Model returns the model the solver runs.
@@ -180,6 +239,14 @@ func (s *Solver) forward(images []Image, use func(lp []float32, batch int, chunk
 	}
 	for lo := 0; lo < len(images); lo += s.opts.Batch {
 		chunk := images[lo:min(lo+s.opts.Batch, len(images))]
+		if s.eng != nil {
+			ws := s.acquireWS(len(chunk))
+			ws.forward(chunk)
+			a := s.model.Arch
+			use(ws.logp[:a.Steps()*len(chunk)*a.Classes()], len(chunk), chunk)
+			s.releaseWS(ws)
+			continue
+		}
 		// Short chunks are padded so that one graph size serves every call.
 		batch := min(s.opts.Batch, len(images))
 		k := graphKey{modeInfer, batch}
@@ -242,6 +309,9 @@ func (s *Solver) InputGradient(images []Image, texts []string) (*Gradient, error
 }
 
 func (s *Solver) gradientChunk(images []Image, texts []string, res *Gradient) error {
+	if s.eng != nil {
+		return s.engineGradient(images, texts, res)
+	}
 	k := graphKey{modeGradient, len(images)}
 	g, err := s.acquire(k)
 	if err != nil {
@@ -272,6 +342,36 @@ func (s *Solver) gradientChunk(images []Image, texts []string, res *Gradient) er
 	n := a.Height * a.Width
 	for i := range images {
 		res.Grads = append(res.Grads, append(Image(nil), grad[i*n:(i+1)*n]...))
+	}
+	return nil
+}
+
+// engineGradient is gradientChunk in the engine.
+func (s *Solver) engineGradient(images []Image, texts []string, res *Gradient) error {
+	a := s.model.Arch
+	labels := make([][]int, len(texts))
+	for i, t := range texts {
+		classes, err := encode(a, t)
+		if err != nil {
+			return fmt.Errorf("solver: %w", err)
+		}
+		if need := ctcMinSteps(classes); need > a.Steps() {
+			return fmt.Errorf("solver: text %q needs %d steps, the model has %d", t, need, a.Steps())
+		}
+		labels[i] = classes
+	}
+	n := len(images)
+	losses := make([]float64, n)
+	ws := s.acquireWS(n)
+	defer s.releaseWS(ws)
+	grad := ws.gradient(images, labels, losses)
+	res.Loss = append(res.Loss, losses...)
+	res.Predictions = append(res.Predictions, greedyDecode(a, ws.logp, a.Steps(), n)...)
+	px := a.Height * a.Width
+	all := make([]float32, n*px) // one allocation for the chunk's images
+	copy(all, grad)
+	for i := range images {
+		res.Grads = append(res.Grads, Image(all[i*px:(i+1)*px:(i+1)*px]))
 	}
 	return nil
 }
