@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"image/color"
+	"image/png"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -276,8 +278,41 @@ func chromeFingerprint(rng *rand.Rand) fingerprint {
 	}
 }
 
+// aim is what an attacker does with the slide's target image: fetch it
+// (as the page's <img> would), read the slot's centre line (the mean column
+// of its darkest pixels) and report the travel on which pts end on it —
+// the drag kept as recorded, the track claimed to be the size that fits.
+func (d *device) aim(nonce string, pts [][]float64) (float64, error) {
+	r, err := d.do(http.MethodGet, "/.advcaptcha/slide/"+nonce+".png", fetchGET, nil, http.Header{"Accept": {"image/avif,image/webp,image/apng,image/*,*/*;q=0.8"}})
+	if err != nil {
+		return 0, err
+	}
+	if r.Status != http.StatusOK {
+		return 0, fmt.Errorf("slide target image: HTTP %d %.100q", r.Status, r.Body)
+	}
+	img, err := png.Decode(bytes.NewReader(r.Body))
+	if err != nil {
+		return 0, fmt.Errorf("slide target image: %w", err)
+	}
+	b := img.Bounds()
+	var sum, n float64
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA); c.A == 0xff && c.R < 0x50 {
+				sum += float64(x)
+				n++
+			}
+		}
+	}
+	if n == 0 || len(pts) < 2 {
+		return 400, nil
+	}
+	share := (sum/n + 0.5) / float64(b.Dx())
+	return min(max((pts[len(pts)-1][0]-pts[0][0])/share, 150), 1200), nil
+}
+
 // slideBody is what slide.js posts.
-func (d *device) slideBody(nonce string, pts [][]float64, pointer string) []byte {
+func (d *device) slideBody(nonce string, pts [][]float64, pointer string, travel float64) []byte {
 	pressures := []float64{}
 	if pointer == "mouse" {
 		for i := 0; i < len(pts) && i < 64; i++ {
@@ -292,6 +327,7 @@ func (d *device) slideBody(nonce string, pts [][]float64, pointer string) []byte
 		"nonce": nonce, "points": pts,
 		"pointer":     map[string]any{"type": pointer, "pressures": pressures},
 		"wall_ms":     wall,
+		"travel":      travel,
 		"fingerprint": d.fp,
 	})
 	return b
@@ -301,9 +337,17 @@ func (d *device) slideBody(nonce string, pts [][]float64, pointer string) []byte
 // always goes on to the captcha.
 var keyboardSlide = [][]float64{{0, 0, 0}, {252, 0, 180}}
 
-// postSlide posts a slide for nonce and returns the reply.
+// postSlide posts a slide for nonce, aimed at its target (the keyboard
+// path needs no aim), and returns the reply.
 func (d *device) postSlide(nonce string, pts [][]float64, pointer string) (*reply, error) {
-	return d.do(http.MethodPost, "/.advcaptcha/slide", fetchPOST, d.slideBody(nonce, pts, pointer), nil)
+	travel := 400.0
+	if pointer != "keyboard" {
+		var err error
+		if travel, err = d.aim(nonce, pts); err != nil {
+			return nil, err
+		}
+	}
+	return d.do(http.MethodPost, "/.advcaptcha/slide", fetchPOST, d.slideBody(nonce, pts, pointer, travel), nil)
 }
 
 // slideReply is the JSON answer to a slide.

@@ -141,9 +141,28 @@ func drag(t *testing.T, ctx context.Context, times []float64, path func(u float6
 	}
 }
 
+// slideDistance is how far the handle must move to end on the slot: the
+// slot's place read from the target image as a script would (its centre
+// line's mean column), times the handle's travel.
 func slideDistance(t *testing.T, ctx context.Context) float64 {
+	t.Helper()
+	waitFor(t, ctx, `document.getElementById("advc-slider-target").complete && document.getElementById("advc-slider-target").naturalWidth > 0`, "the slide's target image")
+	share, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(() => {
+		const img = document.getElementById("advc-slider-target");
+		const c = document.createElement("canvas");
+		c.width = img.naturalWidth; c.height = img.naturalHeight;
+		const g = c.getContext("2d");
+		g.drawImage(img, 0, 0);
+		const d = g.getImageData(0, 0, c.width, c.height).data;
+		let sum = 0, n = 0;
+		for (let i = 0; i < d.length; i += 4) if (d[i] === 0x3a && d[i+3] === 255) { sum += (i / 4) % c.width; n++; }
+		return n ? (sum / n + 0.5) / c.width : -1;
+	})()`))
+	if err != nil || share < 0.3 || share > 0.9 {
+		t.Fatalf("the slot's place in the target image: %v %v", share, err)
+	}
 	tr, h := elementRect(t, ctx, "advc-slider-track"), elementRect(t, ctx, "advc-slider-handle")
-	return tr.Width - h.Width + 3
+	return share * (tr.Width - h.Width)
 }
 
 func loadSlideSite(t *testing.T) *upstream {
@@ -195,7 +214,7 @@ func TestBrowserHumanLikeSlideDrawsNoFinding(t *testing.T) {
 	ctx := browserSession(t, false)
 	openSlide(t, ctx, "/welcome?x=1")
 	shot(t, ctx, "../docs/slide-desktop.png")
-	// A recorded person's drag (the SapiMouse sample), stretched to this
+	// A recorded person's drag (the SapiMouse sample), stretched to end on the slot of this
 	// track, delivered over CDP.
 	var pts [][]float64
 	if err := json.Unmarshal([]byte(humanDrag(t, 18)), &pts); err != nil {
@@ -242,7 +261,7 @@ func slideReasons(reasons []string) []string {
 	for _, r := range reasons {
 		switch r {
 		case "machine_like", "too_fast", "too_few_points", "perfectly_linear", "same_durations",
-			"clock_mismatch", "faster_than_served", "replayed_drag", "zero_pressure":
+			"clock_mismatch", "faster_than_served", "replayed_drag", "zero_pressure", "target_unseen", "missed_target":
 			out = append(out, r)
 		}
 	}
@@ -311,7 +330,7 @@ func TestBrowserWebdriverSessionIsRefused(t *testing.T) {
 	wantReason(t, reasons, "webdriver")
 }
 
-// TestBrowserKeyboardPathIsJudged: the keyboard path (focus, End) posts a
+// TestBrowserKeyboardPathIsJudged: the keyboard path (focus, End, Enter) posts a
 // slide with no motion to judge; headless Chromium is then refused on its
 // fingerprint alone (a person's browser goes on to the captcha: the API
 // path is tested in slide_test.go).
@@ -319,7 +338,7 @@ func TestBrowserKeyboardPathIsJudged(t *testing.T) {
 	loadSlideSite(t)
 	ctx := browserSession(t, false)
 	openSlide(t, ctx, "/")
-	if err := chromedp.Do(ctx, chromedp.Focus("#advc-slider-handle"), chromedp.KeyEvent(kb.End)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Focus("#advc-slider-handle"), chromedp.KeyEvent(kb.End), chromedp.KeyEvent(kb.Enter)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, `document.getElementById("advc-status").textContent.includes("refused") || !!document.getElementById("advc-captcha-img")`, "the verdict after the keyboard path")

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,9 @@ func BenchmarkSlidePost(b *testing.B) {
 		h := browser(fmt.Sprintf("10.8.%d.%d", i/256%256, i%256))
 		b.StopTimer()
 		r := get(b, "/", with(h, "Accept", "application/json"))
-		var body struct{ Slide struct{ Nonce string } }
+		var body struct {
+			Slide struct{ Nonce, Target string }
+		}
 		if err := json.Unmarshal([]byte(r.body), &body); err != nil || body.Slide.Nonce == "" {
 			b.Fatalf("no slide nonce: %d %q", r.status, r.body)
 		}
@@ -98,7 +101,11 @@ func BenchmarkSlidePost(b *testing.B) {
 				h.Set("Cookie", "advc_device="+c.Value)
 			}
 		}
+		// The page fetches the target and reports the travel that puts the
+		// drag's end on it.
+		travel := 250 / slotShare(b, get(b, body.Slide.Target, h))
 		payload := `{"nonce":"` + body.Slide.Nonce + `","points":` + pts.String() + `,"pointer":{"type":"mouse","pressures":[0.5,0.5]},"wall_ms":790,` +
+			`"travel":` + strconv.FormatFloat(travel, 'f', 1, 64) + `,` +
 			`"fingerprint":{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1920,1080],"plugins":5,"chrome":true}}`
 		b.StartTimer()
 		t0 := time.Now()

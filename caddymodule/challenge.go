@@ -159,6 +159,8 @@ func (v *visit) serveOwnRoute(w http.ResponseWriter) error {
 		return v.serveImage(w, strings.TrimSuffix(strings.TrimPrefix(path, "captcha/"), ".png"))
 	case strings.HasPrefix(path, "audio/") && strings.HasSuffix(path, ".wav") && (v.r.Method == http.MethodGet || v.r.Method == http.MethodHead):
 		return v.serveAudio(w, strings.TrimSuffix(strings.TrimPrefix(path, "audio/"), ".wav"))
+	case strings.HasPrefix(path, "slide/") && strings.HasSuffix(path, ".png") && (v.r.Method == http.MethodGet || v.r.Method == http.MethodHead):
+		return v.serveSlideTarget(w, strings.TrimSuffix(strings.TrimPrefix(path, "slide/"), ".png"))
 	case path == "slide.js" && v.r.Method == http.MethodGet:
 		return serveSlideJS(w)
 	case path == "slide" && v.r.Method == http.MethodPost:

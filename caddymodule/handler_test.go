@@ -184,7 +184,7 @@ func BenchmarkServeHTTPNewClientRedis(b *testing.B) {
 // answered with a 4xx and a message (no valid nonce exists), never a
 // panic or a 5xx.
 func FuzzSlideBody(f *testing.F) {
-	f.Add([]byte(`{"nonce":"AAAAAAAAAAAAAAAAAAAAAA","points":[[0,0,0],[10,1,16]],"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":16,"fingerprint":{"ua":"x"}}`))
+	f.Add([]byte(`{"nonce":"AAAAAAAAAAAAAAAAAAAAAA","points":[[0,0,0],[10,1,16]],"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":16,"travel":400,"fingerprint":{"ua":"x"}}`))
 	f.Add([]byte(`{"points":[[1e308,-1e308,1e308]]}`))
 	f.Add([]byte(`[`))
 	h := &Handler{Secrets: []string{"fuzz-secret-0123456789abcdef0123456789ab"}, Adversarial: &Adversarial{Off: true}}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,12 +30,18 @@ type slideTicket struct {
 	// Score is the request's score when the slide was issued: only the
 	// lower part of the challenge band may be cleared by a slide alone.
 	Score float64 `json:"score"`
+	// Target is where the drag must end, as a share of the handle's
+	// travel. It is drawn only into the ticket's image, never written in
+	// the page, so a drag has to be aimed at what the page shows.
+	Target float64 `json:"target"`
 }
 
 type slideView struct {
-	Nonce     string    `json:"nonce"`
-	Post      string    `json:"post"`
-	Script    string    `json:"script"`
+	Nonce  string `json:"nonce"`
+	Post   string `json:"post"`
+	Script string `json:"script"`
+	// Target is the image of the track with the slot the drag must end on.
+	Target    string    `json:"target"`
 	ExpiresIn int       `json:"expires_in"`
 	Return    string    `json:"-"`
 	Text      *pageText `json:"-"`
@@ -44,7 +51,8 @@ type slideView struct {
 // issueSlide stores a single-use nonce for a slide check bound to the
 // client's device and IP prefix.
 func (v *visit) issueSlide(returnTo string) (*slideView, error) {
-	b, err := json.Marshal(slideTicket{Device: v.device, IP: v.ipID, Return: returnTo, Issued: v.now, Score: v.assessment.Score})
+	target := slideTargetMin + (slideTargetMax-slideTargetMin)*rand.Float64()
+	b, err := json.Marshal(slideTicket{Device: v.device, IP: v.ipID, Return: returnTo, Issued: v.now, Score: v.assessment.Score, Target: target})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +63,7 @@ func (v *visit) issueSlide(returnTo string) (*slideView, error) {
 	}
 	v.h.metrics.challenges.WithLabelValues("slide", "issued").Inc()
 	return &slideView{Nonce: nonce, Post: routePrefix + "slide", Script: routePrefix + "slide.js",
-		ExpiresIn: int(ttl / time.Second), Return: returnTo}, nil
+		Target: routePrefix + "slide/" + nonce + ".png", ExpiresIn: int(ttl / time.Second), Return: returnTo}, nil
 }
 
 func (v *visit) serveSlidePage(w http.ResponseWriter, returnTo string) error {
@@ -65,6 +73,59 @@ func (v *visit) serveSlidePage(w http.ResponseWriter, returnTo string) error {
 		return writeUnavailable(w, v.r)
 	}
 	return writeSlidePage(w, v.r, s, v.h.Branding)
+}
+
+// serveSlideTarget serves a ticket's track image, with the slot drawn at
+// its target, to the device the ticket was issued to, and records when it
+// was first fetched: the drag cannot have been aimed before that. A page
+// fetches it once; a few more fetches are allowed for reloads of the image.
+func (v *visit) serveSlideTarget(w http.ResponseWriter, nonce string) error {
+	if !validChallengeID(nonce) {
+		return writeError(w, v.r, http.StatusNotFound, "unknown slide check")
+	}
+	ctx := v.r.Context()
+	raw, err := v.h.store.Peek(ctx, "slide:"+nonce)
+	if errors.Is(err, store.ErrNotFound) {
+		return writeError(w, v.r, http.StatusNotFound, "this slide check has expired or was already used; reload the page")
+	}
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	var ticket slideTicket
+	if json.Unmarshal(raw, &ticket) != nil || ticket.Device != v.device {
+		return writeError(w, v.r, http.StatusNotFound, "unknown slide check")
+	}
+	ttl := time.Duration(v.h.ChallengeTTL)
+	n, err := v.h.store.Incr(ctx, "slide-img:"+nonce, ttl)
+	if err != nil {
+		v.h.health.failed(err, v.h.OnStoreError)
+		return writeUnavailable(w, v.r)
+	}
+	if n > slideTargetFetches {
+		return writeError(w, v.r, http.StatusTooManyRequests, "this slide check's image was fetched too often; reload the page")
+	}
+	if n == 1 {
+		seen := strconv.FormatInt(v.now.UnixMilli(), 10)
+		if err := v.h.store.PutOnce(ctx, "slide-seen:"+nonce, []byte(seen), ttl); err != nil {
+			v.h.health.failed(err, v.h.OnStoreError)
+			return writeUnavailable(w, v.r)
+		}
+	}
+	return writeFile(w, "image/png", "no-store", renderSlideTarget(ticket.Target))
+}
+
+// targetSeen is when the ticket's image was first fetched, if it was.
+func (v *visit) targetSeen(nonce string) (time.Time, bool) {
+	b, err := v.h.store.Peek(v.r.Context(), "slide-seen:"+nonce)
+	if err != nil {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
 }
 
 func serveSlideJS(w http.ResponseWriter) error {
@@ -78,7 +139,10 @@ type slideRequest struct {
 		Type      string    `json:"type"`
 		Pressures []float64 `json:"pressures"`
 	} `json:"pointer"`
-	WallMS      float64                `json:"wall_ms"`
+	WallMS float64 `json:"wall_ms"`
+	// Travel is how far, in CSS pixels, the handle can move on the
+	// client's screen: the drag's end over it is where it was aimed.
+	Travel      float64                `json:"travel"`
 	Fingerprint *riskscore.Fingerprint `json:"fingerprint"`
 }
 
@@ -111,6 +175,10 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 	if req.Fingerprint == nil || math.IsNaN(req.WallMS) || math.IsInf(req.WallMS, 0) || req.WallMS < 0 {
 		return writeError(w, v.r, http.StatusBadRequest, "missing fingerprint or timing")
 	}
+	keyboard := req.Pointer.Type == "keyboard"
+	if !keyboard && !(req.Travel >= slideTravelMin && req.Travel <= slideTravelMax) {
+		return writeError(w, v.r, http.StatusBadRequest, "missing or implausible travel (the handle's range in CSS pixels)")
+	}
 	raw, err := v.h.store.Take(v.r.Context(), "slide:"+req.Nonce)
 	if errors.Is(err, store.ErrNotFound) {
 		return writeError(w, v.r, http.StatusBadRequest, "this slide check has expired or was already used; reload the page")
@@ -124,7 +192,6 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 		return writeError(w, v.r, http.StatusBadRequest, "this slide check was issued to another browser")
 	}
 
-	keyboard := req.Pointer.Type == "keyboard"
 	fpEntity := store.Entity{Kind: store.KindFingerprint, ID: req.Fingerprint.StableID()}
 	res := trajectory.Score(traj)
 	var score float64
@@ -154,13 +221,32 @@ func (v *visit) serveSlide(w http.ResponseWriter) error {
 		score += 50
 		reasons = append(reasons, "clock_mismatch")
 	}
-	// The server's own clock: the page was served at ticket.Issued, so a
-	// drag the client says took d ms cannot arrive sooner than d after it
-	// (plus the time to see the page and press, which slideReaction
-	// leaves generous room for).
-	if claimed := math.Max(req.WallMS, res.Features.Duration); float64(v.now.Sub(ticket.Issued).Milliseconds()) < claimed+slideReaction {
+	// The server's own clock: the page was served at ticket.Issued and
+	// its target image fetched at seen, so a drag the client says took
+	// d ms cannot arrive sooner than d after that (plus the time to see
+	// the target and press, which slideReaction leaves generous room for).
+	served := ticket.Issued
+	seen, fetched := v.targetSeen(req.Nonce)
+	if fetched && seen.After(served) {
+		served = seen
+	}
+	if claimed := math.Max(req.WallMS, res.Features.Duration); float64(v.now.Sub(served).Milliseconds()) < claimed+slideReaction {
 		score += 50
 		reasons = append(reasons, "faster_than_served")
+	}
+	if !keyboard {
+		// The slot is only in the image: a drag posted without fetching
+		// it, or ending elsewhere, was not aimed at what the page showed.
+		// Either leads to the captcha; neither is certain, since a person
+		// can miss.
+		if !fetched {
+			score += 50
+			reasons = append(reasons, "target_unseen")
+		}
+		if !onTarget(traj, ticket.Target, req.Travel) {
+			score += 50
+			reasons = append(reasons, "missed_target")
+		}
 	}
 	if tl, err := v.h.store.Observe(v.r.Context(), v.now, []store.Hit{{Entity: fpEntity}}); err == nil && tl[0].Label != nil {
 		// Same browser, new cookie: the label follows the fingerprint —
@@ -233,6 +319,18 @@ const (
 	// page and receiving its drag, beyond the drag itself: loading the
 	// script and moving to the handle take longer than that.
 	slideReaction = 100
+	// slideTargetMin and slideTargetMax bound the slot's place, as a share
+	// of the travel: far enough from the start that the drag is a
+	// movement, and from the end that running to the end is not a hit.
+	slideTargetMin = 0.4
+	slideTargetMax = 0.85
+	// slideTravelMin and slideTravelMax bound the handle's travel a
+	// client may report, in CSS pixels: the page's track on a small
+	// phone and on a wide screen.
+	slideTravelMin = 150
+	slideTravelMax = 1200
+	// slideTargetFetches is how often a ticket's image may be fetched.
+	slideTargetFetches = 3
 	// replayKeep is how many signatures each replay bucket keeps, and
 	// replayTTL how long (see seenDrag).
 	replayKeep = 32

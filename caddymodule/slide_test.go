@@ -3,10 +3,14 @@ package caddymodule_test
 import (
 	"encoding/json"
 	"fmt"
+	"image/color"
+	"image/png"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +18,85 @@ import (
 )
 
 // slideNonce asks for a protected page as a JSON client and returns the
-// slide nonce it is given, keeping the device cookie in h.
+// slide nonce it is given, keeping the device cookie in h; it fetches the
+// ticket's target image, as the page does, and remembers where its slot is
+// (slideTargets), so that slideBody and fingerprintSlide aim their drags.
 func slideNonce(t *testing.T, h http.Header) string {
+	t.Helper()
+	nonce, target := slideNonceUnseen(t, h)
+	slideTargets.Store(nonce, slotShare(t, get(t, target, h)))
+	return nonce
+}
+
+// slideNonceUnseen is slideNonce without fetching the target image; it
+// returns the image's path.
+func slideNonceUnseen(t *testing.T, h http.Header) (nonce, target string) {
 	t.Helper()
 	r := get(t, "/", with(h, "Accept", "application/json"))
 	var body struct {
 		Decision string
-		Slide    struct{ Nonce, Post, Script string }
+		Slide    struct{ Nonce, Post, Script, Target string }
 	}
-	if err := json.Unmarshal([]byte(r.body), &body); err != nil || r.status != 403 || body.Slide.Nonce == "" || body.Slide.Post != "/.advcaptcha/slide" {
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil || r.status != 403 || body.Slide.Nonce == "" || body.Slide.Post != "/.advcaptcha/slide" ||
+		body.Slide.Target != "/.advcaptcha/slide/"+body.Slide.Nonce+".png" {
 		t.Fatalf("JSON slide challenge: %d %q", r.status, r.body)
 	}
 	if h.Get("Cookie") == "" {
 		h.Set("Cookie", "advc_device="+deviceCookie(t, r))
 	}
-	return body.Slide.Nonce
+	return body.Slide.Nonce, body.Slide.Target
+}
+
+var travelRe = regexp.MustCompile(`"travel":[0-9.e+]+`)
+
+// slideTargets maps a nonce to its slot's place, as a share of the travel.
+var slideTargets sync.Map
+
+// slotShare reads the slot's centre from a target image, as a script
+// would: the mean column of its centre line's pixels over the width.
+func slotShare(t testing.TB, r reply) float64 {
+	t.Helper()
+	if r.status != 200 || r.header.Get("Content-Type") != "image/png" {
+		t.Fatalf("slide target image: %d %q %.100q", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	img, err := png.Decode(strings.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("slide target image: %v", err)
+	}
+	b := img.Bounds()
+	var sum, n float64
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA); c.R == 0x3a && c.A == 0xff {
+				sum += float64(x)
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("slide target image without its slot")
+	}
+	return (sum/n + 0.5) / float64(b.Dx())
+}
+
+// aimedTravel is the travel a page would report for a drag of points to
+// end on nonce's slot: the drag is kept, the track is the size that makes
+// it a hit (what a script that read the image would do with a replay).
+func aimedTravel(nonce, points string) float64 {
+	share := 0.6 // a nonce whose image was not fetched
+	if v, ok := slideTargets.Load(nonce); ok {
+		share = v.(float64)
+	}
+	var pts [][]float64
+	if json.Unmarshal([]byte(points), &pts) != nil || len(pts) < 2 || len(pts[0]) < 1 || len(pts[len(pts)-1]) < 1 {
+		return 400
+	}
+	return min(max((pts[len(pts)-1][0]-pts[0][0])/share, 150), 1200)
 }
 
 func slideBody(nonce string, points string) string {
 	return `{"nonce":"` + nonce + `","points":` + points + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":800,` +
+		`"travel":` + strconv.FormatFloat(aimedTravel(nonce, points), 'f', 1, 64) + `,` +
 		`"fingerprint":{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1920,1080],"plugins":5,"chrome":true}}`
 }
 
@@ -54,6 +118,9 @@ func TestSlideAPIRejectsBadInputAndReplays(t *testing.T) {
 		"no fingerprint":  `{"nonce":"` + nonce + `","points":` + good + `,"wall_ms":800}`,
 		"oversized":       slideBody(nonce, "["+strings.Repeat("[1,1,1],", 40000)+"[1,1,1]]"),
 		"too many points": slideBody(nonce, "["+strings.Repeat("[1,1,1],", 5000)+"[1,1,1]]"),
+		"no travel":       strings.Replace(slideBody(nonce, good), `"travel":`, `"travel_":`, 1),
+		"absurd travel":   travelRe.ReplaceAllString(slideBody(nonce, good), `"travel":1e9`),
+		"tiny travel":     travelRe.ReplaceAllString(slideBody(nonce, good), `"travel":20`),
 	} {
 		if r := post(t, "/.advcaptcha/slide", jh, body); r.status != 400 || !strings.Contains(r.body, `"error"`) {
 			t.Errorf("%s: %d %q", name, r.status, r.body)
@@ -141,7 +208,7 @@ func fingerprintSlide(nonce, points, fp string) string {
 		wall = pts[len(pts)-1][2] - pts[0][2]
 	}
 	return `{"nonce":"` + nonce + `","points":` + points + `,"pointer":{"type":"mouse","pressures":[0.5]},"wall_ms":` +
-		strconv.FormatFloat(wall, 'f', 1, 64) + `,"fingerprint":` + fp + `}`
+		strconv.FormatFloat(wall, 'f', 1, 64) + `,"travel":` + strconv.FormatFloat(aimedTravel(nonce, points), 'f', 1, 64) + `,"fingerprint":` + fp + `}`
 }
 
 // TestFingerprintLabelOutlivesTheCookie: a fingerprint refused for a
@@ -256,5 +323,73 @@ func TestSlideIsAFilterNotAPass(t *testing.T) {
 	json.Unmarshal([]byte(r.body), &next)
 	if c := get(t, next.Next, h); c.status != 403 || !strings.Contains(c.body, `id="advc-captcha-img"`) {
 		t.Fatalf("grant of a failed slide: %d %.200q", c.status, c.body)
+	}
+}
+
+// TestSlideMustBeAimed: the slot is only in the ticket's image, so a drag
+// must be aimed: posted without the image fetched, or ending off the slot,
+// it leads to the captcha (target_unseen, missed_target), never to a
+// clearance. The image is served only to the device the ticket was issued
+// to, a few times, and without caching.
+func TestSlideMustBeAimed(t *testing.T) {
+	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
+	fp := func(i int) string {
+		return `{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1920,1080],"plugins":5,"chrome":true,"canvas":"aim` + fmt.Sprint(i) + `"}`
+	}
+	wantCaptcha := func(what, reason string, r reply) {
+		t.Helper()
+		var body struct{ Next string }
+		if json.Unmarshal([]byte(r.body), &body) != nil || r.status != 403 || !strings.HasPrefix(body.Next, "/.advcaptcha/challenge?grant=") {
+			t.Fatalf("%s: %d %q, want the captcha's grant", what, r.status, r.body)
+		}
+		_, reasons := lastJudgement(t)
+		wantReason(t, reasons, reason)
+	}
+
+	// Never fetched: the drag was not aimed at anything the page showed.
+	h := browser("198.51.100.190")
+	nonce, target := slideNonceUnseen(t, h)
+	wantCaptcha("drag without the image", "target_unseen", slideAfterServing(t, h, fingerprintSlide(nonce, humanDrag(t, 20), fp(1))))
+
+	// Fetched, but the drag ends a fifth of the travel off the slot.
+	h = browser("198.51.100.191")
+	nonce, target = slideNonceUnseen(t, h)
+	share := slotShare(t, get(t, target, h))
+	if share < 0.38 || share > 0.87 {
+		t.Fatalf("slot at %.3f of the travel, want within [0.4, 0.85]", share)
+	}
+	drag := humanDrag(t, 21)
+	off := share + 0.2
+	if share > 0.6 {
+		off = share - 0.2
+	}
+	slideTargets.Store(nonce, off)
+	wantCaptcha("drag off the slot", "missed_target", slideAfterServing(t, h, fingerprintSlide(nonce, drag, fp(2))))
+
+	// The same kind of drag aimed at the slot clears.
+	h = browser("198.51.100.192")
+	if r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), humanDrag(t, 22), fp(3))); r.status != 200 {
+		score, reasons := lastJudgement(t)
+		t.Fatalf("an aimed human drag: %d %q (%v %v)", r.status, r.body, score, reasons)
+	}
+
+	// The image: another device's ticket is unknown, a fourth fetch is
+	// refused, and nothing may cache it.
+	h = browser("198.51.100.193")
+	_, target = slideNonceUnseen(t, h)
+	if r := get(t, target, browser("198.51.100.193")); r.status != 404 {
+		t.Fatalf("another device's target image: %d %.100q", r.status, r.body)
+	}
+	for i := range 3 {
+		r := get(t, target, h)
+		if r.status != 200 || r.header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("fetch %d of the target image: %d, Cache-Control %q", i+1, r.status, r.header.Get("Cache-Control"))
+		}
+	}
+	if r := get(t, target, h); r.status != 429 {
+		t.Fatalf("fourth fetch of the target image: %d %.100q", r.status, r.body)
+	}
+	if r := get(t, "/.advcaptcha/slide/not-a-nonce.png", h); r.status != 404 {
+		t.Fatalf("target image of a malformed nonce: %d", r.status)
 	}
 }

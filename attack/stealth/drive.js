@@ -131,7 +131,22 @@ async function drag (page, rand) {
   const tb = await track.boundingBox()
   const x0 = hb.x + hb.width / 2 + (rand() - 0.5) * 10
   const y0 = hb.y + hb.height / 2 + (rand() - 0.5) * 10
-  const dist = tb.width - hb.width + 6 + rand() * 12
+  // The slot is only in the ticket's image: read its centre line (the
+  // darkest pixels' mean column) as any script can, and aim at it.
+  const share = await page.evaluate(async () => {
+    const img = document.getElementById('advc-slider-target')
+    if (!img) return 1
+    if (!img.complete) await new Promise(resolve => { img.onload = img.onerror = resolve })
+    const c = document.createElement('canvas')
+    c.width = img.naturalWidth; c.height = img.naturalHeight
+    const g = c.getContext('2d')
+    g.drawImage(img, 0, 0)
+    const d = g.getImageData(0, 0, c.width, c.height).data
+    let sum = 0; let n = 0
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] === 255 && d[i] < 0x50) { sum += (i / 4) % c.width; n++ }
+    return n ? (sum / n + 0.5) / c.width : 1
+  })
+  const dist = share * (tb.width - hb.width) + (rand() - 0.5) * 8
   const mouse = (type, x, y, held) => client.send('Input.dispatchMouseEvent', {
     type, x, y, button: (type === 'mouseMoved' && !held) ? 'none' : 'left', buttons: held ? 1 : 0,
     clickCount: type === 'mouseMoved' ? 0 : 1, force: held || type === 'mousePressed' ? 0.5 : 0, pointerType: 'mouse'

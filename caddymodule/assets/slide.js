@@ -256,7 +256,7 @@
     done = true;
     say(root.getAttribute("data-checking"));
     var body = { nonce: cfg.nonce, points: pts, pointer: { type: kind || ptype, pressures: pressures.slice(0, 64) },
-      wall_ms: performance.now() - wall0, fingerprint: fingerprint(kind || ptype) };
+      wall_ms: performance.now() - wall0, travel: maxX(), fingerprint: fingerprint(kind || ptype) };
     fetch(cfg.post, { method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json" }, body: JSON.stringify(body) })
       .then(function (r) { return r.json(); })
@@ -295,24 +295,27 @@
     var t = Math.max(pts[pts.length - 1][2], e.timeStamp - down.t);
     pts.push([e.clientX - down.x, e.clientY - down.y, t]);
     down = null;
-    if (dx >= maxX() - 2) { submit(); } else { place(0); say(root.getAttribute("data-again")); }
+    // The slot is only in the image: the server judges whether the drag
+    // ended on it. A drag that barely moved is a slip, not an answer.
+    if (dx >= 8) { submit(); } else { place(0); say(root.getAttribute("data-again")); }
   }
   handle.addEventListener("pointerup", release);
   handle.addEventListener("pointercancel", function () { down = null; place(0); });
 
-  // Keyboard path: arrows or End move the handle; its slides are judged
-  // more strictly on the server (they go on to the text captcha).
+  // Keyboard path: arrows, Home and End move the handle, Enter or Space
+  // submits. Keyboard slides always go on to the text captcha (with its
+  // audio), so a person who cannot see the slot is not held to it.
   handle.addEventListener("keydown", function (e) {
     if (done) return;
-    var step = maxX() / 10;
+    var step = maxX() / (e.shiftKey ? 10 : 50);
     if (e.key === "ArrowRight" || e.key === "Right") place(dx + step);
     else if (e.key === "End") place(maxX());
     else if (e.key === "ArrowLeft" || e.key === "Left") place(dx - step);
     else if (e.key === "Home") place(0);
+    else if (e.key === "Enter" || e.key === " ") { e.preventDefault(); submit("keyboard"); return; }
     else return;
     e.preventDefault();
     if (!pts.length || !wall0) { wall0 = performance.now(); pts = [[0, 0, 0]]; }
     pts.push([dx, 0, performance.now() - wall0]);
-    if (dx >= maxX() - 1) submit("keyboard");
   });
 })();
