@@ -71,3 +71,31 @@ func BenchmarkGenerateBIMNoEOT(b *testing.B) {
 	c.Method, c.EOT = perturb.BIM, nil
 	benchGenerate(b, &c)
 }
+
+// BenchmarkGenerateManyDefault is the pool's view: default captchas made
+// by one generator on every core (GenerateMany), reported as captchas per
+// second of wall time. OPENBLAS_NUM_THREADS decides whether each worker's
+// products also spread over the cores.
+func BenchmarkGenerateManyDefault(b *testing.B) {
+	m, err := solver.NewModel(solver.DefaultArchitecture(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := solver.New(m, solver.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &captchapool.Generator{Style: captcha.DefaultStyle(), Solvers: []*solver.Solver{s}, Attack: perturb.DefaultConfig()}
+	const count = 16
+	if _, err := g.GenerateMany(0, 2, nil); err != nil {
+		b.Fatal(err)
+	}
+	seed := uint64(100)
+	for b.Loop() {
+		if _, err := g.GenerateMany(seed, count, nil); err != nil {
+			b.Fatal(err)
+		}
+		seed += count
+	}
+	b.ReportMetric(float64(count*b.N)/b.Elapsed().Seconds(), "captchas/s")
+}

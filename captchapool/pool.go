@@ -213,7 +213,7 @@ func Samples(entries []*Entry) ([]solver.Sample, error) {
 func (g *Generator) ModelVersion() string {
 	v := make([]string, len(g.Solvers))
 	for i, s := range g.Solvers {
-		v[i] = s.Model().Version()
+		v[i] = s.ModelVersion()
 	}
 	return strings.Join(v, "+")
 }

@@ -7,7 +7,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// The same four measurements as bench/solver/torch_crnn.py, on the default
+// The same measurements as bench/solver/torch_crnn.py, on the default
 // architecture with random weights (speed does not depend on the weights).
 
 func randomImages(n, h, w int, seed uint64) []Image {
@@ -38,53 +38,78 @@ func reportFLOPs(b *testing.B, perOp float64) {
 	b.ReportMetric(perOp*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-func BenchmarkForward(b *testing.B) {
-	s, imgs := benchSolver(b, 1)
+// The batched rows: one op is a whole batch, so ms/op over the batch is
+// the figure per image (bench/solver/run.sh divides), as in PyTorch's rows.
+
+func benchForward(b *testing.B, batch int) {
+	s, imgs := benchSolver(b, batch)
 	s.Predict(imgs) // build the graph outside the timing
 	for b.Loop() {
 		if _, err := s.Predict(imgs); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportFLOPs(b, DefaultArchitecture().FLOPs())
+	reportFLOPs(b, float64(batch)*DefaultArchitecture().FLOPs())
 }
 
-func BenchmarkGradient(b *testing.B) {
-	s, imgs := benchSolver(b, 1)
-	texts := []string{"ab3xy"}
+func benchGradient(b *testing.B, batch int) {
+	s, imgs := benchSolver(b, batch)
+	texts := make([]string, batch)
+	for i := range texts {
+		texts[i] = "ab3xy"
+	}
 	s.InputGradient(imgs, texts)
 	for b.Loop() {
 		if _, err := s.InputGradient(imgs, texts); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportFLOPs(b, 2*DefaultArchitecture().FLOPs())
+	reportFLOPs(b, 2*float64(batch)*DefaultArchitecture().FLOPs())
 }
 
+func BenchmarkForward(b *testing.B)         { benchForward(b, 1) }
+func BenchmarkForwardBatch16(b *testing.B)  { benchForward(b, 16) }
+func BenchmarkForwardBatch32(b *testing.B)  { benchForward(b, 32) }
+func BenchmarkGradient(b *testing.B)        { benchGradient(b, 1) }
+func BenchmarkGradientBatch16(b *testing.B) { benchGradient(b, 16) }
+func BenchmarkGradientBatch32(b *testing.B) { benchGradient(b, 32) }
+
 // BenchmarkAttack10 is ten signed-gradient steps on one image, the inner loop
-// of an iterative attack.
-func BenchmarkAttack10(b *testing.B) {
-	s, imgs := benchSolver(b, 1)
-	texts := []string{"ab3xy"}
+// of an iterative attack; BenchmarkAttack10Batch32 the same on 32 images at
+// once, as a generator working on many captchas would run it.
+func BenchmarkAttack10(b *testing.B)        { benchAttack10(b, 1) }
+func BenchmarkAttack10Batch32(b *testing.B) { benchAttack10(b, 32) }
+
+func benchAttack10(b *testing.B, batch int) {
+	s, imgs := benchSolver(b, batch)
+	texts := make([]string, batch)
+	for i := range texts {
+		texts[i] = "ab3xy"
+	}
 	s.InputGradient(imgs, texts)
+	xs := make([]Image, batch)
 	for b.Loop() {
-		x := append(Image(nil), imgs[0]...)
+		for k := range xs {
+			xs[k] = append(xs[k][:0], imgs[k]...)
+		}
 		for range 10 {
-			g, err := s.InputGradient([]Image{x}, texts)
+			g, err := s.InputGradient(xs, texts)
 			if err != nil {
 				b.Fatal(err)
 			}
-			for i, v := range g.Grads[0] {
-				switch {
-				case v > 0:
-					x[i] = min(x[i]+2.0/255, 1)
-				case v < 0:
-					x[i] = max(x[i]-2.0/255, 0)
+			for k, x := range xs {
+				for i, v := range g.Grads[k] {
+					switch {
+					case v > 0:
+						x[i] = min(x[i]+2.0/255, 1)
+					case v < 0:
+						x[i] = max(x[i]-2.0/255, 0)
+					}
 				}
 			}
 		}
 	}
-	reportFLOPs(b, 20*DefaultArchitecture().FLOPs())
+	reportFLOPs(b, 20*float64(batch)*DefaultArchitecture().FLOPs())
 }
 
 // BenchmarkTrainStep32 is one training step on 32 images: both workers'

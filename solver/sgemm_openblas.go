@@ -6,7 +6,23 @@ package solver
 // #include <cblas.h>
 import "C"
 
-import "unsafe"
+import (
+	"os"
+	"unsafe"
+)
+
+// One OpenBLAS thread per call unless the environment says otherwise
+// (OPENBLAS_NUM_THREADS, or OMP_NUM_THREADS, which OpenBLAS also reads): the
+// solver's parallelism is its workers, one product per goroutine, and
+// OpenBLAS's own threads spin while they wait, so a worker per core with
+// several BLAS threads each oversubscribes the cores. Measured on the 2-core
+// machine, 16 default captchas on both workers (BenchmarkGenerateManyDefault):
+// 4.3 captchas/s with one thread, 1.8 with two.
+func init() {
+	if os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == "" {
+		C.openblas_set_num_threads(1)
+	}
+}
 
 // sgemm is C = alpha·op(A)·op(B) + beta·C on row-major matrices (op(A) m×k,
 // op(B) k×n, C m×n), in OpenBLAS: the engine's matrix products. The slices

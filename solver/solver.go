@@ -43,6 +43,9 @@ type Solver struct {
 	mu   sync.Mutex
 	idle map[graphKey][]*graph
 
+	versionOnce sync.Once
+	version     string
+
 	// eng is nil when the solver runs gorgonia graphs (Options.Graph).
 	eng    *engine
 	idleWS []*workspace
@@ -129,6 +132,13 @@ func (s *Solver) releaseWS(ws *workspace) {
 
 // Model returns the model the solver runs.
 func (s *Solver) Model() *Model { return s.model }
+
+// ModelVersion is Model().Version(), computed once: it hashes the whole
+// model, which a generator asks for with every captcha it makes.
+func (s *Solver) ModelVersion() string {
+	s.versionOnce.Do(func() { s.version = s.model.Version() })
+	return s.version
+}
 
 func (s *Solver) acquire(k graphKey) (*graph, error) {
 	s.sem <- struct{}{}
