@@ -11,7 +11,8 @@ import (
 )
 
 // Filler keeps a pool topped up. Each worker checks the pool's depth,
-// generates one captcha when it is below Size, pushes it, and then rests
+// generates captchas when it is below Size (one, or a batch of what is
+// missing), pushes them, and then rests
 // long enough that its share of a core stays at CPUBudget: a gateway that
 // also serves traffic must not spend its cores on captchas nobody asked for.
 type Filler struct {
@@ -34,6 +35,11 @@ type Filler struct {
 	// Generate makes one entry; it should give up when ctx is done (the
 	// filler is being stopped).
 	Generate func(ctx context.Context, seed uint64) (*Entry, error)
+	// GenerateBatch, when set, makes the entries of several seeds at once
+	// (Generator.GenerateBatch), up to Batch of them or what the pool
+	// lacks, whichever is fewer; Generate is then not used.
+	GenerateBatch func(ctx context.Context, seeds []uint64) ([]*Entry, error)
+	Batch         int
 	// Observe, when set, is told how each generation went and the pool's
 	// depth after it (for metrics and logs). err is non-nil for a failed
 	// generation, a recovered panic or a store error.
@@ -74,7 +80,11 @@ func (f *Filler) work(ctx context.Context) {
 			wait, backoff = backoff, min(2*backoff, time.Minute)
 		case depth < f.Size:
 			backoff = idle
-			took, err := f.fillOne(ctx)
+			n := 1
+			if f.GenerateBatch != nil {
+				n = min(max(f.Batch, 1), f.Size-depth)
+			}
+			took, err := f.fill(ctx, n)
 			if ctx.Err() != nil {
 				return // stopped mid-captcha: not a failure
 			}
@@ -83,7 +93,10 @@ func (f *Filler) work(ctx context.Context) {
 				wait = idle // a failure must not spin
 				break
 			}
-			f.observe(took, depth+1, nil)
+			// Each captcha is observed with its share of the batch's time.
+			for i := range n {
+				f.observe(took/time.Duration(n), depth+i+1, nil)
+			}
 			wait = 0
 			if b := f.CPUBudget; b > 0 && b < 1 {
 				wait = time.Duration(float64(took) * (1 - b) / b)
@@ -97,9 +110,9 @@ func (f *Filler) work(ctx context.Context) {
 	}
 }
 
-// fillOne generates and pushes one entry. A panic in the generator is
+// fill generates and pushes n entries. A panic in the generator is
 // recovered and reported as an error: the worker lives on.
-func (f *Filler) fillOne(ctx context.Context) (took time.Duration, err error) {
+func (f *Filler) fill(ctx context.Context, n int) (took time.Duration, err error) {
 	start := time.Now()
 	defer func() {
 		took = time.Since(start)
@@ -107,16 +120,29 @@ func (f *Filler) fillOne(ctx context.Context) (took time.Duration, err error) {
 			err = fmt.Errorf("captcha generation panicked: %v", p)
 		}
 	}()
-	e, err := f.Generate(ctx, NewSeed())
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = NewSeed()
+	}
+	var entries []*Entry
+	if f.GenerateBatch != nil {
+		entries, err = f.GenerateBatch(ctx, seeds)
+	} else {
+		var e *Entry
+		e, err = f.Generate(ctx, seeds[0])
+		entries = []*Entry{e}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("generating captcha: %w", err)
 	}
-	b, err := e.Marshal(f.Keys)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := f.Store.PushQueue(ctx, f.Key, b, f.Size, f.TTL); err != nil {
-		return 0, fmt.Errorf("pushing to pool: %w", err)
+	for _, e := range entries {
+		b, err := e.Marshal(f.Keys)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := f.Store.PushQueue(ctx, f.Key, b, f.Size, f.TTL); err != nil {
+			return 0, fmt.Errorf("pushing to pool: %w", err)
+		}
 	}
 	return 0, nil
 }

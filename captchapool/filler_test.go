@@ -122,6 +122,42 @@ func TestFillerSurvivesPanicsAndErrors(t *testing.T) {
 	}
 }
 
+// TestFillerBatches: with GenerateBatch, a worker generates what the pool
+// lacks up to Batch at a time — 4, 4, then the 2 missing for a pool of 10 —
+// and observes each captcha with the depth it reached.
+func TestFillerBatches(t *testing.T) {
+	s := storetest.MemoryAndRedis(t)["memory"]
+	var mu sync.Mutex
+	var sizes, depths []int
+	f := &captchapool.Filler{
+		Store: s, Key: "pool:batch", Keys: testKeys, Size: 10, TTL: time.Minute, Workers: 1, CPUBudget: 1,
+		Idle: time.Millisecond, Batch: 4,
+		GenerateBatch: func(_ context.Context, seeds []uint64) ([]*captchapool.Entry, error) {
+			mu.Lock()
+			sizes = append(sizes, len(seeds))
+			mu.Unlock()
+			out := make([]*captchapool.Entry, len(seeds))
+			for i, seed := range seeds {
+				out[i] = entry(fmt.Sprint(seed))
+			}
+			return out, nil
+		},
+		Observe: func(_ time.Duration, depth int, err error) {
+			mu.Lock()
+			depths = append(depths, depth)
+			mu.Unlock()
+		},
+	}
+	stop := run(f)
+	waitFor(t, "a full pool", func() bool { n, _ := s.QueueLen(context.Background(), f.Key); return n == 10 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(sizes) != "[4 4 2]" || fmt.Sprint(depths) != "[1 2 3 4 5 6 7 8 9 10]" {
+		t.Fatalf("batches %v, depths observed %v; want [4 4 2] and 1…10", sizes, depths)
+	}
+}
+
 // TestFillerKeepsItsCPUBudget checks a lower bound only — a loaded machine
 // can make the filler slower, never faster: a worker with a budget of a
 // quarter must rest three times as long as it generates.

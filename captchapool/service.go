@@ -201,7 +201,7 @@ func (s *Service) switchTo(model *solver.Model, with []*solver.Model) error {
 	if !s.cfg.External {
 		f := &Filler{
 			Store: s.cfg.Store, Key: g.Key, Keys: s.cfg.PoolKeys, Size: s.cfg.Size, TTL: s.cfg.TTL,
-			Workers: s.cfg.Workers, CPUBudget: s.cfg.CPUBudget, Generate: gen.GenerateContext,
+			Workers: s.cfg.Workers, CPUBudget: s.cfg.CPUBudget, GenerateBatch: gen.GenerateBatch, Batch: DefaultBatch,
 			Observe: func(took time.Duration, depth int, err error) { obs.Generated(g, took, depth, err) },
 		}
 		s.done.Add(1)

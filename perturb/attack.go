@@ -237,137 +237,221 @@ func Attack(subs []*solver.Solver, clean *image.Gray, truth string, cfg Config, 
 // iterations once ctx is done: a generation worker being stopped does not
 // finish a captcha nobody will serve.
 func AttackContext(ctx context.Context, subs []*solver.Solver, clean *image.Gray, truth string, cfg Config, seed uint64) (*Result, error) {
+	res, err := AttackBatch(ctx, subs, []*image.Gray{clean}, []string{truth}, cfg, []uint64{seed})
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}
+
+// AttackBatch attacks several captchas in lockstep: each iteration's
+// gradients of all of them (and of all their random draws) go through each
+// substitute as one batch, where the matrix products run faster per image
+// than in the small batch of one captcha's draws. Each captcha keeps its own
+// random draws from its seed, so its result is what AttackContext gives it
+// alone.
+func AttackBatch(ctx context.Context, subs []*solver.Solver, cleans []*image.Gray, truths []string, cfg Config, seeds []uint64) ([]*Result, error) {
 	if len(subs) == 0 {
 		return nil, errors.New("perturb: no substitute model")
+	}
+	if len(cleans) != len(truths) || len(cleans) != len(seeds) {
+		return nil, fmt.Errorf("perturb: %d captchas, %d texts and %d seeds", len(cleans), len(truths), len(seeds))
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("perturb: %w", err)
 	}
 	cfg = cfg.WithDefaults()
 	arch := subs[0].Model().Arch
-	h, w := clean.Bounds().Dy(), clean.Bounds().Dx()
-	for _, s := range subs {
-		if a := s.Model().Arch; a.Height != h || a.Width != w {
-			return nil, fmt.Errorf("perturb: a %d×%d captcha for a model reading %d×%d", w, h, a.Width, a.Height)
-		}
-	}
-	rng := rand.New(rand.NewPCG(seed, 0xadc))
-	res := &Result{}
-	text, sign := truth, float32(1) // ascend the loss of the truth…
-	if cfg.Targeted {
-		res.Target = wrongText(truth, arch.Charset, rng)
-		text, sign = res.Target, -1 // …or descend the loss of the target
-	}
 	eot := make([]Filter, len(cfg.EOT))
 	for i, name := range cfg.EOT {
 		eot[i], _ = FilterByName(name)
 	}
-
-	x0 := FromGray(clean)
-	lo, hi := make([]float32, len(x0)), make([]float32, len(x0))
-	eps := float32(cfg.Epsilon) / 255
-	for i, v := range x0 {
-		lo[i], hi[i] = max(v-eps, 0), min(v+eps, 1)
+	items := make([]*attackItem, len(cleans))
+	for k, clean := range cleans {
+		h, w := clean.Bounds().Dy(), clean.Bounds().Dx()
+		for _, s := range subs {
+			if a := s.Model().Arch; a.Height != h || a.Width != w {
+				return nil, fmt.Errorf("perturb: a %d×%d captcha for a model reading %d×%d", w, h, a.Width, a.Height)
+			}
+		}
+		items[k] = newAttackItem(clean, truths[k], cfg, arch.Charset, seeds[k])
 	}
-	x := append([]float32(nil), x0...)
-	momentum := make([]float32, len(x))
+	h, w := arch.Height, arch.Width
 	step := float32(cfg.Step) / 255
 	for range cfg.Iterations {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		g, err := gradient(subs, x, text, h, w, eot, cfg.EOTSamples, cfg.Shift, rng)
+		grads, err := gradients(subs, items, h, w, eot, cfg.EOTSamples, cfg.Shift)
 		if err != nil {
 			return nil, err
 		}
-		if cfg.Smooth > 0 {
-			g = GaussianBlur(g, h, w, cfg.Smooth)
-		}
-		d := g
-		if cfg.Method == MIFGSM {
-			l1 := l1Norm(g)
-			for i, v := range g {
-				momentum[i] = float32(cfg.Momentum)*momentum[i] + v/l1
+		for k, it := range items {
+			g := grads[k]
+			if cfg.Smooth > 0 {
+				g = GaussianBlur(g, h, w, cfg.Smooth)
 			}
-			d = momentum
-		}
-		for i, v := range d {
-			switch {
-			case v > 0:
-				x[i] += sign * step
-			case v < 0:
-				x[i] -= sign * step
+			d := g
+			if cfg.Method == MIFGSM {
+				l1 := l1Norm(g)
+				for i, v := range g {
+					it.momentum[i] = float32(cfg.Momentum)*it.momentum[i] + v/l1
+				}
+				d = it.momentum
 			}
-			// Project into the budget and the pixel range, on the 8-bit grid
-			// so that what is served is exactly what was attacked.
-			x[i] = float32(quantize(min(max(x[i], lo[i]), hi[i]))) / 255
+			x := it.x
+			for i, v := range d {
+				switch {
+				case v > 0:
+					x[i] += it.sign * step
+				case v < 0:
+					x[i] -= it.sign * step
+				}
+				// Project into the budget and the pixel range, on the 8-bit grid
+				// so that what is served is exactly what was attacked.
+				x[i] = float32(quantize(min(max(x[i], it.lo[i]), it.hi[i]))) / 255
+			}
 		}
 	}
-	x = guardSSIM(x0, x, h, w, cfg.MinSSIM)
-	res.Image = ToGray(x, h, w)
-	res.SSIM = SSIM(x0, x, h, w)
-	for i := range x {
-		res.Linf = max(res.Linf, int(math.Abs(float64(res.Image.Pix[i])-float64(clean.Pix[i%w+(i/w)*clean.Stride]))))
+	served := make([]solver.Image, len(items))
+	for k, it := range items {
+		x := guardSSIM(it.x0, it.x, h, w, cfg.MinSSIM)
+		res := it.res
+		res.Image = ToGray(x, h, w)
+		res.SSIM = SSIM(it.x0, x, h, w)
+		for i := range x {
+			res.Linf = max(res.Linf, int(math.Abs(float64(res.Image.Pix[i])-float64(it.clean.Pix[i%w+(i/w)*it.clean.Stride]))))
+		}
+		served[k] = FromGray(res.Image)
 	}
-	p, err := subs[0].Predict([]solver.Image{FromGray(res.Image)})
+	p, err := subs[0].Predict(served)
 	if err != nil {
 		return nil, err
 	}
-	res.Reading = p[0].Text
-	res.Fooled = res.Reading != truth
-	if cfg.Targeted {
-		res.Fooled = res.Reading == res.Target
+	out := make([]*Result, len(items))
+	for k, it := range items {
+		res := it.res
+		res.Reading = p[k].Text
+		res.Fooled = res.Reading != it.truth
+		if cfg.Targeted {
+			res.Fooled = res.Reading == res.Target
+		}
+		out[k] = res
 	}
-	return res, nil
+	return out, nil
 }
 
-// gradient is the ensemble's mean L1-normalised gradient of the loss of text,
-// each model's averaged over the random draws (one batch per model): a filter
-// of eot or none, then a shift of up to shift pixels.
-func gradient(subs []*solver.Solver, x []float32, text string, h, w int, eot []Filter, samples, shift int, rng *rand.Rand) ([]float32, error) {
-	imgs := make([]solver.Image, samples)
-	texts := make([]string, samples)
-	used := make([]int, samples) // index into eot, -1 for none
-	dx, dy := make([]int, samples), make([]int, samples)
-	for k := range imgs {
-		used[k], texts[k] = -1, text
-		if len(eot) > 0 {
-			used[k] = rng.IntN(len(eot)+1) - 1
-		}
-		img := x
-		if used[k] >= 0 {
-			img = eot[used[k]].Apply(x, h, w)
-		}
-		if shift > 0 {
-			dx[k], dy[k] = rng.IntN(2*shift+1)-shift, rng.IntN(2*shift+1)-shift
-			img = Translate(img, h, w, dx[k], dy[k])
-		}
-		imgs[k] = img
+// attackItem is one captcha's state in an attack.
+type attackItem struct {
+	clean    *image.Gray
+	truth    string
+	text     string  // the text whose loss is followed
+	sign     float32 // +1 ascends the loss of the truth, -1 descends the target's
+	x0, x    []float32
+	lo, hi   []float32
+	momentum []float32
+	rng      *rand.Rand
+	res      *Result
+	draws    []draw    // this iteration's random draws
+	slots    []int     // for each draw, its image's index in the batch
+	grad     []float32 // this iteration's gradient
+}
+
+// draw is one random transformation of an iteration: a filter of eot (-1
+// for none), then a shift.
+type draw struct{ filter, dx, dy int }
+
+func newAttackItem(clean *image.Gray, truth string, cfg Config, charset string, seed uint64) *attackItem {
+	it := &attackItem{clean: clean, truth: truth, text: truth, sign: 1, res: &Result{},
+		rng: rand.New(rand.NewPCG(seed, 0xadc))}
+	if cfg.Targeted {
+		it.res.Target = wrongText(truth, charset, it.rng)
+		it.text, it.sign = it.res.Target, -1
 	}
-	sum := make([]float32, len(x))
+	it.x0 = FromGray(clean)
+	n := len(it.x0)
+	it.lo, it.hi, it.momentum = make([]float32, n), make([]float32, n), make([]float32, n)
+	eps := float32(cfg.Epsilon) / 255
+	for i, v := range it.x0 {
+		it.lo[i], it.hi[i] = max(v-eps, 0), min(v+eps, 1)
+	}
+	it.x = append([]float32(nil), it.x0...)
+	return it
+}
+
+// gradients is, for each item, the ensemble's mean L1-normalised gradient
+// of the loss of its text, each model's averaged over the item's random
+// draws: a filter of eot or none, then a shift of up to shift pixels. All
+// items' draws go through each model as one batch.
+func gradients(subs []*solver.Solver, items []*attackItem, h, w int, eot []Filter, samples, shift int) ([][]float32, error) {
+	imgs := make([]solver.Image, 0, len(items)*samples)
+	texts := make([]string, 0, len(items)*samples)
+	for _, it := range items {
+		it.draws, it.slots = it.draws[:0], it.slots[:0]
+	draws:
+		for range samples {
+			d := draw{filter: -1}
+			if len(eot) > 0 {
+				d.filter = it.rng.IntN(len(eot)+1) - 1
+			}
+			if shift > 0 {
+				d.dx, d.dy = it.rng.IntN(2*shift+1)-shift, it.rng.IntN(2*shift+1)-shift
+			}
+			it.draws = append(it.draws, d)
+			// The filters are deterministic: a draw equal to an earlier one
+			// of this captcha has its image, and its gradient — computed
+			// once, summed as often as drawn. With 4 draws from the default
+			// 4 filters and none, a quarter of the gradients are repeats.
+			for j, e := range it.draws[:len(it.draws)-1] {
+				if e == d {
+					it.slots = append(it.slots, it.slots[j])
+					continue draws
+				}
+			}
+			img := it.x
+			if d.filter >= 0 {
+				img = eot[d.filter].Apply(it.x, h, w)
+			}
+			if shift > 0 {
+				img = Translate(img, h, w, d.dx, d.dy)
+			}
+			it.slots = append(it.slots, len(imgs))
+			imgs = append(imgs, img)
+			texts = append(texts, it.text)
+		}
+	}
+	sums := make([][]float32, len(items))
+	for k, it := range items {
+		it.grad = make([]float32, h*w)
+		sums[k] = it.grad
+	}
+	model := make([]float32, h*w)
 	for _, s := range subs {
 		g, err := s.InputGradient(imgs, texts)
 		if err != nil {
 			return nil, fmt.Errorf("perturb: %w", err)
 		}
-		model := make([]float32, len(x))
-		for k, gk := range g.Grads {
-			if dx[k] != 0 || dy[k] != 0 {
-				gk = solver.Image(translateBack(gk, h, w, dx[k], dy[k]))
+		for _, it := range items {
+			clear(model)
+			for j, d := range it.draws {
+				gk := g.Grads[it.slots[j]]
+				if d.dx != 0 || d.dy != 0 {
+					gk = solver.Image(translateBack(gk, h, w, d.dx, d.dy))
+				}
+				if d.filter >= 0 {
+					gk = solver.Image(eot[d.filter].Backward(gk, h, w))
+				}
+				for i, v := range gk {
+					model[i] += v
+				}
 			}
-			if used[k] >= 0 {
-				gk = solver.Image(eot[used[k]].Backward(gk, h, w))
+			l1 := l1Norm(model)
+			for i, v := range model {
+				it.grad[i] += v / l1
 			}
-			for i, v := range gk {
-				model[i] += v
-			}
-		}
-		l1 := l1Norm(model)
-		for i, v := range model {
-			sum[i] += v / l1
 		}
 	}
-	return sum, nil
+	return sums, nil
 }
 
 func l1Norm(v []float32) float32 {

@@ -174,3 +174,40 @@ func TestAttackStopsWithContext(t *testing.T) {
 		t.Fatalf("attack under a cancelled context: %v, want context.Canceled", err)
 	}
 }
+
+// TestBatchMatchesAlone: captchas attacked in lockstep (AttackBatch) get
+// what each gets alone — the same draws from the same seeds — up to the
+// float rounding of a larger matrix product, which may flip the sign of a
+// near-zero gradient element: at most 1% of the pixels may differ.
+func TestBatchMatchesAlone(t *testing.T) {
+	s := testSolver(t)
+	imgs, texts := cleanCaptchas(t, s, 3)
+	subs := []*solver.Solver{s, testSolver(t)}
+	cfg := Config{Method: MIFGSM, Epsilon: 16, Iterations: 4, EOT: []string{"gaussian", "median"}, Shift: 1, Targeted: true}
+	seeds := []uint64{7, 8, 9}
+	batch, err := AttackBatch(context.Background(), subs, imgs, texts, cfg, seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range imgs {
+		alone, err := Attack(subs, imgs[k], texts[k], cfg, seeds[k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		differ := 0
+		for i := range alone.Image.Pix {
+			if alone.Image.Pix[i] != batch[k].Image.Pix[i] {
+				differ++
+			}
+		}
+		if alone.Target != batch[k].Target || differ*100 > len(alone.Image.Pix) {
+			t.Errorf("captcha %d: target %q alone, %q in the batch; %d of %d pixels differ", k, alone.Target, batch[k].Target, differ, len(alone.Image.Pix))
+		}
+		if testing.Verbose() {
+			t.Logf("captcha %d: %d of %d pixels differ from alone", k, differ, len(alone.Image.Pix))
+		}
+	}
+	if _, err := AttackBatch(context.Background(), subs, imgs, texts[:2], cfg, seeds); err == nil {
+		t.Error("mismatched texts accepted")
+	}
+}
