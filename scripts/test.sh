@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+# OpenBLAS, which the gateway's build uses when present (make build, make
+# run): the solver's packages are tested on it as well as on pure Go.
+ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 || missing="$missing libopenblas-dev"
 if [ -n "$missing" ]; then
 	echo "== installing$missing (Debian packages)"
 	sudo=""
@@ -37,6 +40,12 @@ for m in "${modules[@]}"; do
 	s=${PIPESTATUS[0]}
 	[ "$s" -eq 0 ] || status=$s
 done
+# The generator's matrix products again through OpenBLAS (the build tag
+# make build and make run use); the run above was pure Go.
+echo "== go test -tags openblas (solver, perturb, captchapool)"
+go test -tags openblas -count=1 -v ./solver ./perturb ./captchapool 2>&1 | tee -a "$out" | grep -E '^(--- (FAIL|SKIP)|ok |FAIL|panic:)'
+s=${PIPESTATUS[0]}
+[ "$s" -eq 0 ] || status=$s
 set -e
 if grep -q -- '--- SKIP' "$out"; then
 	echo "FAIL: skipped tests (see above); every test must run" >&2
