@@ -1,5 +1,5 @@
 # advcaptcha — see README.md.
-.PHONY: build run test test-short screenshots attack bench bench-solver simulate fuzz clean
+.PHONY: build run test test-short screenshots attack bench bench-solver bench-capacity simulate fuzz clean
 
 # The solver's matrix products run in OpenBLAS when Debian's libopenblas-dev
 # is installed (about twice as fast as gonum's pure Go; see
@@ -41,6 +41,10 @@ bench:
 # The solver against the same network in PyTorch.
 bench-solver:
 	./bench/solver/run.sh
+
+# Captchas per second from pool-command processes against one Redis.
+bench-capacity:
+	./bench/capacity/run.sh
 
 # The learning loop end to end: a simulated attacker against a real gateway
 # (about half an hour on two cores); last line "stages: clean=… fidelity=…".

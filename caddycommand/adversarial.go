@@ -413,6 +413,30 @@ type poolPrinter struct {
 	out, errs     io.Writer
 	prefix        string
 	size, workers int
+	// made are when the captchas of the last rateWindow were made: the
+	// rate this process supplies, which capacity is planned with.
+	made []time.Time
+}
+
+// rateWindow is what the pool command's captchas/s figure is measured over.
+const rateWindow = time.Minute
+
+// rate records a captcha made now and returns the captchas per second over
+// the last rateWindow (or since the first, if that is sooner).
+func (p *poolPrinter) rate(now time.Time) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.made = append(p.made, now)
+	i := 0
+	for i < len(p.made) && now.Sub(p.made[i]) > rateWindow {
+		i++
+	}
+	p.made = p.made[i:]
+	span := now.Sub(p.made[0])
+	if len(p.made) < 2 || span <= 0 {
+		return 0
+	}
+	return float64(len(p.made)-1) / span.Seconds()
 }
 
 func (p *poolPrinter) printf(w io.Writer, format string, args ...any) {
@@ -430,7 +454,8 @@ func (p *poolPrinter) Generated(_ *captchapool.Generation, took time.Duration, d
 		p.printf(p.errs, "generation: %v\n", err)
 		return
 	}
-	p.printf(p.out, "\rdepth %d/%d, last captcha %v   ", depth, p.size, took.Round(time.Millisecond))
+	r := p.rate(time.Now())
+	p.printf(p.out, "\rdepth %d/%d, %.2f captchas/s over the last minute, %v each on one worker   ", depth, p.size, r, took.Round(time.Millisecond))
 }
 
 func (p *poolPrinter) Followed(v *modelregistry.Version) {

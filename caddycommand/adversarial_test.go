@@ -224,3 +224,22 @@ func mustFilter(t *testing.T, name string) perturb.Filter {
 	}
 	return f
 }
+
+// TestPoolPrinterRate: the pool command's captchas/s is over the last
+// minute — older captchas leave the figure.
+func TestPoolPrinterRate(t *testing.T) {
+	p := &poolPrinter{}
+	t0 := time.Unix(1_000_000, 0)
+	if r := p.rate(t0); r != 0 {
+		t.Fatalf("one captcha: %v captchas/s, want 0 (no interval yet)", r)
+	}
+	p.rate(t0.Add(500 * time.Millisecond))
+	if r := p.rate(t0.Add(time.Second)); r != 2 {
+		t.Fatalf("three captchas in a second: %v captchas/s, want 2", r)
+	}
+	// Two minutes on, only the captchas of the last minute count.
+	p.rate(t0.Add(2 * time.Minute))
+	if r := p.rate(t0.Add(2*time.Minute + 250*time.Millisecond)); r != 4 {
+		t.Fatalf("two captchas 250 ms apart after a pause: %v captchas/s, want 4", r)
+	}
+}

@@ -287,6 +287,9 @@ type seriesPoint struct {
 	AdversarialOther  [2]float64 `json:"adversarial_other"`
 	// Served counts captcha requests by source: pool, sync, clean, wait.
 	Served [len(servedSources)]float64 `json:"served"`
+	// Generated counts the adversarial captchas this instance's workers
+	// made: the supply, against Served's demand.
+	Generated float64 `json:"generated"`
 }
 
 // seriesRing holds the points; samplers add to it.
@@ -362,6 +365,13 @@ func (m *metrics) totals() seriesPoint {
 			a[0] += v
 		}
 	})
+	forEachMetric(m.generation, func(d *dto.Metric) {
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "outcome" && l.GetValue() == "ok" {
+				p.Generated += float64(d.GetHistogram().GetSampleCount())
+			}
+		}
+	})
 	forEachMetric(m.poolServed, func(d *dto.Metric) {
 		for _, l := range d.GetLabel() {
 			if l.GetName() == "source" {
@@ -375,11 +385,11 @@ func (m *metrics) totals() seriesPoint {
 }
 
 // counts are the point's numbers, for arithmetic over all of them.
-func (p *seriesPoint) counts() [15]*float64 {
-	return [15]*float64{&p.Allow, &p.Challenge, &p.Block,
+func (p *seriesPoint) counts() [16]*float64 {
+	return [16]*float64{&p.Allow, &p.Challenge, &p.Block,
 		&p.CleanAttacker[0], &p.CleanAttacker[1], &p.AdversarialAttack[0], &p.AdversarialAttack[1],
 		&p.CleanOther[0], &p.CleanOther[1], &p.AdversarialOther[0], &p.AdversarialOther[1],
-		&p.Served[0], &p.Served[1], &p.Served[2], &p.Served[3]}
+		&p.Served[0], &p.Served[1], &p.Served[2], &p.Served[3], &p.Generated}
 }
 
 func (p seriesPoint) minus(q seriesPoint) seriesPoint {

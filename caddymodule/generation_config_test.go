@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/advcaptcha/advcaptcha/perturb"
 )
 
@@ -103,5 +105,22 @@ func TestLoadHandlersFindsEveryHandler(t *testing.T) {
 	hs, err := LoadHandlers(path)
 	if err != nil || len(hs) != 1 || hs[0].SolverModel != "/m.crnn" || hs[0].Adversarial.attack().Smooth != 0 {
 		t.Fatalf("from JSON: %+v, %v", hs, err)
+	}
+}
+
+// TestSeriesCountsGeneration: the dashboard's series counts the captchas
+// this instance's workers made (the supply, next to the served demand);
+// failed generations are not supply.
+func TestSeriesCountsGeneration(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	m.generation.WithLabelValues("ok").Observe(0.2)
+	m.generation.WithLabelValues("ok").Observe(0.3)
+	m.generation.WithLabelValues("error").Observe(0.1)
+	m.served("pool")
+	first := m.totals()
+	m.generation.WithLabelValues("ok").Observe(0.2)
+	d := m.totals().minus(first)
+	if first.Generated != 2 || first.Served[0] != 1 || d.Generated != 1 || d.Served[0] != 0 {
+		t.Fatalf("generated %v then %v more; served %v then %v more: want 2, 1, 1, 0", first.Generated, d.Generated, first.Served[0], d.Served[0])
 	}
 }

@@ -70,7 +70,7 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 		}),
 		generation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "advcaptcha", Name: "captcha_generation_seconds",
-			Help:    "Time to compute one adversarial captcha, by outcome (ok, error).",
+			Help:    "Time to compute one adversarial captcha (a batch's time shared among its captchas), by outcome (ok, error).",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2, 4, 8, 16, 32},
 		}, []string{"outcome"}),
 		poolServed: prometheus.NewCounterVec(prometheus.CounterOpts{

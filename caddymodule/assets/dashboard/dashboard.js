@@ -204,6 +204,19 @@ function render(s) {
   $("models").tBodies[0].replaceChildren(...rows);
 
   const served = (src) => sum(inst.served, (n) => n.labels.source === src);
+  // Supply against demand over the last 5 minutes of the series: what this
+  // instance's workers made, and what was asked of the pool (served from it,
+  // computed on request, plain, or told to wait).
+  const supplyText = (pts) => {
+    const since = Date.now() / 1000 - 300;
+    let made = 0, asked = 0;
+    for (const p of pts) {
+      if (p.t < since) continue;
+      made += p.generated || 0;
+      asked += (p.served || []).reduce((x, y) => x + y, 0);
+    }
+    return `last 5 minutes: ${fmt(made / 300 * 60)} captchas a minute generated here, ${fmt(asked / 300 * 60)} asked for`;
+  };
   $("pool").replaceChildren(s.pool ? el("div", {},
     el("p", {}, el("strong", { text: `${s.pool.depth} of ${s.pool.size}` }), " adversarial captchas ready"),
     el("div", { class: "bar" }, barSpan(s.pool.depth / s.pool.size)),
@@ -211,6 +224,7 @@ function render(s) {
     el("p", { text: `served from the pool ${fmt(served("pool"))}, computed on request ${fmt(served("sync"))}, plain ${fmt(served("clean"))}, asked to wait ${fmt(served("wait"))}` +
       (inst.generation ? ` · ${inst.generation.count} generated here, ${inst.generation.mean_seconds.toFixed(2)} s each` : "") }),
     el("p", { id: "clean-share", text: `last 5 minutes: ${pct(inst.clean_share || 0)} of captchas served were clean, ${pct(inst.wait_share || 0)} of requests waited for the pool` }),
+    el("p", { id: "supply", text: supplyText(series) }),
   ) : el("p", { text: "adversarial captchas are off: plain captchas are served" }));
 
   // Share of clean captchas among those served, and of requests told to
@@ -218,11 +232,16 @@ function render(s) {
   const servedMin = new Map();
   for (const p of series) {
     const m = Math.floor(p.t / 60) * 60;
-    const a = servedMin.get(m) || [0, 0, 0, 0];
+    const a = servedMin.get(m) || [0, 0, 0, 0, 0];
     (p.served || []).forEach((v, i) => { a[i] += v; });
+    a[4] += p.generated || 0;
     servedMin.set(m, a);
   }
   const sm = [...servedMin.entries()].sort((a, b) => a[0] - b[0]);
+  lineChart($("supply-chart"), [
+    { name: "captchas generated here", color: COLORS.allow, dots: true, values: sm.map(([t, a]) => ({ t, v: a[4] })) },
+    { name: "captchas asked for", color: COLORS.challenge, dots: true, values: sm.map(([t, a]) => ({ t, v: a[0] + a[1] + a[2] + a[3] })) },
+  ], { label: "adversarial captchas generated and asked for, per minute", height: 160 });
   lineChart($("served-chart"), [
     { name: "clean share of captchas served", color: COLORS.clean, dots: true, values: sm.map(([t, a]) => { const n = a[0] + a[1] + a[2]; return { t, v: n ? a[2] / n : null }; }) },
     { name: "requests asked to wait", color: COLORS.challenge, dots: true, values: sm.map(([t, a]) => { const n = a[0] + a[1] + a[2] + a[3]; return { t, v: n ? a[3] / n : null }; }) },
