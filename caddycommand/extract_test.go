@@ -420,3 +420,29 @@ func startRedisStore(t *testing.T) (*redistest.Server, *store.Redis) {
 	t.Cleanup(func() { st.Close() })
 	return srv, st
 }
+
+// TestTrainOnPreprocessedImages: train --filter preprocesses every image
+// (the model records it); an unknown filter is refused before training.
+func TestTrainOnPreprocessedImages(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := WriteDataset(data, 16, 1, defaultStyle(t)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m.crnn")
+	args := []string{"--data", data, "--val", data, "--out", out, "--epochs", "1", "--batch", "16", "--workers", "1",
+		"--conv", "4/2x2,8/2x2", "--hidden", "8", "--layers", "1"}
+	if o, err := output(t, trainCommand(), append(args, "--filter", "sharpen")...); err == nil || !strings.Contains(err.Error(), `--filter "sharpen"`) {
+		t.Fatalf("unknown filter: %v\n%s", err, o)
+	}
+	if o, err := output(t, trainCommand(), append(args, "--filter", "binarize")...); err != nil {
+		t.Fatalf("train --filter binarize: %v\n%s", err, o)
+	}
+	m, err := solver.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Info["preprocess"] != "binarize ×1" {
+		t.Fatalf("model info %v, want preprocess binarize ×1", m.Info)
+	}
+}

@@ -20,8 +20,8 @@ import (
 
 func trainCommand() *cobra.Command {
 	var data, val []string
-	var out, init, conv, curve, checkpoint, about string
-	var epochs, batch, workers, hidden, layers, height, width int
+	var out, init, conv, curve, checkpoint, about, trainFilter string
+	var epochs, batch, workers, hidden, layers, height, width, trainPasses int
 	var lr, valSplit float64
 	var seed uint64
 	var noAugment, resume, bidi bool
@@ -33,7 +33,9 @@ func trainCommand() *cobra.Command {
 character), saving a checkpoint (MODEL.ckpt) every 200 steps and at every
 epoch's end, and drawing the training curve (MODEL.curve.png). Interrupted
 (Ctrl-C), it saves a checkpoint; --resume continues from it. --init MODEL
-fine-tunes an existing model instead of starting from scratch.
+fine-tunes an existing model instead of starting from scratch. --filter trains
+on preprocessed images (e.g. binarize: Otsu), as the classic captcha-breaking
+pipeline does; such a model reads through the same filter (eval --filter).
 
 The architecture flags describe a new model; the default is the paper's
 Table 6 with height-only pooling in the last two blocks.`,
@@ -74,6 +76,20 @@ Table 6 with height-only pooling in the last two blocks.`,
 			} else {
 				n := int(math.Round(valSplit * float64(len(train))))
 				train, valSet = train[:len(train)-n], train[len(train)-n:]
+			}
+			if trainFilter != "" {
+				// An attacker's pipeline: every image, training and
+				// validation, preprocessed before the network sees it (and
+				// so at test time: eval --filter with the same filter).
+				f, ok := perturb.FilterByName(trainFilter)
+				if !ok || trainPasses < 1 {
+					return fmt.Errorf("--filter %q --passes %d: unknown filter or fewer than one pass", trainFilter, trainPasses)
+				}
+				for _, set := range [][]solver.Sample{train, valSet} {
+					for i := range set {
+						set[i].Pixels = preprocess(set[i].Pixels, arch.Height, arch.Width, f, trainPasses)
+					}
+				}
 			}
 			if checkpoint == "" {
 				checkpoint = out + ".ckpt"
@@ -136,6 +152,9 @@ Table 6 with height-only pooling in the last two blocks.`,
 			if init != "" {
 				model.Info["init"] = init
 			}
+			if trainFilter != "" {
+				model.Info["preprocess"] = fmt.Sprintf("%s ×%d", trainFilter, trainPasses)
+			}
 			if err := model.Save(out); err != nil {
 				return err
 			}
@@ -168,6 +187,8 @@ Table 6 with height-only pooling in the last two blocks.`,
 	f.IntVar(&height, "height", 30, "input height")
 	f.IntVar(&width, "width", 100, "input width")
 	f.StringVar(&about, "about", "", "free text stored in the model file")
+	f.StringVar(&trainFilter, "filter", "", "preprocess every training and validation image with this attacker filter (binarize, median, …), as a solver that binarises before reading is trained; evaluate it with eval --filter")
+	f.IntVar(&trainPasses, "passes", 1, "how many times --filter is applied")
 	return c
 }
 
