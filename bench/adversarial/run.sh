@@ -12,6 +12,8 @@
 #   SETS="mifgsm-24-ens" bench/adversarial/run.sh   # -ens: against the shipped model and
 #                                                   # solvers/second.crnn at once (train-ensemble.sh)
 #   OUT=bench/adversarial/BUDGET.md SETS="…" bench/adversarial/run.sh  # tables elsewhere than RESULTS.md
+#   PREPROCESSED="narrow-binarize" …  # solvers trained on a preprocessing, read through it
+#                                     # (default: every solvers/<from>-<filter>.crnn; "" for none)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-200}
@@ -28,6 +30,14 @@ solvers=("substitute:")
 for m in $TRANSFER; do
 	[ -f $T/$m.crnn ] || { echo "missing $T/$m.crnn: run bench/adversarial/train-transfer.sh first" >&2; exit 1; }
 	solvers+=("$m:$T/$m.crnn")
+done
+# Solvers trained on a preprocessing (train-preprocessed.sh), named
+# <from>-<filter>: each reads every set through its filter.
+PREPROCESSED=${PREPROCESSED-$(cd $T && ls *-*.crnn 2>/dev/null | grep -E -- '-(gaussian|median|mean|bilateral|binarize|resize|jpeg)\.crnn$' | sed 's/\.crnn$//' | tr '\n' ' ')}
+trained=()
+for m in $PREPROCESSED; do
+	[ -f $T/$m.crnn ] || { echo "missing $T/$m.crnn: run bench/adversarial/train-preprocessed.sh first" >&2; exit 1; }
+	trained+=("$m:$T/$m.crnn")
 done
 mkdir -p $D
 # A fresh seed range no model trained or validated on.
@@ -67,7 +77,7 @@ out=${OUT:-bench/adversarial/RESULTS.md}
 {
 	echo "# Solver accuracy on clean and adversarial captchas"
 	echo
-	echo "Command: \`N=$N SETS=\"$(echo $SETS)\" TRANSFER=\"$TRANSFER\" bench/adversarial/run.sh\` ($(date -u +%F), $(nproc) cores)."
+	echo "Command: \`N=$N SETS=\"$(echo $SETS)\" TRANSFER=\"$TRANSFER\" PREPROCESSED=\"$(echo $PREPROCESSED)\" bench/adversarial/run.sh\` ($(date -u +%F), $(nproc) cores)."
 	echo "Substitute: the shipped model; transfer solvers: bench/adversarial/solvers (never attacked)."
 	for s in "${sets[@]}"; do
 		echo
@@ -90,4 +100,26 @@ out=${OUT:-bench/adversarial/RESULTS.md}
 			echo
 		done
 	done
+	if [ ${#trained[@]} -gt 0 ]; then
+		echo
+		echo "## Solvers trained on a preprocessing (issue 26)"
+		echo
+		echo "Each was trained on captchas preprocessed by its filter and reads every captcha through it, at"
+		echo "training and at test time — the classic captcha-breaking pipeline (train-preprocessed.sh;"
+		echo "fine-tuned from a transfer solver, never attacked). Percent read, per set:"
+		echo
+		printf "| solver (reads through) |"
+		for s in "${sets[@]}"; do printf " %s |" "$s"; done
+		echo
+		printf "|---|"
+		for s in "${sets[@]}"; do printf -- "---|"; done
+		echo
+		for sv in "${trained[@]}"; do
+			name=${sv%%:*} path=${sv#*:}
+			f=${name##*-}
+			printf "| %s (%s) |" "$name" "$f"
+			for s in "${sets[@]}"; do printf " %s |" "$(solved "$path" $D/$s $f 1)"; done
+			echo
+		done
+	fi
 } | tee "$out"

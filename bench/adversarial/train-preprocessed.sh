@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Trains transfer solvers that read through an attacker's preprocessing
+# (issue 26): the classic pipeline binarises (or filters) every captcha, at
+# training and at test time. Each is fine-tuned from one of the transfer
+# solvers (never attacked, never the shipped substitute) on clean captchas
+# preprocessed by the filter, so the benchmark can ask what an attacker who
+# trains on preprocessed captchas reads of the served ones. Resumable from
+# its checkpoints (bench/out/preprocessed).
+#
+#   bench/adversarial/train-preprocessed.sh                 # binarize, from narrow
+#   FILTERS="binarize median" FROM=bilstm bench/adversarial/train-preprocessed.sh
+#   COUNT=10000 EPOCHS=2 …                                  # training set and passes
+#
+# Writes bench/adversarial/solvers/<from>-<filter>.crnn; evaluate it with
+# `caddy advcaptcha eval --model … --filter <filter>`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+make -s build
+B=bin/caddy
+D=bench/out/preprocessed
+S=bench/adversarial/solvers
+FROM=${FROM:-narrow}
+FILTERS=${FILTERS:-binarize}
+COUNT=${COUNT:-10000}
+EPOCHS=${EPOCHS:-2}
+mkdir -p $D
+# The seed ranges the transfer solvers were trained and validated on
+# (train-transfer.sh): no benchmark captcha (seed 7000000…) among them.
+[ -f $D/train/labels.csv ] || $B advcaptcha dataset --count "$COUNT" --seed 5000000 --out $D/train >/dev/null
+[ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 6000000 --out $D/val >/dev/null
+for f in $FILTERS; do
+	name=$FROM-$f
+	[ -f $S/$name.crnn ] && continue
+	resume=""
+	[ -f $D/$name.ckpt ] && resume=--resume
+	OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --init $S/$FROM.crnn --filter "$f" \
+		--out $D/$name.crnn --checkpoint $D/$name.ckpt --curve $S/$name.curve.png \
+		--epochs "$EPOCHS" --batch 32 --workers 2 --lr 3e-4 --no-augment $resume \
+		--about "transfer solver $FROM fine-tuned on $f-preprocessed captchas for bench/adversarial (issue 26)"
+	# The final model or the best epoch's, whichever reads more of the
+	# preprocessed validation set.
+	solved() { $B advcaptcha eval --model "$1" --data $D/val --filter "$f" | awk '/^solved/ {split($2, a, "/"); print a[1]}'; }
+	if [ -f $D/$name.crnn.best ] && [ "$(solved $D/$name.crnn.best)" -gt "$(solved $D/$name.crnn)" ]; then
+		cp $D/$name.crnn.best $S/$name.crnn
+	else
+		cp $D/$name.crnn $S/$name.crnn
+	fi
+done
