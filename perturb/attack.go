@@ -324,6 +324,13 @@ func AttackBatch(ctx context.Context, subs []*solver.Solver, cleans []*image.Gra
 		}
 		served[k] = FromGray(res.Image)
 	}
+	if pre, err := readsThrough(subs[0]); err != nil {
+		return nil, err
+	} else if pre != nil {
+		for k := range served {
+			served[k] = pre.apply(served[k], h, w)
+		}
+	}
 	p, err := subs[0].Predict(served)
 	if err != nil {
 		return nil, err
@@ -427,9 +434,25 @@ func gradients(subs []*solver.Solver, items []*attackItem, h, w int, eot []Filte
 	}
 	model := make([]float32, h*w)
 	for _, s := range subs {
-		g, err := s.InputGradient(imgs, texts)
+		pre, err := readsThrough(s)
+		if err != nil {
+			return nil, err
+		}
+		read := imgs
+		if pre != nil {
+			read = make([]solver.Image, len(imgs))
+			for i, img := range imgs {
+				read[i] = pre.apply(img, h, w)
+			}
+		}
+		g, err := s.InputGradient(read, texts)
 		if err != nil {
 			return nil, fmt.Errorf("perturb: %w", err)
+		}
+		if pre != nil {
+			for i, img := range imgs {
+				g.Grads[i] = pre.backward(g.Grads[i], img, h, w)
+			}
 		}
 		for _, it := range items {
 			clear(model)
