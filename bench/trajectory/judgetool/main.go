@@ -4,6 +4,8 @@
 //	bench/lab trajectory/judgetool train             # writes trajectory/judge_model.json
 //	bench/lab trajectory/judgetool eval              # per-family acceptance and the ROC
 //	bench/lab trajectory/judgetool sample            # trajectory/testdata/generated/*.jsonl
+//	bench/lab trajectory/judgetool lofo              # dev: left-out easing families / timing styles
+//	bench/lab trajectory/judgetool stats INPUT       # dev: an input's quantiles per source and family
 //
 // (from the repository root: the default paths are relative to it)
 //
@@ -49,6 +51,10 @@ type drag struct {
 	label  float64 // 1 machine
 	w      float64
 	group  int // fold group
+	// easing and intervals: the generator's easing family and timing
+	// style, where it records them (development eased families), for
+	// judgetool lofo.
+	easing, intervals string
 }
 
 func readJSONL(path string) ([]map[string]json.RawMessage, error) {
@@ -130,7 +136,12 @@ func loadFamilies(split string) map[string][]drag {
 		}
 		for _, m := range rows {
 			if t, err := toTraj(m); err == nil {
-				out[fam] = append(out[fam], drag{t: t, source: fam, label: 1})
+				var st struct{ Easing, Group, Intervals string }
+				json.Unmarshal(m["settings"], &st)
+				if st.Group == "" {
+					st.Group = st.Easing
+				}
+				out[fam] = append(out[fam], drag{t: t, source: fam, label: 1, easing: st.Group, intervals: st.Intervals})
 			}
 		}
 	}
@@ -310,7 +321,7 @@ func fatal(err error) {
 func main() {
 	flag.Parse()
 	if flag.NArg() < 1 {
-		fatal(fmt.Errorf("usage: judgetool [flags] train|eval|sample"))
+		fatal(fmt.Errorf("usage: judgetool [flags] train|eval|sample|dump FILE|lofo|stats INPUT"))
 	}
 	switch flag.Arg(0) {
 	case "train":
@@ -321,6 +332,10 @@ func main() {
 		sample()
 	case "dump":
 		dump(flag.Arg(1))
+	case "lofo":
+		lofo()
+	case "stats":
+		stats(flag.Arg(1))
 	default:
 		fatal(fmt.Errorf("unknown command %q", flag.Arg(0)))
 	}
@@ -328,6 +343,27 @@ func main() {
 
 func train() {
 	rng := rand.New(rand.NewPCG(*seed, 99))
+	data, nh, names := buildData(rng)
+	X, y, w := inputs(data)
+	trainRest(rng, data, nh, names, X, y, w)
+}
+
+// inputs extracts the model inputs, labels and weights of drags.
+func inputs(data []drag) (X []trajectory.Inputs, y, w []float64) {
+	X = make([]trajectory.Inputs, len(data))
+	y, w = make([]float64, len(data)), make([]float64, len(data))
+	for i, d := range data {
+		f := trajectory.Extract(d.t)
+		X[i] = f.Vector()
+		y[i], w[i] = d.label, d.w
+	}
+	return X, y, w
+}
+
+// buildData assembles the development training set: dev people with their
+// augmentations, then the machine families (dev generated, shared
+// scripted, own scripted forms), weighted and given fold groups.
+func buildData(rng *rand.Rand) (data []drag, nh int, names []string) {
 	humans := loadHumans(false)
 	users := map[string]int{}
 	for _, h := range humans {
@@ -339,7 +375,6 @@ func train() {
 	// Folds by user; Balabit's few users each spread over folds by drag
 	// would leak, so each Balabit user is one group and the SapiMouse
 	// users are spread round-robin.
-	var data []drag
 	bySource := map[string]float64{}
 	for _, h := range humans {
 		h.group = users[h.source+"/"+h.user] % 5
@@ -358,7 +393,7 @@ func train() {
 	for i := range data {
 		data[i].w = 0.5 / (4 * bySource[strings.TrimSuffix(data[i].source, "+aug")])
 	}
-	nh := len(data)
+	nh = len(data)
 	fams := loadFamilies("dev")
 	for k, v := range loadScriptedShared() {
 		fams[k] = v
@@ -374,7 +409,7 @@ func train() {
 		famW[k] = w
 		totalFam += w
 	}
-	names := make([]string, 0, len(fams))
+	names = make([]string, 0, len(fams))
 	for k := range fams {
 		names = append(names, k)
 	}
@@ -395,15 +430,10 @@ func train() {
 		fmt.Fprintf(os.Stderr, "%-32s %d\n", k, len(fams[k]))
 	}
 	fmt.Fprintf(os.Stderr, "people (with augmentations) %d, machines %d\n", nh, len(data)-nh)
+	return data, nh, names
+}
 
-	X := make([]trajectory.Inputs, len(data))
-	y := make([]float64, len(data))
-	w := make([]float64, len(data))
-	for i, d := range data {
-		f := trajectory.Extract(d.t)
-		X[i] = f.Vector()
-		y[i], w[i] = d.label, d.w
-	}
+func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X []trajectory.Inputs, y, w []float64) {
 
 	// Out-of-fold probabilities for calibration.
 	oof := make([]float64, len(data))
@@ -451,6 +481,15 @@ func train() {
 			_ = i
 		}
 	}
+	for _, s := range []string{"sapimouse", "balabit", "sapimouse+aug", "balabit+aug"} {
+		n := 0
+		for _, p := range perSrc[s] {
+			if p >= refuse {
+				n++
+			}
+		}
+		fmt.Fprintf(os.Stderr, "oof people refused %-16s %5.2f%%\n", s, 100*float64(n)/float64(max(1, len(perSrc[s]))))
+	}
 	famOOF := map[string][2]int{}
 	for i, d := range data[nh:] {
 		c := famOOF[d.source]
@@ -460,10 +499,27 @@ func train() {
 		}
 		famOOF[d.source] = c
 	}
+	// The same at thresholds less noisy than the 99.5th percentile: the
+	// 99th and 98th of the original people's out-of-fold probabilities.
+	t99, t98 := quantile(ps, 0.99), quantile(ps, 0.98)
 	for _, k := range names {
 		c := famOOF[k]
-		fmt.Fprintf(os.Stderr, "oof accepted %-30s %5.1f%%\n", k, 100*float64(c[0])/float64(c[1]))
+		var a99, a98, n int
+		for i, d := range data[nh:] {
+			if d.source == k {
+				n++
+				if oof[nh+i] < t99 {
+					a99++
+				}
+				if oof[nh+i] < t98 {
+					a98++
+				}
+			}
+		}
+		fmt.Fprintf(os.Stderr, "oof accepted %-30s %5.1f%%  (at people's p99 %5.1f%%, p98 %5.1f%%)\n", k, 100*float64(c[0])/float64(c[1]),
+			100*float64(a99)/float64(n), 100*float64(a98)/float64(n))
 	}
+	fmt.Fprintf(os.Stderr, "refuse %.4f, people's p99 %.4f, p98 %.4f\n", refuse, t99, t98)
 	b, err := json.Marshal(final)
 	if err != nil {
 		fatal(err)
