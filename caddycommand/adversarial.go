@@ -178,16 +178,14 @@ func writeAdversarialDataset(dir string, count int, seed uint64, g *captchapool.
 		return err
 	}
 	entries, err := g.GenerateMany(seed, count, func(done int) {
-		if done%50 == 0 || done == count {
-			fmt.Fprintf(os.Stderr, "\r%d/%d adversarial captchas", done, count)
-		}
+		fmt.Fprintf(os.Stderr, "\r%d/%d adversarial captchas", done, count)
 	})
 	fmt.Fprintln(os.Stderr)
 	if err != nil {
 		return err
 	}
 	rows := make([][2]string, count)
-	var ssim float64
+	var ssim, strokeSSIM float64
 	fooled := 0
 	width := max(6, len(strconv.Itoa(count-1)))
 	for i, e := range entries {
@@ -196,6 +194,11 @@ func writeAdversarialDataset(dir string, count int, seed uint64, g *captchapool.
 			return err
 		}
 		ssim += e.SSIM
+		stroke, err := entryStrokeSSIM(g.Style, e)
+		if err != nil {
+			return err
+		}
+		strokeSSIM += stroke
 		if e.Fooled {
 			fooled++
 		}
@@ -206,9 +209,25 @@ func writeAdversarialDataset(dir string, count int, seed uint64, g *captchapool.
 	info, _ := json.MarshalIndent(map[string]any{
 		"attack": g.Attack, "description": g.Attack.String(), "models": g.ModelVersion(),
 		"first_seed": seed, "count": count, "mean_ssim": ssim / float64(count),
+		"mean_stroke_ssim":  strokeSSIM / float64(count),
 		"substitute_fooled": float64(fooled) / float64(count),
 	}, "", "  ")
 	return os.WriteFile(filepath.Join(dir, "attack.json"), append(info, '\n'), 0o644)
+}
+
+// entryStrokeSSIM is the SSIM of an entry's image to its clean captcha
+// on the text's strokes alone (perturb.StrokeSSIM).
+func entryStrokeSSIM(style captcha.Style, e *captchapool.Entry) (float64, error) {
+	c, err := style.Generate(e.Seed)
+	if err != nil {
+		return 0, err
+	}
+	served, err := e.Sample()
+	if err != nil {
+		return 0, err
+	}
+	h, w := c.Image.Bounds().Dy(), c.Image.Bounds().Dx()
+	return perturb.StrokeSSIM(perturb.FromGray(c.Image), perturb.FromGray(&image.Gray{Pix: served.Pixels, Stride: w, Rect: c.Image.Rect}), c.Glyphs.Pix, h, w), nil
 }
 
 func sheetCommand() *cobra.Command {

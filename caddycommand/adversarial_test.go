@@ -74,12 +74,14 @@ func TestAdversarialDataset(t *testing.T) {
 		}
 	}
 	var info struct {
-		Description string  `json:"description"`
-		MeanSSIM    float64 `json:"mean_ssim"`
-		Count       int     `json:"count"`
+		Description    string  `json:"description"`
+		MeanSSIM       float64 `json:"mean_ssim"`
+		MeanStrokeSSIM float64 `json:"mean_stroke_ssim"`
+		Count          int     `json:"count"`
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "attack.json"))
-	if err != nil || json.Unmarshal(b, &info) != nil || info.Count != 4 || info.MeanSSIM <= 0 || info.MeanSSIM > 1 {
+	if err != nil || json.Unmarshal(b, &info) != nil || info.Count != 4 || info.MeanSSIM <= 0 || info.MeanSSIM > 1 ||
+		info.MeanStrokeSSIM <= 0 || info.MeanStrokeSSIM >= 1 {
 		t.Fatalf("attack.json %s: %v", b, err)
 	}
 }

@@ -145,6 +145,9 @@ type Captcha struct {
 	Text  string
 	Seed  uint64
 	Image *image.Gray
+	// Glyphs is the text's ink alone, without the noise: the strokes a
+	// reader must see (legibility measures compare them).
+	Glyphs *image.Alpha
 }
 
 // newRand is the only source of randomness of a captcha.
@@ -168,11 +171,11 @@ func (s *Style) Text(seed uint64) string {
 // The style must have been validated.
 func (s *Style) Generate(seed uint64) (*Captcha, error) {
 	text := s.Text(seed)
-	img, err := s.Render(text, seed)
+	img, glyphs, err := s.render(text, seed)
 	if err != nil {
 		return nil, err
 	}
-	return &Captcha{Text: text, Seed: seed, Image: img}, nil
+	return &Captcha{Text: text, Seed: seed, Image: img, Glyphs: glyphs}, nil
 }
 
 // pngEncoder reuses zlib writers between encodings: setting one up costs

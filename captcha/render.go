@@ -22,8 +22,16 @@ type contour []point
 // (style, text, seed) gives the same pixels. The style must have been
 // validated.
 func (s *Style) Render(text string, seed uint64) (*image.Gray, error) {
+	img, _, err := s.render(text, seed)
+	return img, err
+}
+
+// render is Render that also returns the text's ink alone (its glyphs'
+// coverage, without the noise arcs and dots): where a reader must see the
+// strokes, which legibility measures look at.
+func (s *Style) render(text string, seed uint64) (*image.Gray, *image.Alpha, error) {
 	if text == "" {
-		return nil, fmt.Errorf("empty text")
+		return nil, nil, fmt.Errorf("empty text")
 	}
 	rng := newRand(seed, 2)
 	w, h := float64(s.Width), float64(s.Height)
@@ -34,12 +42,12 @@ func (s *Style) Render(text string, seed uint64) (*image.Gray, error) {
 	for _, r := range text {
 		f, err := loadFont(s.Fonts[rng.IntN(len(s.Fonts))])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		size := h * (0.72 + 0.1*rng.Float64()) * (1 + s.Scale*(2*rng.Float64()-1))
 		cs, adv, err := glyphOutline(f, &buf, r, size)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		angle := s.Rotation * (2*rng.Float64() - 1) * math.Pi / 180
 		dy := s.Offset * h * (2*rng.Float64() - 1)
@@ -80,7 +88,7 @@ func (s *Style) Render(text string, seed uint64) (*image.Gray, error) {
 		v := bg[i]*(1-a) + ink*a
 		out.Pix[i] = uint8(math.Round(math.Max(0, math.Min(255, v))))
 	}
-	return out, nil
+	return out, text_, nil
 }
 
 // glyphOutline returns the flattened outline of r at size pixels per em,

@@ -84,3 +84,40 @@ func TestTranslateBackIsTranspose(t *testing.T) {
 		t.Errorf("a shift right by one puts %v at (0,1), want x(0,0) = %v", got, x[0])
 	}
 }
+
+// TestStrokeSSIM: changing the background leaves the strokes' SSIM at 1
+// while the global one falls; changing the strokes lowers it.
+func TestStrokeSSIM(t *testing.T) {
+	const h, w = 20, 40
+	clean := make([]float32, h*w)
+	glyphs := make([]uint8, h*w)
+	for y := range h {
+		for x := range w {
+			clean[y*w+x] = 0.9
+			if x >= 15 && x < 25 && y >= 4 && y < 16 { // a block of ink
+				clean[y*w+x], glyphs[y*w+x] = 0.1, 255
+			}
+		}
+	}
+	bg := append([]float32(nil), clean...)
+	strokes := append([]float32(nil), clean...)
+	for i := range bg {
+		noise := float32((i*7919)%13) / 60
+		if glyphs[i] == 0 {
+			bg[i] -= noise
+		} else {
+			strokes[i] += noise
+		}
+	}
+	if s := StrokeSSIM(clean, clean, glyphs, h, w); s != 1 {
+		t.Fatalf("stroke SSIM of an image with itself: %v", s)
+	}
+	bgStroke, bgAll := StrokeSSIM(clean, bg, glyphs, h, w), SSIM(clean, bg, h, w)
+	strokeStroke := StrokeSSIM(clean, strokes, glyphs, h, w)
+	if !(bgAll < 0.9 && bgStroke > bgAll && strokeStroke < bgStroke) {
+		t.Fatalf("background noise: SSIM %.3f, stroke SSIM %.3f; stroke noise: stroke SSIM %.3f — want the stroke figure to see the strokes, not the background", bgAll, bgStroke, strokeStroke)
+	}
+	if s := StrokeSSIM(clean, bg, make([]uint8, h*w), h, w); s != 0 {
+		t.Fatalf("stroke SSIM without strokes: %v, want 0", s)
+	}
+}

@@ -84,7 +84,7 @@ out=${OUT:-bench/adversarial/RESULTS.md}
 		if [ $s = clean ]; then echo "## clean"; else
 			echo "## $(jq -r .description $D/$s/attack.json)"
 			echo
-			echo "against model $(jq -r .models $D/$s/attack.json); mean SSIM $(jq -r '.mean_ssim*1000|round/1000' $D/$s/attack.json), substitute fooled at generation $(jq -r '.substitute_fooled*100|round' $D/$s/attack.json)%"
+			echo "against model $(jq -r .models $D/$s/attack.json); mean SSIM $(jq -r '.mean_ssim*1000|round/1000' $D/$s/attack.json), on the strokes $(jq -r 'if .mean_stroke_ssim then (.mean_stroke_ssim*1000|round/1000) else "–" end' $D/$s/attack.json), substitute fooled at generation $(jq -r '.substitute_fooled*100|round' $D/$s/attack.json)%"
 		fi
 		echo
 		printf "| solver | none |"
