@@ -67,6 +67,33 @@ func benchGradient(b *testing.B, batch int) {
 	reportFLOPs(b, 2*float64(batch)*DefaultArchitecture().FLOPs())
 }
 
+// BenchmarkGradientWorkersBatch32 is a batch of 32 on every core: two
+// chunks of 16 side by side, one per worker (with OPENBLAS_NUM_THREADS=1,
+// each product on its worker's core), as the solver runs a batch larger
+// than Options.Batch.
+func BenchmarkGradientWorkersBatch32(b *testing.B) {
+	m, err := NewModel(DefaultArchitecture(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(m, Options{Batch: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	imgs := randomImages(32, 30, 100, 1)
+	texts := make([]string, 32)
+	for i := range texts {
+		texts[i] = "ab3xy"
+	}
+	s.InputGradient(imgs, texts)
+	for b.Loop() {
+		if _, err := s.InputGradient(imgs, texts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportFLOPs(b, 2*32*DefaultArchitecture().FLOPs())
+}
+
 func BenchmarkForward(b *testing.B)         { benchForward(b, 1) }
 func BenchmarkForwardBatch16(b *testing.B)  { benchForward(b, 16) }
 func BenchmarkForwardBatch32(b *testing.B)  { benchForward(b, 32) }

@@ -386,3 +386,47 @@ func TestEngineSteadyStateAndBatchConsistency(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelChunksKeepOrder: a batch larger than Options.Batch runs its
+// chunks on several workers at once and returns what one worker returns,
+// image by image, in order.
+func TestParallelChunksKeepOrder(t *testing.T) {
+	m, err := NewModel(DefaultArchitecture(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := m.Arch
+	imgs := randomImages(5, a.Height, a.Width, 17)
+	texts := []string{"ab3xy", "hhhh", "k2", "zzz9aa", "m"}
+	one, err := New(m, Options{Workers: 1, Batch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	many, err := New(m, Options{Workers: 2, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := one.InputGradient(imgs, texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := many.InputGradient(imgs, texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Grads) != 5 || len(got.Loss) != 5 || len(got.Predictions) != 5 {
+		t.Fatalf("%d gradients, %d losses, %d predictions for 5 images", len(got.Grads), len(got.Loss), len(got.Predictions))
+	}
+	for i := range imgs {
+		ref := make([]float64, len(want.Grads[i]))
+		for j, v := range want.Grads[i] {
+			ref[j] = float64(v)
+		}
+		if rel, _ := gradErr(got.Grads[i], ref); rel > 1e-4 || math.Abs(got.Loss[i]-want.Loss[i]) > 1e-5*want.Loss[i] {
+			t.Errorf("image %d: gradient %.2g apart, loss %.6f against %.6f", i, rel, got.Loss[i], want.Loss[i])
+		}
+	}
+	if _, err := many.InputGradient(imgs, []string{"ab", "cd", "ef", "gh", "ééé"}); err == nil {
+		t.Error("a text the model cannot read, in the last chunk, was accepted")
+	}
+}

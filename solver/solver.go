@@ -309,11 +309,39 @@ func (s *Solver) InputGradient(images []Image, texts []string) (*Gradient, error
 		return nil, fmt.Errorf("solver: %d images and %d texts", len(images), len(texts))
 	}
 	res := &Gradient{}
+	if chunks := (len(images) + s.opts.Batch - 1) / s.opts.Batch; s.eng != nil && chunks > 1 && s.opts.Workers > 1 {
+		return s.parallelGradient(images, texts, chunks)
+	}
 	for lo := 0; lo < len(images); lo += s.opts.Batch {
 		hi := min(lo+s.opts.Batch, len(images))
 		if err := s.gradientChunk(images[lo:hi], texts[lo:hi], res); err != nil {
 			return nil, err
 		}
+	}
+	return res, nil
+}
+
+// parallelGradient is InputGradient over several chunks at once, as many
+// as there are workers: one call uses every core the solver may, each chunk
+// on one (the engine's products are single-threaded by default, and the
+// steps between them always are).
+func (s *Solver) parallelGradient(images []Image, texts []string, chunks int) (*Gradient, error) {
+	parts := make([]Gradient, chunks)
+	errs := make([]error, chunks)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		lo, hi := c*s.opts.Batch, min((c+1)*s.opts.Batch, len(images))
+		wg.Go(func() { errs[c] = s.engineGradient(images[lo:hi], texts[lo:hi], &parts[c]) })
+	}
+	wg.Wait()
+	res := &Gradient{}
+	for c := range parts {
+		if errs[c] != nil {
+			return nil, errs[c]
+		}
+		res.Grads = append(res.Grads, parts[c].Grads...)
+		res.Loss = append(res.Loss, parts[c].Loss...)
+		res.Predictions = append(res.Predictions, parts[c].Predictions...)
 	}
 	return res, nil
 }
