@@ -242,8 +242,8 @@ func evalCommand() *cobra.Command {
 		Long: `Reads every captcha of the datasets with the model (the shipped default
 model without --model) and prints the accuracy by text length, per character,
 and last the line "solved N/M = P%". With --filter, each image is first
-preprocessed as attackers do — gaussian, median, mean, bilateral, binarize,
-resize or jpeg, applied --passes times and saved back to 8 bits.`,
+preprocessed as attackers do — gaussian, median, mean, bilateral, binarize (Otsu),
+adaptive (local-mean binarisation), resize or jpeg, applied --passes times and saved back to 8 bits.`,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if len(data) == 0 {
 				return errors.New("--data is required")

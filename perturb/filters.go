@@ -29,6 +29,7 @@ var Filters = []Filter{
 	{"mean", Mean3, Mean3},
 	{"bilateral", func(img []float32, h, w int) []float32 { return Bilateral(img, h, w, 2, 1.5, 0.15) }, identity},
 	{"binarize", Binarize, identity},
+	{"adaptive", AdaptiveBinarize, identity},
 	{"resize", func(img []float32, h, w int) []float32 { return Rescale(img, h, w, 0.75) }, func(g []float32, h, w int) []float32 { return Rescale(g, h, w, 0.75) }},
 	{"jpeg", func(img []float32, h, w int) []float32 { return JPEG(img, h, w, 75) }, identity},
 }
@@ -153,6 +154,36 @@ func Binarize(img []float32, h, w int) []float32 {
 	for i, v := range img {
 		if quantize(v) > thr {
 			out[i] = 1
+		}
+	}
+	return out
+}
+
+// AdaptiveBinarize thresholds each pixel at the mean of the 15×15 window
+// around it less a small margin (OpenCV's ADAPTIVE_THRESH_MEAN_C, as
+// captcha breakers use it): unlike one global threshold, it follows a
+// background whose brightness varies across the image.
+func AdaptiveBinarize(img []float32, h, w int) []float32 {
+	const r, margin = 7, 10.0 / 255
+	// Summed-area table, one row and column of zeros in front.
+	sum := make([]float64, (h+1)*(w+1))
+	for y := range h {
+		var row float64
+		for x := range w {
+			row += float64(img[y*w+x])
+			sum[(y+1)*(w+1)+x+1] = sum[y*(w+1)+x+1] + row
+		}
+	}
+	out := make([]float32, len(img))
+	for y := range h {
+		y0, y1 := max(y-r, 0), min(y+r+1, h)
+		for x := range w {
+			x0, x1 := max(x-r, 0), min(x+r+1, w)
+			s := sum[y1*(w+1)+x1] - sum[y0*(w+1)+x1] - sum[y1*(w+1)+x0] + sum[y0*(w+1)+x0]
+			mean := s / float64((y1-y0)*(x1-x0))
+			if float64(img[y*w+x]) > mean-margin {
+				out[y*w+x] = 1
+			}
 		}
 	}
 	return out

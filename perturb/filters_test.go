@@ -121,3 +121,37 @@ func TestStrokeSSIM(t *testing.T) {
 		t.Fatalf("stroke SSIM without strokes: %v, want 0", s)
 	}
 }
+
+// TestAdaptiveBinarizeFollowsTheBackground: on a background that darkens
+// from left to right below the ink of its bright side, one global threshold
+// loses the text on one side; the adaptive one keeps every ink pixel black
+// and the background white.
+func TestAdaptiveBinarizeFollowsTheBackground(t *testing.T) {
+	const h, w = 20, 80
+	img := make([]float32, h*w)
+	ink := make([]bool, h*w)
+	for y := range h {
+		for x := range w {
+			bg := 0.95 - 0.6*float32(x)/w // 0.95 → 0.35
+			img[y*w+x] = bg
+			if y >= 8 && y < 11 && x%10 < 3 { // short strokes, 0.3 darker than their background
+				img[y*w+x], ink[y*w+x] = bg-0.3, true
+			}
+		}
+	}
+	wrong := func(out []float32) int {
+		n := 0
+		for i, v := range out {
+			if (v == 0) != ink[i] {
+				n++
+			}
+		}
+		return n
+	}
+	if n := wrong(AdaptiveBinarize(img, h, w)); n > 0 {
+		t.Errorf("adaptive binarisation got %d of %d pixels wrong", n, h*w)
+	}
+	if n := wrong(Binarize(img, h, w)); n < h*w/10 {
+		t.Errorf("Otsu got only %d pixels wrong on a graded background: the test image does not show the difference", n)
+	}
+}
