@@ -22,16 +22,25 @@ func randomImages(n, h, w int, seed uint64) []Image {
 	return out
 }
 
-func benchSolver(b *testing.B, batch int) (*Solver, []Image) {
+// benchSolver is a solver of the default architecture run with opts, and
+// n images with their texts. Options.Batch defaults to n on one worker.
+func benchSolver(b *testing.B, n int, opts Options) (*Solver, []Image, []string) {
 	m, err := NewModel(DefaultArchitecture(), 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(m, Options{Workers: 1, Batch: batch})
+	if opts.Batch == 0 {
+		opts.Workers, opts.Batch = 1, n
+	}
+	s, err := New(m, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s, randomImages(batch, 30, 100, 1)
+	texts := make([]string, n)
+	for i := range texts {
+		texts[i] = "ab3xy"
+	}
+	return s, randomImages(n, 30, 100, 1), texts
 }
 
 func reportFLOPs(b *testing.B, perOp float64) {
@@ -42,7 +51,7 @@ func reportFLOPs(b *testing.B, perOp float64) {
 // the figure per image (bench/solver/run.sh divides), as in PyTorch's rows.
 
 func benchForward(b *testing.B, batch int) {
-	s, imgs := benchSolver(b, batch)
+	s, imgs, _ := benchSolver(b, batch, Options{})
 	s.Predict(imgs) // build the graph outside the timing
 	for b.Loop() {
 		if _, err := s.Predict(imgs); err != nil {
@@ -52,12 +61,8 @@ func benchForward(b *testing.B, batch int) {
 	reportFLOPs(b, float64(batch)*DefaultArchitecture().FLOPs())
 }
 
-func benchGradient(b *testing.B, batch int) {
-	s, imgs := benchSolver(b, batch)
-	texts := make([]string, batch)
-	for i := range texts {
-		texts[i] = "ab3xy"
-	}
+func benchGradient(b *testing.B, batch int, opts Options) {
+	s, imgs, texts := benchSolver(b, batch, opts)
 	s.InputGradient(imgs, texts)
 	for b.Loop() {
 		if _, err := s.InputGradient(imgs, texts); err != nil {
@@ -71,35 +76,14 @@ func benchGradient(b *testing.B, batch int) {
 // chunks of 16 side by side, one per worker (with OPENBLAS_NUM_THREADS=1,
 // each product on its worker's core), as the solver runs a batch larger
 // than Options.Batch.
-func BenchmarkGradientWorkersBatch32(b *testing.B) {
-	m, err := NewModel(DefaultArchitecture(), 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(m, Options{Batch: 16})
-	if err != nil {
-		b.Fatal(err)
-	}
-	imgs := randomImages(32, 30, 100, 1)
-	texts := make([]string, 32)
-	for i := range texts {
-		texts[i] = "ab3xy"
-	}
-	s.InputGradient(imgs, texts)
-	for b.Loop() {
-		if _, err := s.InputGradient(imgs, texts); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportFLOPs(b, 2*32*DefaultArchitecture().FLOPs())
-}
+func BenchmarkGradientWorkersBatch32(b *testing.B) { benchGradient(b, 32, Options{Batch: 16}) }
 
 func BenchmarkForward(b *testing.B)         { benchForward(b, 1) }
 func BenchmarkForwardBatch16(b *testing.B)  { benchForward(b, 16) }
 func BenchmarkForwardBatch32(b *testing.B)  { benchForward(b, 32) }
-func BenchmarkGradient(b *testing.B)        { benchGradient(b, 1) }
-func BenchmarkGradientBatch16(b *testing.B) { benchGradient(b, 16) }
-func BenchmarkGradientBatch32(b *testing.B) { benchGradient(b, 32) }
+func BenchmarkGradient(b *testing.B)        { benchGradient(b, 1, Options{}) }
+func BenchmarkGradientBatch16(b *testing.B) { benchGradient(b, 16, Options{}) }
+func BenchmarkGradientBatch32(b *testing.B) { benchGradient(b, 32, Options{}) }
 
 // BenchmarkAttack10 is ten signed-gradient steps on one image, the inner loop
 // of an iterative attack; BenchmarkAttack10Batch32 the same on 32 images at
@@ -108,11 +92,7 @@ func BenchmarkAttack10(b *testing.B)        { benchAttack10(b, 1) }
 func BenchmarkAttack10Batch32(b *testing.B) { benchAttack10(b, 32) }
 
 func benchAttack10(b *testing.B, batch int) {
-	s, imgs := benchSolver(b, batch)
-	texts := make([]string, batch)
-	for i := range texts {
-		texts[i] = "ab3xy"
-	}
+	s, imgs, texts := benchSolver(b, batch, Options{})
 	s.InputGradient(imgs, texts)
 	xs := make([]Image, batch)
 	for b.Loop() {
