@@ -359,9 +359,8 @@ type attackItem struct {
 	momentum []float32
 	rng      *rand.Rand
 	res      *Result
-	draws    []draw    // this iteration's random draws
-	slots    []int     // for each draw, its image's index in the batch
-	grad     []float32 // this iteration's gradient
+	draws    []draw // this iteration's random draws
+	slots    []int  // for each draw, its image's index in the batch
 }
 
 // draw is one random transformation of an iteration: a filter of eot (-1
@@ -428,9 +427,8 @@ func gradients(subs []*solver.Solver, items []*attackItem, h, w int, eot []Filte
 		}
 	}
 	sums := make([][]float32, len(items))
-	for k, it := range items {
-		it.grad = make([]float32, h*w)
-		sums[k] = it.grad
+	for k := range sums {
+		sums[k] = make([]float32, h*w)
 	}
 	model := make([]float32, h*w)
 	for _, s := range subs {
@@ -454,7 +452,7 @@ func gradients(subs []*solver.Solver, items []*attackItem, h, w int, eot []Filte
 				g.Grads[i] = pre.backward(g.Grads[i], img, h, w)
 			}
 		}
-		for _, it := range items {
+		for k, it := range items {
 			clear(model)
 			for j, d := range it.draws {
 				gk := g.Grads[it.slots[j]]
@@ -470,7 +468,7 @@ func gradients(subs []*solver.Solver, items []*attackItem, h, w int, eot []Filte
 			}
 			l1 := l1Norm(model)
 			for i, v := range model {
-				it.grad[i] += v / l1
+				sums[k][i] += v / l1
 			}
 		}
 	}
