@@ -112,7 +112,12 @@ func (v *visit) serveSlideTarget(w http.ResponseWriter, nonce string) error {
 			return writeUnavailable(w, v.r)
 		}
 	}
-	return writeFile(w, "image/png", "no-store", renderSlideTarget(ticket.Target))
+	png, err := renderSlideTarget(ticket.Target)
+	if err != nil {
+		v.h.logger.Error("rendering a slide target", zap.Error(err))
+		return writeUnavailable(w, v.r)
+	}
+	return writeFile(w, "image/png", "no-store", png)
 }
 
 // targetSeen is when the ticket's image was first fetched, if it was.

@@ -33,7 +33,7 @@ var (
 
 // renderSlideTarget draws the track image with the slot centred at share
 // target of its width.
-func renderSlideTarget(target float64) []byte {
+func renderSlideTarget(target float64) ([]byte, error) {
 	img := image.NewNRGBA(image.Rect(0, 0, slideImageW, slideImageH))
 	c := int(math.Round(target * slideImageW))
 	for y := 4; y < slideImageH-4; y++ {
@@ -52,9 +52,9 @@ func renderSlideTarget(target float64) []byte {
 	var b bytes.Buffer
 	enc := png.Encoder{CompressionLevel: png.BestSpeed}
 	if err := enc.Encode(&b, img); err != nil {
-		panic(err) // encoding an in-memory image into a buffer cannot fail
+		return nil, err
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // onTarget reports whether a drag over travel CSS pixels ended on the
