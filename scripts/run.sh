@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 # The captcha generator's matrix products run in OpenBLAS (about four times
 # as many captchas a second as the pure-Go build: bench/RESULTS.md): install
 # Debian's libopenblas-dev when it is missing and we may, else build pure Go.
-have_openblas() { ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so >/dev/null 2>&1; }
+have_openblas() {
+	for f in /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so; do [ -e "$f" ] && return 0; done
+	return 1
+}
 if ! have_openblas && command -v apt-get >/dev/null 2>&1; then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo -n"
