@@ -20,14 +20,22 @@ const (
 	subsample = 0.8
 )
 
+// Rows are []float64 so that judgetool can try inputs the trajectory
+// package does not compute yet (-extra); the shipped model's rows are
+// trajectory.Inputs followed by nothing.
 type binned struct {
-	edges [trajectory.NumInputs][]float64
-	bins  [][trajectory.NumInputs]uint8
+	nIn   int
+	edges [][]float64
+	bins  [][]uint8
 }
 
-func binInputs(X []trajectory.Inputs) *binned {
-	b := &binned{bins: make([][trajectory.NumInputs]uint8, len(X))}
-	for j := range trajectory.NumInputs {
+func binInputs(X [][]float64) *binned {
+	nIn := len(X[0])
+	b := &binned{nIn: nIn, edges: make([][]float64, nIn), bins: make([][]uint8, len(X))}
+	for i := range X {
+		b.bins[i] = make([]uint8, nIn)
+	}
+	for j := range nIn {
 		var v []float64
 		for i := range X {
 			if !math.IsNaN(X[i][j]) {
@@ -62,7 +70,7 @@ func (b *binned) threshold(j, s int) float64 {
 	return b.edges[j][s-2]
 }
 
-func fit(X []trajectory.Inputs, y, w []float64, rng *rand.Rand) *trajectory.Model {
+func fit(X [][]float64, y, w []float64, rng *rand.Rand) *trajectory.Model {
 	b := binInputs(X)
 	n := len(X)
 	var sw, swy float64
@@ -75,7 +83,7 @@ func fit(X []trajectory.Inputs, y, w []float64, rng *rand.Rand) *trajectory.Mode
 	for i := range z {
 		z[i] = base
 	}
-	m := &trajectory.Model{Base: base, Features: trajectory.InputNames[:]}
+	m := &trajectory.Model{Base: base, Features: inputNames()}
 	g, h := make([]float64, n), make([]float64, n)
 	scale := float64(n) / sw
 	for range *rounds {
@@ -96,16 +104,25 @@ func fit(X []trajectory.Inputs, y, w []float64, rng *rand.Rand) *trajectory.Mode
 		grow(t, b, rows, g, h, 0, totalH*minHess)
 		m.Trees = append(m.Trees, *t)
 		for i := range n {
-			z[i] += leaf(t, &X[i])
+			z[i] += leaf(t, X[i])
 		}
 	}
 	return m
 }
 
-func leaf(t *trajectory.Tree, x *trajectory.Inputs) float64 {
+// predict is trajectory.Model.Prob for a row of any width.
+func predict(m *trajectory.Model, x []float64) float64 {
+	z := m.Base
+	for ti := range m.Trees {
+		z += leaf(&m.Trees[ti], x)
+	}
+	return 1 / (1 + math.Exp(-z))
+}
+
+func leaf(t *trajectory.Tree, x []float64) float64 {
 	k := 0
 	for t.Feature[k] >= 0 {
-		if v := x[t.Feature[k]]; v >= t.Threshold[k] {
+		if v := x[t.Feature[k]]; v >= t.Threshold[k] { // NaN goes left
 			k = t.Right[k]
 		} else {
 			k = t.Left[k]
@@ -133,7 +150,7 @@ func grow(t *trajectory.Tree, b *binned, rows []int, g, h []float64, d int, minH
 	bestGain, bestF, bestS := 0.0, -1, 0
 	parent := G * G / (H + lambda)
 	var hg, hh [nBins + 2]float64
-	for j := range trajectory.NumInputs {
+	for j := range b.nIn {
 		hg, hh = [nBins + 2]float64{}, [nBins + 2]float64{}
 		for _, i := range rows {
 			k := b.bins[i][j]

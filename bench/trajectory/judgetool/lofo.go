@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
-
-	"github.com/advcaptcha/advcaptcha/trajectory"
 )
 
 var pThr = flag.Float64("p", 0, "lofo: refusal probability (0: people's out-of-fold 99th percentile)")
@@ -63,7 +61,7 @@ func lofo() {
 			var test []int
 			var people []float64
 			for f := range 5 {
-				var tx []trajectory.Inputs
+				var tx [][]float64
 				var ty, tw []float64
 				for i, d := range data {
 					if key(d) != k && d.group != f {
@@ -75,10 +73,10 @@ func lofo() {
 					switch {
 					case d.group != f:
 					case key(d) == k:
-						prob[i] = m.Prob(&X[i], nil)
+						prob[i] = predict(m, X[i])
 						test = append(test, i)
 					case d.label == 0 && !strings.HasSuffix(d.source, "+aug"):
-						people = append(people, m.Prob(&X[i], nil))
+						people = append(people, predict(m, X[i]))
 					}
 				}
 			}
@@ -113,7 +111,7 @@ func lofo() {
 // (people by source, machine families, eased drags by easing family).
 func stats(name string) {
 	j := -1
-	for i, n := range trajectory.InputNames {
+	for i, n := range inputNames() {
 		if n == name {
 			j = i
 		}

@@ -320,8 +320,9 @@ func fatal(err error) {
 
 func main() {
 	flag.Parse()
+	parseExp()
 	if flag.NArg() < 1 {
-		fatal(fmt.Errorf("usage: judgetool [flags] train|eval|sample|dump FILE|lofo|stats INPUT"))
+		fatal(fmt.Errorf("usage: judgetool [flags] train|eval|sample|dump FILE|lofo|stats INPUT|devcheck"))
 	}
 	switch flag.Arg(0) {
 	case "train":
@@ -336,6 +337,8 @@ func main() {
 		lofo()
 	case "stats":
 		stats(flag.Arg(1))
+	case "devcheck":
+		devcheck()
 	default:
 		fatal(fmt.Errorf("unknown command %q", flag.Arg(0)))
 	}
@@ -349,12 +352,11 @@ func train() {
 }
 
 // inputs extracts the model inputs, labels and weights of drags.
-func inputs(data []drag) (X []trajectory.Inputs, y, w []float64) {
-	X = make([]trajectory.Inputs, len(data))
+func inputs(data []drag) (X [][]float64, y, w []float64) {
+	X = make([][]float64, len(data))
 	y, w = make([]float64, len(data)), make([]float64, len(data))
 	for i, d := range data {
-		f := trajectory.Extract(d.t)
-		X[i] = f.Vector()
+		X[i] = row(d.t)
 		y[i], w[i] = d.label, d.w
 	}
 	return X, y, w
@@ -433,25 +435,13 @@ func buildData(rng *rand.Rand) (data []drag, nh int, names []string) {
 	return data, nh, names
 }
 
-func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X []trajectory.Inputs, y, w []float64) {
+func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float64, y, w []float64) {
+	if len(extras) > 0 {
+		fatal(fmt.Errorf("train: -extra inputs are for devcheck; add them to the trajectory package first"))
+	}
 
 	// Out-of-fold probabilities for calibration.
-	oof := make([]float64, len(data))
-	for k := range 5 {
-		var tx []trajectory.Inputs
-		var ty, tw []float64
-		for i, d := range data {
-			if d.group != k {
-				tx, ty, tw = append(tx, X[i]), append(ty, y[i]), append(tw, w[i])
-			}
-		}
-		m := fit(tx, ty, tw, rng)
-		for i, d := range data {
-			if d.group == k {
-				oof[i] = m.Prob(&X[i], nil)
-			}
-		}
-	}
+	oof := outOfFold(rng, data, X, y, w)
 	// Refuse: the 99.5th percentile of the worse human source's original
 	// (unaugmented) out-of-fold drags, and no lower than the 99.5th of
 	// augmented ones; Clean: the 85th percentile of all people.
@@ -528,6 +518,28 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X []trajecto
 		fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s: %d trees, %d bytes\n", *modelOut, len(final.Trees), len(b))
+}
+
+// outOfFold gives each drag the probability of the model trained on the
+// other four fold groups.
+func outOfFold(rng *rand.Rand, data []drag, X [][]float64, y, w []float64) []float64 {
+	oof := make([]float64, len(data))
+	for k := range 5 {
+		var tx [][]float64
+		var ty, tw []float64
+		for i, d := range data {
+			if d.group != k {
+				tx, ty, tw = append(tx, X[i]), append(ty, y[i]), append(tw, w[i])
+			}
+		}
+		m := fit(tx, ty, tw, rng)
+		for i, d := range data {
+			if d.group == k {
+				oof[i] = predict(m, X[i])
+			}
+		}
+	}
+	return oof
 }
 
 func time() string {
