@@ -121,14 +121,13 @@ func (a *attackFlags) config() (perturb.Config, error) {
 	return c, c.Validate()
 }
 
-// generator builds the generator the flags describe, with workers graphs
-// per substitute.
-func (a *attackFlags) generator(workers int) (*captchapool.Generator, error) {
+// generator builds the generator the flags describe, making captchas of
+// style (the zero Style is the default), with workers graphs per substitute.
+func (a *attackFlags) generator(workers int, style captcha.Style) (*captchapool.Generator, error) {
 	cfg, err := a.config()
 	if err != nil {
 		return nil, err
 	}
-	style := captcha.DefaultStyle()
 	if err := style.Validate(); err != nil {
 		return nil, err
 	}
@@ -256,7 +255,7 @@ and what the substitute reads.`,
 			ms := strings.Split(methods, ",")
 			cols := 1 + len(ms)*len(eps)
 			cells := make([]*captcha.Captcha, count*cols)
-			g, err := attack.generator(runtime.GOMAXPROCS(0))
+			g, err := attack.generator(runtime.GOMAXPROCS(0), captcha.Style{})
 			if err != nil {
 				return err
 			}

@@ -71,17 +71,14 @@ the share of captchas the substitute misreads.`,
 			if out == "" {
 				return errors.New("--out is required")
 			}
+			var style captcha.Style
+			if err := json.Unmarshal([]byte(styleJSON), &style); err != nil {
+				return fmt.Errorf("--style: %w", err)
+			}
 			if !adversarial {
-				var style captcha.Style
-				if err := json.Unmarshal([]byte(styleJSON), &style); err != nil {
-					return fmt.Errorf("--style: %w", err)
-				}
 				return WriteDataset(out, count, seed, style)
 			}
-			if styleJSON != "{}" {
-				return errors.New("--style applies to clean captchas only: adversarial ones are made in the style the substitute reads")
-			}
-			g, err := attack.generator(runtime.GOMAXPROCS(0))
+			g, err := attack.generator(runtime.GOMAXPROCS(0), style)
 			if err != nil {
 				return err
 			}
@@ -89,7 +86,7 @@ the share of captchas the substitute misreads.`,
 		},
 	}
 	c.Flags().BoolVar(&adversarial, "adversarial", false, "perturb the captchas against the substitute")
-	c.Flags().StringVar(&styleJSON, "style", "{}", `style fields that differ from the default, as JSON, e.g. '{"arcs":-1,"dots":-1}' (clean captchas only)`)
+	c.Flags().StringVar(&styleJSON, "style", "{}", `style fields that differ from the default, as JSON, e.g. '{"arcs":-1,"dots":-1}' (adversarial captchas: the substitutes must read the style's size and charset)`)
 	attack.register(c.Flags())
 	c.Flags().IntVar(&count, "count", 0, "number of captchas")
 	c.Flags().StringVar(&out, "out", "", "output directory (created if missing)")
@@ -149,10 +146,10 @@ func writeLabels(dir string, rows [][2]string) error {
 
 func galleryCommand() *cobra.Command {
 	var count, cols, zoom int
-	var out string
+	var out, styleJSON string
 	var seed uint64
 	c := &cobra.Command{
-		Use:   "gallery --out FILE.png [--count N] [--seed S]",
+		Use:   "gallery --out FILE.png [--count N] [--seed S] [--style JSON]",
 		Short: "Write a contact sheet of captchas with their texts",
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if out == "" {
@@ -161,9 +158,12 @@ func galleryCommand() *cobra.Command {
 			if count < 1 || count > 10_000 || cols < 1 || zoom < 1 || zoom > 16 {
 				return errors.New("need 1 ≤ --count ≤ 10000, --cols ≥ 1, 1 ≤ --zoom ≤ 16")
 			}
-			style := captcha.DefaultStyle()
+			var style captcha.Style
+			if err := json.Unmarshal([]byte(styleJSON), &style); err != nil {
+				return fmt.Errorf("--style: %w", err)
+			}
 			if err := style.Validate(); err != nil {
-				return err
+				return fmt.Errorf("--style: %w", err)
 			}
 			caps := make([]*captcha.Captcha, count)
 			for i := range caps {
@@ -185,5 +185,6 @@ func galleryCommand() *cobra.Command {
 	c.Flags().IntVar(&zoom, "zoom", 3, "scale factor (nearest neighbour)")
 	c.Flags().StringVar(&out, "out", "", "output PNG file")
 	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the first captcha")
+	c.Flags().StringVar(&styleJSON, "style", "{}", "style fields that differ from the default, as JSON")
 	return c
 }

@@ -64,6 +64,17 @@ type Style struct {
 	Dots int `json:"dots,omitempty"`
 	// Background is the strength of the background texture, 0–1. Default 0.3.
 	Background float64 `json:"background,omitempty"`
+	// Shading is how far light falls off across the image, 0–1: along a
+	// random direction the background darkens by up to Shading×125 grey
+	// levels while the text lightens by as much on the other side, so the
+	// contrast between text and its own background stays the same
+	// everywhere while the light side's text and the dark side's background
+	// come to share grey levels. Near 1 no single threshold separates text
+	// from background — a global binarisation, the classic first step of a
+	// captcha solver, loses text on a clean captcha already — and an
+	// adversarial perturbation within a small budget crosses whatever
+	// threshold an attacker picks. Default 0 (none).
+	Shading float64 `json:"shading,omitempty"`
 }
 
 // DefaultStyle returns the default style with every field filled in.
@@ -116,8 +127,8 @@ func (s *Style) Validate() error {
 		return fmt.Errorf("rotation %v: need 0–60 degrees", s.Rotation)
 	case s.Scale < 0 || s.Scale > 0.5, s.Offset < 0 || s.Offset > 0.4, s.Overlap < 0 || s.Overlap > 0.6:
 		return errors.New("scale must be 0–0.5, offset 0–0.4, overlap 0–0.6")
-	case s.Warp < 0 || s.Warp > 10, s.Background < 0 || s.Background > 1:
-		return errors.New("warp must be 0–10 px, background 0–1")
+	case s.Warp < 0 || s.Warp > 10, s.Background < 0 || s.Background > 1, s.Shading < 0 || s.Shading > 1:
+		return errors.New("warp must be 0–10 px, background 0–1, shading 0–1")
 	case s.Arcs < -1 || s.Arcs > 20, s.Dots < -1 || s.Dots > 1000:
 		return errors.New("arcs must be -1–20, dots -1–1000")
 	}

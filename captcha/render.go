@@ -6,6 +6,7 @@ import (
 	"image/draw"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/sfnt"
@@ -82,14 +83,64 @@ func (s *Style) render(text string, seed uint64) (*image.Gray, *image.Alpha, err
 
 	bg := background(s.Width, s.Height, s.Background, rng)
 	ink := 70 * rng.Float64()
+	var light []float64
+	if s.Shading > 0 {
+		// Drawn only for shaded styles, so that unshaded captchas keep
+		// their pixels.
+		light = shading(s.Width, s.Height, rng)
+		ink *= 1 - s.Shading // the contrast is kept by darkening the base ink
+	}
 	out := image.NewGray(image.Rect(0, 0, s.Width, s.Height))
 	for i := range out.Pix {
 		a := float64(max(text_.Pix[i], noiseInk.Pix[i])) / 255
-		v := bg[i]*(1-a) + ink*a
+		b, k := bg[i], ink
+		if light != nil {
+			b -= s.Shading * shadeLevels * (1 - light[i])
+			k += s.Shading * shadeLevels * light[i]
+		}
+		v := b*(1-a) + k*a
 		out.Pix[i] = uint8(math.Round(math.Max(0, math.Min(255, v))))
 	}
 	return out, text_, nil
 }
+
+// shadeLevels is how many grey levels full shading moves the background
+// down on the dark side and the ink up on the light side.
+const shadeLevels = 125
+
+// shading is the light falling on each pixel, 0 (dark) to 1 (light): a
+// ramp along a random direction across the whole image, bent a little by a
+// smooth wobble so that its level lines are not straight.
+func shading(w, h int, rng *rand.Rand) []float64 {
+	// Mostly across the text, whose characters then sit in different light.
+	angle := (rng.Float64()*2 - 1) * math.Pi / 5
+	if rng.IntN(2) == 0 {
+		angle += math.Pi
+	}
+	dx, dy := math.Cos(angle), math.Sin(angle)*float64(w)/float64(h)/3
+	phase, freq := 2*math.Pi*rng.Float64(), 1+2*rng.Float64()
+	out := make([]float64, w*h)
+	for y := range h {
+		for x := range w {
+			u, v := float64(x)/float64(w)-0.5, float64(y)/float64(h)-0.5
+			out[y*w+x] = u*dx + v*dy + 0.08*math.Sin(phase+freq*math.Pi*(v-u))
+		}
+	}
+	// Full light and full shadow are reached inside the image, not only at
+	// its corners, so that the text — centred, away from the edges — spans
+	// them both.
+	sorted := slices.Clone(out)
+	slices.Sort(sorted)
+	lo, hi := sorted[len(sorted)*shadeClip/100], sorted[len(sorted)*(100-shadeClip)/100]
+	for i, t := range out {
+		out[i] = math.Max(0, math.Min(1, (t-lo)/(hi-lo)))
+	}
+	return out
+}
+
+// shadeClip is the share of the image, in percent, at full light and as
+// much at full shadow.
+const shadeClip = 15
 
 // glyphOutline returns the flattened outline of r at size pixels per em,
 // with the pen at the origin (y grows downwards), and its advance.
