@@ -30,6 +30,8 @@ var Filters = []Filter{
 	{"bilateral", func(img []float32, h, w int) []float32 { return Bilateral(img, h, w, 2, 1.5, 0.15) }, identity},
 	{"binarize", Binarize, identity},
 	{"adaptive", AdaptiveBinarize, identity},
+	{"flatten", Flatten, identity},
+	{"flatbinarize", func(img []float32, h, w int) []float32 { return Binarize(Flatten(img, h, w), h, w) }, identity},
 	{"resize", func(img []float32, h, w int) []float32 { return Rescale(img, h, w, 0.75) }, func(g []float32, h, w int) []float32 { return Rescale(g, h, w, 0.75) }},
 	{"jpeg", func(img []float32, h, w int) []float32 { return JPEG(img, h, w, 75) }, identity},
 }
@@ -184,6 +186,54 @@ func AdaptiveBinarize(img []float32, h, w int) []float32 {
 			if float64(img[y*w+x]) > mean-margin {
 				out[y*w+x] = 1
 			}
+		}
+	}
+	return out
+}
+
+// Flatten evens out the light falling on a captcha, as breakers do before
+// thresholding a page lit unevenly: the background is estimated by a grey
+// closing (the lightest level within 4 pixels, then the darkest of those)
+// that strokes narrower than 9 pixels do not survive, and each pixel is
+// moved by what its background lacks of white (a black top-hat).
+func Flatten(img []float32, h, w int) []float32 {
+	const r = 4
+	bg := extremum(extremum(img, h, w, r, false), h, w, r, true)
+	out := make([]float32, len(img))
+	for i, v := range img {
+		out[i] = min(1, max(0, v+1-bg[i]))
+	}
+	return out
+}
+
+// extremum is the grey dilation (the lightest value, max) or erosion
+// (darkest, !max) over the (2r+1)² square around each pixel, in two
+// separable passes.
+func extremum(img []float32, h, w, r int, darkest bool) []float32 {
+	pick := func(a, b float32) float32 {
+		if darkest {
+			return min(a, b)
+		}
+		return max(a, b)
+	}
+	rows := make([]float32, len(img))
+	for y := range h {
+		for x := range w {
+			v := img[y*w+x]
+			for xx := max(x-r, 0); xx <= min(x+r, w-1); xx++ {
+				v = pick(v, img[y*w+xx])
+			}
+			rows[y*w+x] = v
+		}
+	}
+	out := make([]float32, len(img))
+	for y := range h {
+		for x := range w {
+			v := rows[y*w+x]
+			for yy := max(y-r, 0); yy <= min(y+r, h-1); yy++ {
+				v = pick(v, rows[yy*w+x])
+			}
+			out[y*w+x] = v
 		}
 	}
 	return out

@@ -155,3 +155,37 @@ func TestAdaptiveBinarizeFollowsTheBackground(t *testing.T) {
 		t.Errorf("Otsu got only %d pixels wrong on a graded background: the test image does not show the difference", n)
 	}
 }
+
+// TestFlattenEvensOutTheLight: on the same graded background, flattening
+// first lets one global threshold keep every stroke and the background —
+// the breaker's answer to a shaded captcha.
+func TestFlattenEvensOutTheLight(t *testing.T) {
+	const h, w = 20, 80
+	img := make([]float32, h*w)
+	ink := make([]bool, h*w)
+	for y := range h {
+		for x := range w {
+			bg := 0.95 - 0.6*float32(x)/w
+			img[y*w+x] = bg
+			if y >= 8 && y < 11 && x%10 < 3 {
+				img[y*w+x], ink[y*w+x] = bg-0.3, true
+			}
+		}
+	}
+	flat := Flatten(img, h, w)
+	for i, v := range flat {
+		if !ink[i] && v < 0.95 { // a ramp leaves up to its slope × 4 px
+			t.Fatalf("pixel %d of the background flattened to %.3f, want white", i, v)
+		}
+	}
+	f, _ := FilterByName("flatbinarize")
+	wrong := 0
+	for i, v := range f.Apply(img, h, w) {
+		if (v == 0) != ink[i] {
+			wrong++
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("flatten then Otsu got %d of %d pixels wrong", wrong, h*w)
+	}
+}

@@ -10,8 +10,11 @@
 #   bench/adversarial/train-preprocessed.sh                 # binarize, from narrow
 #   FILTERS="binarize median" FROM=bilstm bench/adversarial/train-preprocessed.sh
 #   COUNT=10000 EPOCHS=2 …                                  # training set and passes
+#   STYLE='{"shading":1}' TAG=shaded FILTERS="none binarize" …  # captchas of another style
 #
-# Writes bench/adversarial/solvers/<from>-<filter>.crnn; evaluate it with
+# Writes bench/adversarial/solvers/<from>-<filter>[-<tag>].crnn (filter
+# "none": fine-tuned on the style's clean captchas, an attacker who simply
+# trains on what is served); evaluate it with
 # `caddy advcaptcha eval --model … --filter <filter>`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,23 +26,30 @@ FROM=${FROM:-narrow}
 FILTERS=${FILTERS:-binarize}
 COUNT=${COUNT:-10000}
 EPOCHS=${EPOCHS:-2}
+STYLE=${STYLE:-"{}"}
+TAG=${TAG:-}
+if [ -n "$TAG" ]; then
+	D=$D-$TAG
+fi
 mkdir -p $D
 # The seed ranges the transfer solvers were trained and validated on
 # (train-transfer.sh): no benchmark captcha (seed 7000000…) among them.
-[ -f $D/train/labels.csv ] || $B advcaptcha dataset --count "$COUNT" --seed 5000000 --out $D/train >/dev/null
-[ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 6000000 --out $D/val >/dev/null
+[ -f $D/train/labels.csv ] || $B advcaptcha dataset --count "$COUNT" --seed 5000000 --style "$STYLE" --out $D/train >/dev/null
+[ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 6000000 --style "$STYLE" --out $D/val >/dev/null
 for f in $FILTERS; do
-	name=$FROM-$f
+	name=$FROM-$f${TAG:+-$TAG}
+	filter=$f
+	[ "$f" = none ] && filter=""
 	[ -f $S/$name.crnn ] && continue
 	resume=""
 	[ -f $D/$name.ckpt ] && resume=--resume
-	OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --init $S/$FROM.crnn --filter "$f" \
+	OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --init $S/$FROM.crnn --filter "$filter" \
 		--out $D/$name.crnn --checkpoint $D/$name.ckpt --curve $S/$name.curve.png \
 		--epochs "$EPOCHS" --batch 32 --workers 2 --lr 3e-4 --no-augment $resume \
-		--about "transfer solver $FROM fine-tuned on $f-preprocessed captchas for bench/adversarial (issue 26)"
+		--about "transfer solver $FROM fine-tuned on $f-preprocessed captchas of style $STYLE for bench/adversarial (issue 26)"
 	# The final model or the best epoch's, whichever reads more of the
 	# preprocessed validation set.
-	solved() { $B advcaptcha eval --model "$1" --data $D/val --filter "$f" | awk '/^solved/ {split($2, a, "/"); print a[1]}'; }
+	solved() { $B advcaptcha eval --model "$1" --data $D/val --filter "$filter" | awk '/^solved/ {split($2, a, "/"); print a[1]}'; }
 	if [ -f $D/$name.crnn.best ] && [ "$(solved $D/$name.crnn.best)" -gt "$(solved $D/$name.crnn)" ]; then
 		cp $D/$name.crnn.best $S/$name.crnn
 	else

@@ -19,6 +19,7 @@ func main() {
 	seed := flag.Uint64("seed", 7000000, "first seed")
 	eps := flag.Float64("eps", 40, "budget in grey levels")
 	styleJSON := flag.String("style", "{}", "style as JSON")
+	flat := flag.Bool("flat", false, "the second binariser is flattened Otsu (Flatten, then Binarize) instead of adaptive binarisation, and the budget is measured against its threshold")
 	flag.Parse()
 	var s captcha.Style
 	if err := json.Unmarshal([]byte(*styleJSON), &s); err != nil {
@@ -36,8 +37,16 @@ func main() {
 		img := perturb.FromGray(c.Image)
 		h, w := s.Height, s.Width
 		thr := float64(perturb.OtsuThreshold(img))
-		bin := perturb.Binarize(img, h, w)
+		if *flat {
+			// Budget measured against the flattened image's threshold.
+			img = perturb.Flatten(img, h, w)
+			thr = float64(perturb.OtsuThreshold(img))
+		}
+		bin := perturb.Binarize(perturb.FromGray(c.Image), h, w)
 		ada := perturb.AdaptiveBinarize(img, h, w)
+		if *flat {
+			ada = perturb.Binarize(img, h, w)
+		}
 		var text, bg, tHit, bHit, atHit, abHit, flip, ftext float64
 		for p, v := range img {
 			isText := c.Glyphs.Pix[p] > 128
