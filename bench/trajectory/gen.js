@@ -5,11 +5,16 @@
 // first, release last, relative to the press, mostly horizontal,
 // 150–400 px).
 //
-//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety]
+//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh]
 //
 // writes DIR/dev/<family>.jsonl and DIR/heldout/<family>.jsonl. The two
 // splits use different seeds AND different parameter settings (see
-// SETTINGS below): tune on dev only. Replays need the human drags
+// SETTINGS below): tune on dev only. --fresh also writes DIR/fresh/, a
+// third split (seed 3003) with settings neither of the others uses — other
+// rates, easings, timing laws and library options within the same
+// families — made after the held-out split had been looked at twice, to be
+// looked at once per judge decided on development evidence. The dev and
+// held-out output is the same with or without it. Replays need the human drags
 // (--human, default ../../../shared/data/human_drags_dev.jsonl); dev
 // replays come from dev users' drags and held-out ones from held-out users
 // (split.js), so a replay's source is never seen in training.
@@ -74,6 +79,20 @@ const SETTINGS = {
     noisePx: [0, 2.5],
     humanHz: [90, 240],
   },
+  // Only with --fresh. Replays come from held-out users' drags.
+  fresh: {
+    seed: 3003,
+    dist: [155, 395],
+    gcSpread: [undefined, 4, 6, 12, 25, 50],
+    gcMoveSpeed: [undefined, 0.7, 1.2, 2.5, 6],
+    frameMS: [16.667, 10, 4.167],                     // 60, 100, 240 Hz
+    wmGravity: [4, 10], wmWind: [1.5, 6], wmMaxStep: [1.2, 3.5], wmWait: [[1, 3], [2, 7]],
+    canonGravity: [6.5, 11.5], canonWind: [1.8, 4.5], canonMaxStep: [9, 18], canonTarget: [7, 15], canonWait: [[2, 7], [6, 18]],
+    easings: ['outquart', 'outexpo', 'inoutback', 'sext'],
+    duration: [280, 1800],
+    noisePx: [0, 2],
+    humanHz: [70, 200],
+  },
 };
 
 // --- delivery: what a browser makes of the positions ---------------------
@@ -119,10 +138,11 @@ function humanIntervals(n, split) {
   for (let i = 1; i < n; i++) {
     let dt;
     if (split === 'dev') dt = base * Math.exp(uni(0.05, 0.35) * gauss()) + (rnd() < 0.03 ? base : 0);
+    else if (split === 'fresh') dt = base * (0.5 - 0.5 * Math.log(1 - rnd())) + (rnd() < 0.03 ? base * uni(2, 4) : 0); // shifted exponential, stalls
     else dt = base * (0.6 + 0.8 * rnd()) + (rnd() < 0.05 ? base * uni(1, 3) : 0);
     ts.push(ts[i - 1] + Math.max(0.5, dt));
   }
-  lastIntervals = split === 'dev' ? 'lognormal' : 'uniform';
+  lastIntervals = { dev: 'lognormal', heldout: 'uniform', fresh: 'shiftedexp' }[split];
   return ts;
 }
 
@@ -282,6 +302,10 @@ function gcHumanTimed(split) {
       opts.easing = e.name; opts.group = e.group;
     } else if (split === 'dev') {
       e = { f: (u) => ease(pick(['cubic', 'sine', 'quad', 'smoother']), u) }; // v1: a fresh pick at every event
+    } else if (split === 'fresh') {
+      const name = pick(['sext', 'outquart', 'outexpo']);
+      e = { name, f: (u) => ease(name, u) };
+      opts.easing = name;
     }
     pts = ts.map((t) => {
       const u = e.f(t / dur) * (v.length - 1);
@@ -377,6 +401,13 @@ function ease(name, u) {
     case 'outcubic': return 1 - Math.pow(1 - u, 3);
     case 'outsine': return Math.sin((Math.PI * u) / 2);
     case 'expo': return u === 0 ? 0 : u === 1 ? 1 : u < 0.5 ? Math.pow(2, 20 * u - 10) / 2 : (2 - Math.pow(2, -20 * u + 10)) / 2;
+    case 'sext': return u < 0.5 ? 32 * u ** 6 : 1 - Math.pow(-2 * u + 2, 6) / 2;
+    case 'outquart': return 1 - Math.pow(1 - u, 4);
+    case 'outexpo': return u === 1 ? 1 : 1 - Math.pow(2, -10 * u);
+    case 'inoutback': { // in-out back: overshoots at both ends
+      const c2 = 1.70158 * 1.525;
+      return u < 0.5 ? (Math.pow(2 * u, 2) * ((c2 + 1) * 2 * u - c2)) / 2 : (Math.pow(2 * u - 2, 2) * ((c2 + 1) * (u * 2 - 2) + c2) + 2) / 2;
+    }
     case 'back': { const c1 = 1.70158, c3 = c1 + 1; return 1 + c3 * Math.pow(u - 1, 3) + c1 * Math.pow(u - 1, 2); } // easeOutBack: overshoots
     default: return u;
   }
@@ -472,7 +503,7 @@ function minJerkNoise(split) {
 function sigmaLognormal(split) {
   const s = SETTINGS[split];
   const dist = uni(s.dist[0], s.dist[1]);
-  const n = split === 'dev' ? pick([1, 2, 2, 3]) : pick([2, 3, 3, 4]);
+  const n = { dev: () => pick([1, 2, 2, 3]), heldout: () => pick([2, 3, 3, 4]), fresh: () => pick([1, 3, 4, 5]) }[split]();
   const comps = [];
   let t0 = 0, remaining = dist;
   for (let k = 0; k < n; k++) {
@@ -526,12 +557,13 @@ function loadHumans(file) {
 }
 
 function replay(split, file) {
-  const pool = loadHumans(file)[split];
+  const pool = loadHumans(file)[split === 'fresh' ? 'heldout' : split];
   if (!pool.length) return null;
   const d = pick(pool);
-  const sx = split === 'dev' ? uni(0.93, 1.07) : uni(0.88, 1.12);
-  const st = split === 'dev' ? uni(0.95, 1.05) : uni(0.9, 1.1);
-  const noise = pick(split === 'dev' ? [0, 0.5, 1] : [0, 0.7, 1.5]);
+  const R = { dev: [[0.93, 1.07], [0.95, 1.05], [0, 0.5, 1]], heldout: [[0.88, 1.12], [0.9, 1.1], [0, 0.7, 1.5]], fresh: [[0.9, 1.1], [0.92, 1.08], [0, 0.4, 1.2]] }[split];
+  const sx = uni(R[0][0], R[0][1]);
+  const st = uni(R[1][0], R[1][1]);
+  const noise = pick(R[2]);
   const warp = pick([0, 0.03, 0.06]) * (rnd() < 0.5 ? -1 : 1);
   const tJit = pick([0, 1, 3]);
   const T = d.points[d.points.length - 1][2] || 1;
@@ -569,7 +601,7 @@ async function main() {
   const human = arg('--human', path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl'));
   const only = arg('--families', '');
   VARIETY = args.includes('--variety');
-  for (const split of ['dev', 'heldout']) {
+  for (const split of args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout']) {
     fs.mkdirSync(path.join(out, split), { recursive: true });
     let fi = 0;
     for (const [fam, gen] of Object.entries(FAMILIES)) {

@@ -73,13 +73,18 @@ func eval() {
 		split = flag
 	}
 	fmt.Printf("model %s; split %s\n\n", trajectory.JudgeModel().Version, split)
-	humans := loadHumans(split == "heldout")
+	// People: the held-out users for both held-out splits (there are no
+	// others); the fresh split augments and re-samples them anew.
+	humans := loadHumans(split != "dev")
 	groups := map[string][]drag{}
 	for _, h := range humans {
 		groups["people: "+h.source] = append(groups["people: "+h.source], h)
 	}
 	// People as a slide bar and a loaded client deliver them.
 	rng := rand.New(rand.NewPCG(4242, 1))
+	if split == "fresh" {
+		rng = rand.New(rand.NewPCG(3003, 1))
+	}
 	for _, h := range humans {
 		groups["people: all, augmented"] = append(groups["people: all, augmented"], augment(rng, h))
 	}
@@ -97,8 +102,11 @@ func eval() {
 		fams[k] = v
 	}
 	srng := rand.New(rand.NewPCG(777, 7))
-	if split == "dev" {
+	switch split {
+	case "dev":
 		srng = rand.New(rand.NewPCG(1, 99))
+	case "fresh":
+		srng = rand.New(rand.NewPCG(3003, 3))
 	}
 	fams["scripted_own"] = scripted(srng, 400)
 	ps := scoreAll(people)

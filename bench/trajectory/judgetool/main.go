@@ -6,6 +6,8 @@
 //	bench/lab trajectory/judgetool sample            # trajectory/testdata/generated/*.jsonl
 //	bench/lab trajectory/judgetool lofo              # dev: left-out easing families / timing styles
 //	bench/lab trajectory/judgetool stats INPUT       # dev: an input's quantiles per source and family
+//	bench/lab trajectory/judgetool -unseen DIR devcheck  # dev: an input change at the shipped line, over seeds
+//	SPLIT=fresh bench/lab trajectory/judgetool eval  # the fresh split (node gen.js --fresh), once per judge
 //
 // (from the repository root: the default paths are relative to it)
 //
@@ -463,7 +465,7 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float6
 	clean := math.Min(refuse/2, math.Max(0.02, quantile(ps, 0.85)))
 	final := fit(X, y, w, rng)
 	final.Refuse, final.Clean = refuse, clean
-	final.Version = "v1-gbdt-" + time()
+	final.Version = "v3-gbdt-" + time()
 	final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = max over sources (and augmentations) of the 99.5th percentile = %.4f; clean = 85th percentile of people = %.4f", refuse, clean)
 	final.Training = fmt.Sprintf("node bench/trajectory/gen.js && bench/lab trajectory/judgetool -rounds %d -depth %d -seed %d train", *rounds, *depth, *seed)
 	for i, d := range data {
