@@ -79,6 +79,14 @@ type Features struct {
 	// a hand's sub-movements and wavering, absent from an eased curve
 	// however its points are timed.
 	MidBand float64
+	// PrimaryReach and PrimaryTime describe the primary sub-movement: where
+	// the smoothed speed (as for VelPeaks) first falls, after its peak, to a
+	// valley under 15% of the peak, the share of the distance covered and
+	// of the duration spent (1 and near 1 when it never does). A hand's
+	// drag to a target is a ballistic movement that ends short of or past
+	// it and corrections; a curve traversed under an easing slows down
+	// into the end in one movement, whatever the easing and the timing.
+	PrimaryReach, PrimaryTime float64
 }
 
 // Extract computes the features of a validated trajectory.

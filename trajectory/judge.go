@@ -73,6 +73,7 @@ var InputNames = [...]string{
 	"y_roughness", "peak_at", "back_moves", "overshoot", "velocity_peaks",
 	"start_lag", "home_tail", "end_dwell", "jerk", "step_interval_corr",
 	"interval_cv", "duplicate_times", "tremor", "accel_roughness", "even_intervals", "speed_midband",
+	"primary_reach", "primary_time",
 }
 
 // NumInputs is the number of model inputs.
@@ -108,6 +109,8 @@ func (f *Features) Vector() Inputs {
 		lg(f.AccelRough),
 		f.EvenIntervals,
 		lg(f.MidBand),
+		f.PrimaryReach,
+		f.PrimaryTime,
 	}
 }
 
@@ -169,6 +172,7 @@ func judgeReason(p, score float64, contrib *Inputs) Reason {
 // resampled every 16 ms.
 func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 	f.StepDt = math.NaN()
+	f.PrimaryReach, f.PrimaryTime = math.NaN(), math.NaN()
 	if len(t) < 2 || f.Duration <= 0 {
 		return
 	}
@@ -259,10 +263,24 @@ func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 		sp = append(sp, math.Sqrt(dx*dx+dy*dy))
 	}
 	sm := smooth5(sp, sp[len(sp):len(sp)])
-	maxS := 0.0
-	for _, v := range sm {
+	maxS, im := 0.0, 0
+	for i, v := range sm {
+		if v > sm[im] {
+			im = i
+		}
 		maxS = math.Max(maxS, v)
 	}
+	// The primary sub-movement ends at the first valley after the peak
+	// under 15% of it.
+	end := len(sm) - 1
+	for i := im + 1; i < len(sm)-1; i++ {
+		if sm[i] < 0.15*sm[im] && sm[i] <= sm[i+1] {
+			end = i
+			break
+		}
+	}
+	f.PrimaryReach = dir * (xs[end+1] - xs[0]) / dist
+	f.PrimaryTime = float64(end+1) / float64(len(sm))
 	if maxS > 0 {
 		h := 0.15 * maxS
 		rising, top, bottom := true, sm[0], sm[0]
