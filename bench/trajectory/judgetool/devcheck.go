@@ -19,6 +19,7 @@ var (
 	seedsFlag = flag.String("seeds", "1,2,3", "devcheck: training seeds")
 	unseenDir = flag.String("unseen", "", "devcheck: a --variety generation (DIR/dev) whose eased drags are scored but never trained on")
 	refCap    = flag.Float64("cap", 0.98, "devcheck: the refusal line's cap (the shipped rule clamps to [0.5, 0.98])")
+	refQ      = flag.Float64("q", 0.995, "devcheck: the people's quantile the line is set at (shipped: 0.995)")
 )
 
 var extras, dropped []string
@@ -133,7 +134,7 @@ func devcheck() {
 		}
 		refuse := 0.0
 		for _, v := range perSrc {
-			refuse = math.Max(refuse, quantile(v, 0.995))
+			refuse = math.Max(refuse, quantile(v, *refQ))
 		}
 		refuse = math.Min(*refCap, math.Max(0.5, refuse))
 		fmt.Printf("seed %d: line %.4f", sd, refuse)
