@@ -35,15 +35,15 @@ import (
 // replaces the setting, exactly as the same setting in the gateway's
 // `adversarial` block does (so both hash to the same pool key).
 type attackFlags struct {
-	method, eot         string
-	epsilon, iterations int
-	step, eotSamples    int
-	shift               int
-	smooth, minSSIM     float64
-	momentum            float64
-	targeted            bool
-	models              []string
-	fs                  *pflag.FlagSet
+	method, eot                        string
+	epsilon, strokeEpsilon, iterations int
+	step, eotSamples                   int
+	shift                              int
+	smooth, minSSIM                    float64
+	momentum                           float64
+	targeted                           bool
+	models                             []string
+	fs                                 *pflag.FlagSet
 }
 
 func (a *attackFlags) register(f *pflag.FlagSet) {
@@ -58,6 +58,7 @@ func (a *attackFlags) registerAttack(f *pflag.FlagSet) {
 	d := perturb.DefaultConfig().WithDefaults()
 	f.StringVar(&a.method, "method", string(d.Method), "fgsm, bim or mifgsm")
 	f.IntVar(&a.epsilon, "epsilon", d.Epsilon, "L∞ budget in 8-bit levels")
+	f.IntVar(&a.strokeEpsilon, "stroke-epsilon", d.StrokeEpsilon, "budget on the text's strokes and the pixel around them (0: --epsilon everywhere)")
 	f.IntVar(&a.iterations, "iterations", d.Iterations, "iterations of bim and mifgsm")
 	f.IntVar(&a.step, "step", 0, "step in levels (default max(1, ⌈2.5·ε/iterations⌉))")
 	f.Float64Var(&a.momentum, "momentum", d.Momentum, "MI-FGSM's decay μ")
@@ -80,7 +81,7 @@ func (a *attackFlags) overrides() *perturb.Overrides {
 		dst **int
 		val *int
 	}{
-		"epsilon": {&o.Epsilon, &a.epsilon}, "iterations": {&o.Iterations, &a.iterations}, "step": {&o.Step, &a.step},
+		"epsilon": {&o.Epsilon, &a.epsilon}, "stroke-epsilon": {&o.StrokeEpsilon, &a.strokeEpsilon}, "iterations": {&o.Iterations, &a.iterations}, "step": {&o.Step, &a.step},
 		"eot-samples": {&o.EOTSamples, &a.eotSamples}, "shift": {&o.Shift, &a.shift},
 	} {
 		if given(name) {
@@ -231,11 +232,11 @@ func entryStrokeSSIM(style captcha.Style, e *captchapool.Entry) (float64, error)
 
 func sheetCommand() *cobra.Command {
 	var count, zoom int
-	var out, methods, epsilons string
+	var out, methods, epsilons, styleJSON string
 	var seed uint64
 	var attack attackFlags
 	c := &cobra.Command{
-		Use:   "sheet --out FILE.png [--count N] [--methods fgsm,bim,mifgsm] [--epsilons 4,8,16] [attack flags]",
+		Use:   "sheet --out FILE.png [--count N] [--methods fgsm,bim,mifgsm] [--epsilons 4,8,16] [--style JSON] [attack flags]",
 		Short: "Write clean and adversarial captchas side by side, for each method and ε",
 		Long: `Writes a contact sheet for people to judge whether adversarial captchas stay
 readable: one row per captcha, the clean image first, then the same captcha
@@ -255,7 +256,11 @@ and what the substitute reads.`,
 			ms := strings.Split(methods, ",")
 			cols := 1 + len(ms)*len(eps)
 			cells := make([]*captcha.Captcha, count*cols)
-			g, err := attack.generator(runtime.GOMAXPROCS(0), captcha.Style{})
+			var style captcha.Style
+			if err := json.Unmarshal([]byte(styleJSON), &style); err != nil {
+				return fmt.Errorf("--style: %w", err)
+			}
+			g, err := attack.generator(runtime.GOMAXPROCS(0), style)
 			if err != nil {
 				return err
 			}
@@ -304,6 +309,7 @@ and what the substitute reads.`,
 	f.Uint64Var(&seed, "seed", 1, "seed of the first captcha")
 	f.StringVar(&methods, "methods", "fgsm,bim,mifgsm", "methods, comma-separated")
 	f.StringVar(&epsilons, "epsilons", "4,8,16", "budgets in levels, comma-separated")
+	f.StringVar(&styleJSON, "style", "{}", "style fields that differ from the default, as JSON")
 	attack.register(f)
 	return c
 }

@@ -83,6 +83,7 @@ func TestCaddyfileAndFlagsShareThePoolKey(t *testing.T) {
 		{"smooth 1.5", []string{"--smooth", "1.5"}, false},
 		{"min_ssim 0", []string{"--min-ssim", "0"}, false},
 		{"min_ssim 0.7", []string{"--min-ssim", "0.7"}, false},
+		{"stroke_epsilon 8", []string{"--stroke-epsilon", "8"}, false},
 	} {
 		path := writeCaddyfile(t, "adversarial {\n\t"+tc.setting+"\n}")
 		hs, err := caddymodule.LoadHandlers(path)

@@ -83,6 +83,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		adversarial {
 //			method fgsm|bim|mifgsm
 //			epsilon <levels>
+//			stroke_epsilon <levels>
 //			step <levels>
 //			iterations <n>
 //			momentum <mu>
@@ -439,6 +440,8 @@ func (h *Handler) unmarshalAdversarial(d *caddyfile.Dispenser) error {
 			at.Method = perturb.Method(m)
 		case "epsilon":
 			err = intSetting(d, &at.Epsilon)
+		case "stroke_epsilon":
+			err = intSetting(d, &at.StrokeEpsilon)
 		case "step":
 			err = intSetting(d, &at.Step)
 		case "iterations":

@@ -63,6 +63,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		adversarial {
 			method bim
 			epsilon 10
+			stroke_epsilon 4
 			step 2
 			iterations 12
 			momentum 0.9
@@ -111,7 +112,7 @@ func TestCaddyfileEqualsJSON(t *testing.T) {
 		"crawlers": "score", "on_store_error": "closed", "upstream_headers": true,
 		"challenge_ttl": "90s", "max_failures_device": 7, "max_failures_ip": 40, "max_failures_account": 9, "max_audio_device": 4,
 		"solver_model": "/var/lib/advcaptcha/solver.crnn",
-		"adversarial": {"attack": {"method": "bim", "epsilon": 10, "step": 2, "iterations": 12, "momentum": 0.9,
+		"adversarial": {"attack": {"method": "bim", "epsilon": 10, "stroke_epsilon": 4, "step": 2, "iterations": 12, "momentum": 0.9,
 			"targeted": true, "eot": ["median", "binarize", "jpeg"], "eot_samples": 3, "smooth": 1.5, "shift": 2, "min_ssim": 0.6},
 			"pool_size": 500, "workers": 2, "external_workers": true, "cpu_budget": 0.25, "fallback": "sync",
 			"ensemble": ["/var/lib/advcaptcha/b.crnn", "/var/lib/advcaptcha/c.crnn"]},

@@ -149,16 +149,15 @@ func (g *Generator) GenerateContext(ctx context.Context, seed uint64) (*Entry, e
 // GenerateBatch renders the captchas of seeds and perturbs them in
 // lockstep; each is what GenerateContext makes of its seed.
 func (g *Generator) GenerateBatch(ctx context.Context, seeds []uint64) ([]*Entry, error) {
-	cleans := make([]*image.Gray, len(seeds))
-	texts := make([]string, len(seeds))
+	targets := make([]perturb.Target, len(seeds))
 	for i, seed := range seeds {
 		c, err := g.Style.Generate(seed)
 		if err != nil {
 			return nil, fmt.Errorf("rendering captcha: %w", err)
 		}
-		cleans[i], texts[i] = c.Image, c.Text
+		targets[i] = perturb.Target{Image: c.Image, Text: c.Text, Seed: seed, Strokes: c.Glyphs.Pix}
 	}
-	res, err := perturb.AttackBatch(ctx, g.Solvers, cleans, texts, g.Attack, seeds)
+	res, err := perturb.AttackBatch(ctx, g.Solvers, targets, g.Attack)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +168,7 @@ func (g *Generator) GenerateBatch(ctx context.Context, seeds []uint64) ([]*Entry
 			return nil, err
 		}
 		out[i] = &Entry{
-			Text: texts[i], Seed: seeds[i], Method: g.Attack.String(), Model: g.ModelVersion(),
+			Text: targets[i].Text, Seed: seeds[i], Method: g.Attack.String(), Model: g.ModelVersion(),
 			SSIM: r.SSIM, Reading: r.Reading, Fooled: r.Fooled, PNG: png,
 		}
 	}

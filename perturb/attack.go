@@ -36,6 +36,13 @@ type Config struct {
 	Method Method `json:"method"`
 	// Epsilon is the L∞ budget in 8-bit levels: no pixel moves by more.
 	Epsilon int `json:"epsilon"`
+	// StrokeEpsilon, when set, is the budget on the text's strokes and the
+	// pixel around them (where a Target gives its strokes), Epsilon applying
+	// to the rest: the perturbation may then blur a stroke's edge but not
+	// redraw a glyph, and the budget goes to the background, where
+	// structures dark enough to survive an attacker's thresholding do not
+	// change what a person reads. 0 turns it off (Epsilon everywhere).
+	StrokeEpsilon int `json:"stroke_epsilon,omitempty"`
 	// Step is the step size in 8-bit levels for BIM and MI-FGSM. Default
 	// max(1, ⌈2.5·ε/iterations⌉).
 	Step int `json:"step,omitempty"`
@@ -95,17 +102,18 @@ func DefaultConfig() Config {
 // field names are Config's; a field set to 0 stays in the JSON, so the
 // setting survives Caddy's Caddyfile-to-JSON adaptation.
 type Overrides struct {
-	Method     Method    `json:"method,omitempty"`
-	Epsilon    *int      `json:"epsilon,omitempty"`
-	Step       *int      `json:"step,omitempty"`
-	Iterations *int      `json:"iterations,omitempty"`
-	Momentum   *float64  `json:"momentum,omitempty"`
-	Targeted   *bool     `json:"targeted,omitempty"`
-	EOT        *[]string `json:"eot,omitempty"`
-	EOTSamples *int      `json:"eot_samples,omitempty"`
-	Shift      *int      `json:"shift,omitempty"`
-	Smooth     *float64  `json:"smooth,omitempty"`
-	MinSSIM    *float64  `json:"min_ssim,omitempty"`
+	Method        Method    `json:"method,omitempty"`
+	Epsilon       *int      `json:"epsilon,omitempty"`
+	StrokeEpsilon *int      `json:"stroke_epsilon,omitempty"`
+	Step          *int      `json:"step,omitempty"`
+	Iterations    *int      `json:"iterations,omitempty"`
+	Momentum      *float64  `json:"momentum,omitempty"`
+	Targeted      *bool     `json:"targeted,omitempty"`
+	EOT           *[]string `json:"eot,omitempty"`
+	EOTSamples    *int      `json:"eot_samples,omitempty"`
+	Shift         *int      `json:"shift,omitempty"`
+	Smooth        *float64  `json:"smooth,omitempty"`
+	MinSSIM       *float64  `json:"min_ssim,omitempty"`
 }
 
 // Apply returns c with every field that o sets replacing c's; a nil o
@@ -118,6 +126,7 @@ func (c Config) Apply(o *Overrides) Config {
 		c.Method = o.Method
 	}
 	set(&c.Epsilon, o.Epsilon)
+	set(&c.StrokeEpsilon, o.StrokeEpsilon)
 	set(&c.Step, o.Step)
 	set(&c.Iterations, o.Iterations)
 	set(&c.Momentum, o.Momentum)
@@ -147,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Epsilon < 1 || c.Epsilon > 128 {
 		return fmt.Errorf("epsilon %d: want 1 to 128 levels", c.Epsilon)
+	}
+	if c.StrokeEpsilon < 0 || c.StrokeEpsilon > 128 {
+		return fmt.Errorf("stroke_epsilon %d: want 0 (off) to 128 levels", c.StrokeEpsilon)
 	}
 	if c.Iterations < 0 || c.Iterations > 1000 || c.Step < 0 || c.Step > 255 {
 		return fmt.Errorf("iterations %d, step %d: want 0–1000 and 0–255", c.Iterations, c.Step)
@@ -194,6 +206,9 @@ func (c Config) WithDefaults() Config {
 // String is a short name for tables and logs, e.g. "mifgsm ε=8 eot smooth=1".
 func (c Config) String() string {
 	s := fmt.Sprintf("%s ε=%d", c.Method, c.Epsilon)
+	if c.StrokeEpsilon > 0 {
+		s += fmt.Sprintf(" strokes=%d", c.StrokeEpsilon)
+	}
 	if c.Targeted {
 		s += " targeted"
 	}
@@ -225,6 +240,20 @@ type Result struct {
 	Linf int
 }
 
+// A Target is a clean captcha to perturb.
+type Target struct {
+	Image *image.Gray
+	// Text is the captcha's true text.
+	Text string
+	// Seed draws the attack's randomness: the same Target and Config give
+	// the same image.
+	Seed uint64
+	// Strokes is the coverage of the text's glyphs (0–255, Image's size,
+	// row-major; captcha.Captcha.Glyphs), where Config.StrokeEpsilon
+	// applies; nil if unknown, and then Epsilon applies everywhere.
+	Strokes []uint8
+}
+
 // Attack perturbs a clean captcha whose text is truth against the
 // substitutes (their gradients are averaged after L1 normalisation, an
 // ensemble). Draws of targets and EOT filters come from seed, so the same
@@ -237,7 +266,7 @@ func Attack(subs []*solver.Solver, clean *image.Gray, truth string, cfg Config, 
 // iterations once ctx is done: a generation worker being stopped does not
 // finish a captcha nobody will serve.
 func AttackContext(ctx context.Context, subs []*solver.Solver, clean *image.Gray, truth string, cfg Config, seed uint64) (*Result, error) {
-	res, err := AttackBatch(ctx, subs, []*image.Gray{clean}, []string{truth}, cfg, []uint64{seed})
+	res, err := AttackBatch(ctx, subs, []Target{{Image: clean, Text: truth, Seed: seed}}, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -250,12 +279,9 @@ func AttackContext(ctx context.Context, subs []*solver.Solver, clean *image.Gray
 // than in the small batch of one captcha's draws. Each captcha keeps its own
 // random draws from its seed, so its result is what AttackContext gives it
 // alone.
-func AttackBatch(ctx context.Context, subs []*solver.Solver, cleans []*image.Gray, truths []string, cfg Config, seeds []uint64) ([]*Result, error) {
+func AttackBatch(ctx context.Context, subs []*solver.Solver, targets []Target, cfg Config) ([]*Result, error) {
 	if len(subs) == 0 {
 		return nil, errors.New("perturb: no substitute model")
-	}
-	if len(cleans) != len(truths) || len(cleans) != len(seeds) {
-		return nil, fmt.Errorf("perturb: %d captchas, %d texts and %d seeds", len(cleans), len(truths), len(seeds))
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("perturb: %w", err)
@@ -266,15 +292,18 @@ func AttackBatch(ctx context.Context, subs []*solver.Solver, cleans []*image.Gra
 	for i, name := range cfg.EOT {
 		eot[i], _ = FilterByName(name)
 	}
-	items := make([]*attackItem, len(cleans))
-	for k, clean := range cleans {
-		h, w := clean.Bounds().Dy(), clean.Bounds().Dx()
+	items := make([]*attackItem, len(targets))
+	for k, t := range targets {
+		h, w := t.Image.Bounds().Dy(), t.Image.Bounds().Dx()
 		for _, s := range subs {
 			if a := s.Model().Arch; a.Height != h || a.Width != w {
 				return nil, fmt.Errorf("perturb: a %d×%d captcha for a model reading %d×%d", w, h, a.Width, a.Height)
 			}
 		}
-		items[k] = newAttackItem(clean, truths[k], cfg, arch.Charset, seeds[k])
+		if t.Strokes != nil && len(t.Strokes) != h*w {
+			return nil, fmt.Errorf("perturb: %d stroke values for a %d×%d captcha", len(t.Strokes), w, h)
+		}
+		items[k] = newAttackItem(t, cfg, arch.Charset)
 	}
 	h, w := arch.Height, arch.Width
 	step := float32(cfg.Step) / 255
@@ -367,9 +396,10 @@ type attackItem struct {
 // for none), then a shift.
 type draw struct{ filter, dx, dy int }
 
-func newAttackItem(clean *image.Gray, truth string, cfg Config, charset string, seed uint64) *attackItem {
+func newAttackItem(t Target, cfg Config, charset string) *attackItem {
+	clean, truth := t.Image, t.Text
 	it := &attackItem{clean: clean, truth: truth, text: truth, sign: 1, res: &Result{},
-		rng: rand.New(rand.NewPCG(seed, 0xadc))}
+		rng: rand.New(rand.NewPCG(t.Seed, 0xadc))}
 	if cfg.Targeted {
 		it.res.Target = wrongText(truth, charset, it.rng)
 		it.text, it.sign = it.res.Target, -1
@@ -378,11 +408,38 @@ func newAttackItem(clean *image.Gray, truth string, cfg Config, charset string, 
 	n := len(it.x0)
 	it.lo, it.hi, it.momentum = make([]float32, n), make([]float32, n), make([]float32, n)
 	eps := float32(cfg.Epsilon) / 255
+	var near []bool
+	if cfg.StrokeEpsilon > 0 && t.Strokes != nil {
+		near = nearStrokes(t.Strokes, clean.Bounds().Dy(), clean.Bounds().Dx())
+	}
 	for i, v := range it.x0 {
-		it.lo[i], it.hi[i] = max(v-eps, 0), min(v+eps, 1)
+		e := eps
+		if near != nil && near[i] {
+			e = float32(cfg.StrokeEpsilon) / 255
+		}
+		it.lo[i], it.hi[i] = max(v-e, 0), min(v+e, 1)
 	}
 	it.x = append([]float32(nil), it.x0...)
 	return it
+}
+
+// nearStrokes marks the pixels a glyph covers at all and their eight
+// neighbours: the stroke and the edge that shapes it.
+func nearStrokes(strokes []uint8, h, w int) []bool {
+	near := make([]bool, len(strokes))
+	for y := range h {
+		for x := range w {
+			if strokes[y*w+x] == 0 {
+				continue
+			}
+			for yy := max(y-1, 0); yy <= min(y+1, h-1); yy++ {
+				for xx := max(x-1, 0); xx <= min(x+1, w-1); xx++ {
+					near[yy*w+xx] = true
+				}
+			}
+		}
+	}
+	return near
 }
 
 // gradients is, for each item, the ensemble's mean L1-normalised gradient

@@ -185,7 +185,7 @@ func TestBatchMatchesAlone(t *testing.T) {
 	subs := []*solver.Solver{s, testSolver(t)}
 	cfg := Config{Method: MIFGSM, Epsilon: 16, Iterations: 4, EOT: []string{"gaussian", "median"}, Shift: 1, Targeted: true}
 	seeds := []uint64{7, 8, 9}
-	batch, err := AttackBatch(context.Background(), subs, imgs, texts, cfg, seeds)
+	batch, err := AttackBatch(context.Background(), subs, targets(imgs, texts, seeds), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,57 @@ func TestBatchMatchesAlone(t *testing.T) {
 			t.Logf("captcha %d: %d of %d pixels differ from alone", k, differ, len(alone.Image.Pix))
 		}
 	}
-	if _, err := AttackBatch(context.Background(), subs, imgs, texts[:2], cfg, seeds); err == nil {
-		t.Error("mismatched texts accepted")
+	bad := targets(imgs, texts, seeds)
+	bad[1].Strokes = make([]uint8, 10)
+	if _, err := AttackBatch(context.Background(), subs, bad, cfg); err == nil {
+		t.Error("strokes of another size accepted")
+	}
+}
+
+func targets(imgs []*image.Gray, texts []string, seeds []uint64) []Target {
+	out := make([]Target, len(imgs))
+	for i := range imgs {
+		out[i] = Target{Image: imgs[i], Text: texts[i], Seed: seeds[i]}
+	}
+	return out
+}
+
+// TestStrokeEpsilonKeepsTheStrokes: with a stroke budget the pixels of the
+// strokes and around them move by at most that, the rest by up to ε; and
+// the background still carries a perturbation larger than the strokes'.
+func TestStrokeEpsilonKeepsTheStrokes(t *testing.T) {
+	s := testSolver(t)
+	imgs, texts := cleanCaptchas(t, s, 2)
+	tg := targets(imgs, texts, []uint64{3, 4})
+	for k := range tg {
+		// The test samples carry no glyph mask: their ink stands in for it.
+		tg[k].Strokes = make([]uint8, len(imgs[k].Pix))
+		for i, v := range imgs[k].Pix {
+			if v < 128 {
+				tg[k].Strokes[i] = 255
+			}
+		}
+	}
+	cfg := Config{Method: MIFGSM, Epsilon: 32, StrokeEpsilon: 4, Iterations: 4}
+	res, err := AttackBatch(context.Background(), []*solver.Solver{s}, tg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range res {
+		h, w := imgs[k].Rect.Dy(), imgs[k].Rect.Dx()
+		near := nearStrokes(tg[k].Strokes, h, w)
+		var strokeMax, bgMax int
+		for i, v := range r.Image.Pix {
+			d := int(v) - int(imgs[k].Pix[i])
+			d = max(d, -d)
+			if near[i] {
+				strokeMax = max(strokeMax, d)
+			} else {
+				bgMax = max(bgMax, d)
+			}
+		}
+		if strokeMax > 4 || bgMax > 32 || bgMax <= 4 {
+			t.Errorf("captcha %d: strokes moved up to %d levels (budget 4), the rest up to %d (budget 32)", k, strokeMax, bgMax)
+		}
 	}
 }

@@ -45,14 +45,14 @@ func TestReadThroughBinarize(t *testing.T) {
 		t.Fatal(err)
 	}
 	imgs, texts := cleanCaptchas(t, testSolver(t), 1)
-	if _, err := AttackBatch(context.Background(), []*solver.Solver{s}, imgs, texts, Config{Method: FGSM, Epsilon: 8}, []uint64{1}); err == nil {
+	if _, err := AttackBatch(context.Background(), []*solver.Solver{s}, targets(imgs, texts, []uint64{1}), Config{Method: FGSM, Epsilon: 8}); err == nil {
 		t.Fatal("a substitute reading through an unknown filter was attacked")
 	}
 	m.Info["preprocess"] = "binarize ×1"
 	if s, err = solver.New(m, solver.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := AttackBatch(context.Background(), []*solver.Solver{testSolver(t), s}, imgs, texts, Config{Method: MIFGSM, Epsilon: 8, Iterations: 2}, []uint64{1}); err != nil {
+	if _, err := AttackBatch(context.Background(), []*solver.Solver{testSolver(t), s}, targets(imgs, texts, []uint64{1}), Config{Method: MIFGSM, Epsilon: 8, Iterations: 2}); err != nil {
 		t.Fatalf("an ensemble with a binarising substitute: %v", err)
 	}
 }
