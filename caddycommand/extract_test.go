@@ -346,7 +346,10 @@ func TestExtractRunOutcomes(t *testing.T) {
 		Tune: true, Publish: true, CleanN: 8, CleanValN: 8, Log: &out,
 		// Not distilled (-1): the root here is untrained, and holding the
 		// model to it keeps it from learning the one answer in a single epoch.
-		Tuning: extraction.TuneConfig{Epochs: 1, Workers: 2, MinHeldOut: 1, Seed: 3, PairShares: []float64{0}, Companion: true, Distill: -1}}
+		// Whether one epoch from an untrained network learns any of it depends
+		// on the seed: on the shaded style seeds 1, 2 and 4 learn 12–19% of its
+		// characters, 3 (used on the unshaded style) and 5 none.
+		Tuning: extraction.TuneConfig{Epochs: 1, Workers: 2, MinHeldOut: 1, Seed: 1, PairShares: []float64{0}, Companion: true, Distill: -1}}
 	count := func(outcome extraction.Status) float64 {
 		return testutil.ToFloat64(m.runs.WithLabelValues(string(outcome)))
 	}

@@ -68,7 +68,7 @@ func TestCaddyfileAndFlagsShareThePoolKey(t *testing.T) {
 		{"method fgsm", []string{"--method", "fgsm"}, false},
 		{"epsilon 12", []string{"--epsilon", "12"}, false},
 		{"step 3", []string{"--step", "3"}, false},
-		{"step 10", []string{"--step", "10"}, true}, // ⌈2.5·40/10⌉, the default
+		{"step 12", []string{"--step", "12"}, true}, // ⌈2.5·48/10⌉, the default
 		{"iterations 7", []string{"--iterations", "7"}, false},
 		{"iterations 10", []string{"--iterations", "10"}, true},
 		{"momentum 1", []string{"--momentum", "1"}, true},
@@ -83,7 +83,8 @@ func TestCaddyfileAndFlagsShareThePoolKey(t *testing.T) {
 		{"smooth 1.5", []string{"--smooth", "1.5"}, false},
 		{"min_ssim 0", []string{"--min-ssim", "0"}, false},
 		{"min_ssim 0.7", []string{"--min-ssim", "0.7"}, false},
-		{"stroke_epsilon 8", []string{"--stroke-epsilon", "8"}, false},
+		{"stroke_epsilon 8", []string{"--stroke-epsilon", "8"}, true},
+		{"stroke_epsilon 0", []string{"--stroke-epsilon", "0"}, false},
 	} {
 		path := writeCaddyfile(t, "adversarial {\n\t"+tc.setting+"\n}")
 		hs, err := caddymodule.LoadHandlers(path)

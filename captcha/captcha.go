@@ -7,7 +7,8 @@
 //
 // The default style is the input the substitute solver reads: 100×30
 // grayscale, 4–6 characters from digits and lowercase letters without the
-// confusable 0/o and 1/l/i.
+// confusable 0/o and 1/l/i, shaded so that no global threshold separates
+// text from background.
 package captcha
 
 import (
@@ -24,7 +25,7 @@ import (
 // RendererVersion names the renderer's output: a (style, seed) recipe
 // reproduces an image bit for bit only with the same renderer version.
 // Change it whenever a change to this package changes pixels.
-const RendererVersion = "captcha/1"
+const RendererVersion = "captcha/2"
 
 // DefaultCharset is digits and lowercase letters without 0, o, 1, l, i.
 const DefaultCharset = "23456789abcdefghjkmnpqrstuvwxyz"
@@ -69,11 +70,12 @@ type Style struct {
 	// levels while the text lightens by as much on the other side, so the
 	// contrast between text and its own background stays the same
 	// everywhere while the light side's text and the dark side's background
-	// come to share grey levels. Near 1 no single threshold separates text
+	// come to share grey levels. At 1 no single threshold separates text
 	// from background — a global binarisation, the classic first step of a
 	// captcha solver, loses text on a clean captcha already — and an
-	// adversarial perturbation within a small budget crosses whatever
-	// threshold an attacker picks. Default 0 (none).
+	// adversarial perturbation of the background within its budget crosses
+	// whatever threshold an attacker picks. Default 1; -1 for none (the
+	// style of renderer captcha/1).
 	Shading float64 `json:"shading,omitempty"`
 }
 
@@ -113,6 +115,7 @@ func (s *Style) fill() {
 	defi(&s.Arcs, 2)
 	defi(&s.Dots, 25)
 	def(&s.Background, 0.3)
+	def(&s.Shading, 1)
 }
 
 // Validate fills in defaults and checks the style, naming what is wrong.
@@ -127,8 +130,8 @@ func (s *Style) Validate() error {
 		return fmt.Errorf("rotation %v: need 0–60 degrees", s.Rotation)
 	case s.Scale < 0 || s.Scale > 0.5, s.Offset < 0 || s.Offset > 0.4, s.Overlap < 0 || s.Overlap > 0.6:
 		return errors.New("scale must be 0–0.5, offset 0–0.4, overlap 0–0.6")
-	case s.Warp < 0 || s.Warp > 10, s.Background < 0 || s.Background > 1, s.Shading < 0 || s.Shading > 1:
-		return errors.New("warp must be 0–10 px, background 0–1, shading 0–1")
+	case s.Warp < 0 || s.Warp > 10, s.Background < 0 || s.Background > 1, s.Shading < -1 || s.Shading > 1:
+		return errors.New("warp must be 0–10 px, background 0–1, shading -1 (none) to 1")
 	case s.Arcs < -1 || s.Arcs > 20, s.Dots < -1 || s.Dots > 1000:
 		return errors.New("arcs must be -1–20, dots -1–1000")
 	}

@@ -67,7 +67,7 @@ func localContrasts(dst []int, c *Captcha) []int {
 // noise arcs and dots, which are ink outside the glyph mask.
 func TestShadingDefeatsOneThreshold(t *testing.T) {
 	const n = 60
-	for _, shading := range []float64{0, 1} {
+	for _, shading := range []float64{-1, 1} {
 		s := validStyle(t)
 		s.Shading = shading
 		s.Arcs, s.Dots = -1, -1
@@ -88,7 +88,7 @@ func TestShadingDefeatsOneThreshold(t *testing.T) {
 		contrast := contrasts[len(contrasts)/20]
 		t.Logf("shading %v: best single threshold %.3f balanced accuracy; local contrast of the text: 5th percentile %d levels, median %d", shading, sep, contrast, contrasts[len(contrasts)/2])
 		switch {
-		case shading == 0 && sep < 0.99:
+		case shading < 0 && sep < 0.99:
 			t.Errorf("unshaded: one threshold separates only %.3f", sep)
 		case shading == 1 && sep > 0.93:
 			t.Errorf("shaded: one threshold still separates %.3f", sep)
@@ -99,13 +99,13 @@ func TestShadingDefeatsOneThreshold(t *testing.T) {
 	}
 }
 
-// TestNoShadingKeepsPixels: the renderer draws the shading's randomness
-// only for shaded styles, so unshaded captchas are the renderer's old
-// pixels (recorded datasets and the shipped model's tests rely on it).
-func TestNoShadingKeepsPixels(t *testing.T) {
+// TestShadingKeepsTheText: the renderer draws the shading's randomness
+// after everything else, so a shaded captcha has the text and glyphs of
+// the unshaded one (shading -1, renderer captcha/1's pixels).
+func TestShadingKeepsTheText(t *testing.T) {
 	s := validStyle(t)
-	shaded := s
-	shaded.Shading = 0.5
+	s.Shading = -1
+	shaded := validStyle(t)
 	for seed := range uint64(10) {
 		a, _ := s.Generate(seed)
 		b, _ := shaded.Generate(seed)

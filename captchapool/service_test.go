@@ -272,7 +272,7 @@ func TestPoolKeyHashesTheAttackWithDefaults(t *testing.T) {
 	style := defaultStyle(t)
 	a := perturb.DefaultConfig()
 	named := a
-	named.Momentum, named.Iterations, named.Step = 1, 10, 10 // ⌈2.5·40/10⌉
+	named.Momentum, named.Iterations, named.Step = 1, 10, 12 // ⌈2.5·48/10⌉
 	if captchapool.PoolKey(style, a, "m") != captchapool.PoolKey(style, named, "m") {
 		t.Fatal("naming the defaults changed the pool key")
 	}

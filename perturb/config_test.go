@@ -43,12 +43,12 @@ func TestOverridesZeroTurnsOff(t *testing.T) {
 // Overrides (a command's flags) replaces what an earlier one (the
 // Caddyfile's) set only where it sets something.
 func TestOverridesEverySetting(t *testing.T) {
-	eps, step, it, samples, shift := 12, 3, 7, 5, 2
+	eps, strokes, step, it, samples, shift := 12, 4, 3, 7, 5, 2
 	mom, smooth, ssim, yes := 0.5, 1.5, 0.7, true
 	eot := []string{"median"}
-	o := Overrides{Method: BIM, Epsilon: &eps, Step: &step, Iterations: &it, Momentum: &mom, Targeted: &yes,
+	o := Overrides{Method: BIM, Epsilon: &eps, StrokeEpsilon: &strokes, Step: &step, Iterations: &it, Momentum: &mom, Targeted: &yes,
 		EOT: &eot, EOTSamples: &samples, Shift: &shift, Smooth: &smooth, MinSSIM: &ssim}
-	want := Config{Method: BIM, Epsilon: 12, Step: 3, Iterations: 7, Momentum: 0.5, Targeted: true,
+	want := Config{Method: BIM, Epsilon: 12, StrokeEpsilon: 4, Step: 3, Iterations: 7, Momentum: 0.5, Targeted: true,
 		EOT: []string{"median"}, EOTSamples: 5, Shift: 2, Smooth: 1.5, MinSSIM: 0.7}
 	if got := DefaultConfig().Apply(&o); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)

@@ -13,7 +13,7 @@
 #                                                   # solvers/second.crnn at once (train-ensemble.sh)
 #   OUT=bench/adversarial/BUDGET.md SETS="…" bench/adversarial/run.sh  # tables elsewhere than RESULTS.md
 #   PREPROCESSED="narrow-binarize" …  # solvers trained on a preprocessing, read through it
-#                                     # (default: every solvers/<from>-<filter>.crnn; "" for none)
+#                                     # (default: every solvers/<from>-<filter>[-<style tag>].crnn; "" for none)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-200}
@@ -33,7 +33,7 @@ for m in $TRANSFER; do
 done
 # Solvers trained on a preprocessing (train-preprocessed.sh), named
 # <from>-<filter>: each reads every set through its filter.
-PREPROCESSED=${PREPROCESSED-$(cd $T && ls *-*.crnn 2>/dev/null | grep -E -- '-(gaussian|median|mean|bilateral|binarize|adaptive|resize|jpeg)\.crnn$' | sed 's/\.crnn$//' | tr '\n' ' ')}
+PREPROCESSED=${PREPROCESSED-$(cd $T && ls *-*.crnn 2>/dev/null | grep -E -- '^[a-z]+-(none|gaussian|median|mean|bilateral|binarize|adaptive|flatten|flatbinarize|resize|jpeg)(-[a-z]+)?\.crnn$' | sed 's/\.crnn$//' | tr '\n' ' ')}
 trained=()
 for m in $PREPROCESSED; do
 	[ -f $T/$m.crnn ] || { echo "missing $T/$m.crnn: run bench/adversarial/train-preprocessed.sh first" >&2; exit 1; }
@@ -116,9 +116,12 @@ out=${OUT:-bench/adversarial/RESULTS.md}
 		echo
 		for sv in "${trained[@]}"; do
 			name=${sv%%:*} path=${sv#*:}
-			f=${name##*-}
+			# <from>-<filter>[-<style tag>]; filter "none": trained on the style's clean captchas.
+			f=$(echo "$name" | cut -d- -f2)
 			printf "| %s (%s) |" "$name" "$f"
-			for s in "${sets[@]}"; do printf " %s |" "$(solved "$path" $D/$s $f 1)"; done
+			for s in "${sets[@]}"; do
+				if [ "$f" = none ]; then printf " %s |" "$(solved "$path" $D/$s)"; else printf " %s |" "$(solved "$path" $D/$s $f 1)"; fi
+			done
 			echo
 		done
 	fi
