@@ -130,8 +130,8 @@ func (s *Style) Validate() error {
 		return fmt.Errorf("rotation %v: need 0–60 degrees", s.Rotation)
 	case s.Scale < 0 || s.Scale > 0.5, s.Offset < 0 || s.Offset > 0.4, s.Overlap < 0 || s.Overlap > 0.6:
 		return errors.New("scale must be 0–0.5, offset 0–0.4, overlap 0–0.6")
-	case s.Warp < 0 || s.Warp > 10, s.Background < 0 || s.Background > 1, s.Shading < -1 || s.Shading > 1:
-		return errors.New("warp must be 0–10 px, background 0–1, shading -1 (none) to 1")
+	case s.Warp < 0 || s.Warp > 10, s.Background < 0 || s.Background > 1, s.Shading != -1 && (s.Shading < 0 || s.Shading > 1):
+		return errors.New("warp must be 0–10 px, background 0–1, shading -1 (none) or 0–1")
 	case s.Arcs < -1 || s.Arcs > 20, s.Dots < -1 || s.Dots > 1000:
 		return errors.New("arcs must be -1–20, dots -1–1000")
 	}

@@ -112,7 +112,11 @@ const shadeLevels = 125
 // ramp along a random direction across the whole image, bent a little by a
 // smooth wobble so that its level lines are not straight.
 func shading(w, h int, rng *rand.Rand) []float64 {
-	// Mostly across the text, whose characters then sit in different light.
+	// Within 36° of the horizontal, so that the text's ends sit in
+	// different light. (The vertical term is scaled by w/h/3: at 100×30 the
+	// light changes faster down a character than along the text once the
+	// angle passes ~15°, about half the captchas — a feature of renderer
+	// captcha/2, kept, since changing it changes pixels.)
 	angle := (rng.Float64()*2 - 1) * math.Pi / 5
 	if rng.IntN(2) == 0 {
 		angle += math.Pi

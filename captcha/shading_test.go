@@ -1,6 +1,8 @@
 package captcha
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"testing"
 )
@@ -100,8 +102,8 @@ func TestShadingDefeatsOneThreshold(t *testing.T) {
 }
 
 // TestShadingKeepsTheText: the renderer draws the shading's randomness
-// after everything else, so a shaded captcha has the text and glyphs of
-// the unshaded one (shading -1, renderer captcha/1's pixels).
+// after everything else, so a shaded captcha has the text and glyph
+// coverage of the unshaded one.
 func TestShadingKeepsTheText(t *testing.T) {
 	s := validStyle(t)
 	s.Shading = -1
@@ -111,6 +113,33 @@ func TestShadingKeepsTheText(t *testing.T) {
 		b, _ := shaded.Generate(seed)
 		if a.Text != b.Text || !slices.Equal(a.Glyphs.Pix, b.Glyphs.Pix) {
 			t.Fatalf("seed %d: shading changed the text or its glyphs", seed)
+		}
+	}
+}
+
+// TestUnshadedIsRendererOne: shading -1 draws renderer captcha/1's images
+// bit for bit (the hashes are of the PNGs that renderer, at commit 990f636,
+// wrote for these seeds), so the unshaded datasets of the old model's
+// training can be written again.
+func TestUnshadedIsRendererOne(t *testing.T) {
+	s := validStyle(t)
+	s.Shading = -1
+	for seed, want := range map[uint64]string{
+		1:       "1a3e84d381f7930400722a0152aa76060ff1e9e3a2807b462a861695a59c88e4",
+		2:       "71b3b270e130d4cf212b85f22a0442fb4b9ca563edb47e75415705ceb0c44ef9",
+		3:       "51963ebcd27776cae08e0b6e39c4666cf4a3036bff605d6d3a8b30df481b0d46",
+		7000000: "164ebfc500fda77d119b3b66ed8419a2a7ca14dd304a87068f0580700fbb02b6",
+	} {
+		c, err := s.Generate(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := EncodePNG(c.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != want {
+			t.Errorf("seed %d: unshaded PNG %x, renderer captcha/1 wrote %s", seed, sum, want)
 		}
 	}
 }

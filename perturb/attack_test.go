@@ -170,7 +170,7 @@ func TestAttackStopsWithContext(t *testing.T) {
 	imgs, texts := cleanCaptchas(t, s, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := AttackContext(ctx, []*solver.Solver{s}, imgs[0], texts[0], Config{Method: BIM, Epsilon: 8}, 1); !errors.Is(err, context.Canceled) {
+	if _, err := AttackContext(ctx, []*solver.Solver{s}, Target{Image: imgs[0], Text: texts[0], Seed: 1}, Config{Method: BIM, Epsilon: 8}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("attack under a cancelled context: %v, want context.Canceled", err)
 	}
 }
@@ -259,5 +259,20 @@ func TestStrokeEpsilonKeepsTheStrokes(t *testing.T) {
 		if strokeMax > 4 || bgMax > 32 || bgMax <= 4 {
 			t.Errorf("captcha %d: strokes moved up to %d levels (budget 4), the rest up to %d (budget 32)", k, strokeMax, bgMax)
 		}
+	}
+	if _, err := Attack([]*solver.Solver{s}, imgs[0], texts[0], cfg, 1); err == nil {
+		t.Error("a stroke budget was accepted for a captcha without strokes")
+	}
+	// A stroke budget above ε is one budget: ε everywhere.
+	small := Config{Method: MIFGSM, Epsilon: 4, StrokeEpsilon: 8}
+	if d := small.WithDefaults(); d.StrokeEpsilon != 0 {
+		t.Errorf("ε 4 with strokes 8: stroke budget %d after defaults, want 0 (ε everywhere)", d.StrokeEpsilon)
+	}
+	res, err = AttackBatch(context.Background(), []*solver.Solver{s}, tg[:1], small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Linf > 4 {
+		t.Errorf("ε 4 with strokes 8: a pixel moved by %d levels", res[0].Linf)
 	}
 }

@@ -173,7 +173,7 @@ func run() error {
 				c, err := style.Generate(seed)
 				if err == nil {
 					var r *perturb.Result
-					if r, err = perturb.AttackContext(ctx, subs, c.Image, c.Text, perturb.DefaultConfig(), seed); err == nil {
+					if r, err = perturb.AttackContext(ctx, subs, perturb.Target{Image: c.Image, Text: c.Text, Seed: seed, Strokes: c.Glyphs.Pix}, perturb.DefaultConfig()); err == nil {
 						for k, reader := range rs {
 							var in solver.Image
 							if in, err = reader.FromImage(r.Image); err != nil {

@@ -85,6 +85,10 @@ func main() {
 		flipText += ftext / text
 	}
 	k := float64(*n)
-	fmt.Printf("style %s: otsu text kept %.1f%%, background inked %.1f%%; adaptive text kept %.1f%%, background inked %.1f%%; within ε of Otsu: %.1f%% of pixels, %.1f%% of text\n",
-		*styleJSON, 100*recall/k, 100*falseInk/k, 100*aRecall/k, 100*aFalse/k, 100*flippable/k, 100*flipText/k)
+	second, thr := "adaptive", "Otsu"
+	if *flat {
+		second, thr = "flattened Otsu", "flattened Otsu"
+	}
+	fmt.Printf("style %s: otsu text kept %.1f%%, background inked %.1f%%; %s text kept %.1f%%, background inked %.1f%%; within ε of %s: %.1f%% of pixels, %.1f%% of text\n",
+		*styleJSON, 100*recall/k, 100*falseInk/k, second, 100*aRecall/k, 100*aFalse/k, thr, 100*flippable/k, 100*flipText/k)
 }
