@@ -40,6 +40,19 @@ for m in $PREPROCESSED; do
 	trained+=("$m:$T/$m.crnn")
 done
 mkdir -p $D
+# Sets are kept between runs; captchas of another renderer or style (the
+# default changed) would be stale, so the kept sets move aside.
+if [ -f $D/clean/000000.png ]; then
+	probe=$(mktemp -d)
+	$B advcaptcha dataset --count 1 --seed 7000000 --out "$probe" >/dev/null
+	if ! cmp -s "$probe/000000.png" $D/clean/000000.png; then
+		stale=$D.stale-$(date +%s)
+		echo "$D holds captchas of another renderer or style: moved to $stale" >&2
+		mv $D "$stale"
+		mkdir -p $D
+	fi
+	rm -rf "$probe"
+fi
 # A fresh seed range no model trained or validated on.
 [ -f $D/clean/labels.csv ] || $B advcaptcha dataset --count $N --seed 7000000 --out $D/clean >/dev/null
 if [ -z "${SETS:-}" ]; then

@@ -17,10 +17,13 @@ make -s build
 B=bin/caddy
 D=bench/out/ensemble
 S=bench/adversarial/solvers
+# The committed models were trained on the unshaded style (renderer captcha/1,
+# the default until 2026-12-07).
+STYLE=${STYLE:-'{"shading":-1}'}
 mkdir -p $D $S
 # Its own training captchas (other seeds than the transfer solvers').
-[ -f $D/train/labels.csv ] || $B advcaptcha dataset --count 40000 --seed 8000000 --out $D/train >/dev/null
-[ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 8100000 --out $D/val >/dev/null
+[ -f $D/train/labels.csv ] || $B advcaptcha dataset --count 40000 --seed 8000000 --style "$STYLE" --out $D/train >/dev/null
+[ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 8100000 --style "$STYLE" --out $D/val >/dev/null
 resume=""
 [ -f $D/second.ckpt ] && resume=--resume
 OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --out $D/second.crnn \

@@ -10,7 +10,7 @@
 #   bench/adversarial/train-preprocessed.sh                 # binarize, from narrow
 #   FILTERS="binarize median" FROM=bilstm bench/adversarial/train-preprocessed.sh
 #   COUNT=10000 EPOCHS=2 …                                  # training set and passes
-#   STYLE='{"shading":1}' TAG=shaded FILTERS="none binarize" …  # captchas of another style
+#   STYLE='{}' TAG=shaded FILTERS="none binarize" …  # the default (shaded) style; untagged: unshaded
 #
 # Writes bench/adversarial/solvers/<from>-<filter>[-<tag>].crnn (filter
 # "none": fine-tuned on the style's clean captchas, an attacker who simply
@@ -26,8 +26,10 @@ FROM=${FROM:-narrow}
 FILTERS=${FILTERS:-binarize}
 COUNT=${COUNT:-10000}
 EPOCHS=${EPOCHS:-2}
-STYLE=${STYLE:-"{}"}
 TAG=${TAG:-}
+# Untagged solvers are the unshaded style's (renderer captcha/1, the default
+# until 2026-12-07), which the committed <from>-<filter>.crnn were trained on.
+STYLE=${STYLE:-'{"shading":-1}'}
 if [ -n "$TAG" ]; then
 	D=$D-$TAG
 fi

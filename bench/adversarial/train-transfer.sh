@@ -13,9 +13,12 @@ make -s build
 B=bin/caddy
 D=bench/out/transfer
 S=bench/adversarial/solvers
+# The committed models were trained on the unshaded style (renderer captcha/1,
+# the default until 2026-12-07).
+STYLE=${STYLE:-'{"shading":-1}'}
 mkdir -p $D $S
-[ -f $D/train/labels.csv ] || $B advcaptcha dataset --count 40000 --seed 5000000 --out $D/train >/dev/null
-[ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 6000000 --out $D/val >/dev/null
+[ -f $D/train/labels.csv ] || $B advcaptcha dataset --count 40000 --seed 5000000 --style "$STYLE" --out $D/train >/dev/null
+[ -f $D/val/labels.csv ] || $B advcaptcha dataset --count 1000 --seed 6000000 --style "$STYLE" --out $D/val >/dev/null
 train() {
 	name=$1
 	shift
