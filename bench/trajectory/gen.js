@@ -5,7 +5,7 @@
 // first, release last, relative to the press, mostly horizontal,
 // 150–400 px).
 //
-//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh]
+//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh] [--fresh2]
 //
 // writes DIR/dev/<family>.jsonl and DIR/heldout/<family>.jsonl. The two
 // splits use different seeds AND different parameter settings (see
@@ -13,8 +13,11 @@
 // third split (seed 3003) with settings neither of the others uses — other
 // rates, easings, timing laws and library options within the same
 // families — made after the held-out split had been looked at twice, to be
-// looked at once per judge decided on development evidence. The dev and
-// held-out output is the same with or without it. Replays need the human drags
+// looked at once per judge decided on development evidence. --fresh2 writes
+// DIR/fresh2/, a fourth split (seed 4004) with settings none of the others
+// uses, made for the calibration decided on development evidence after the
+// fresh split had served v3; it writes only that split. The dev, held-out
+// and fresh output is the same with or without either. Replays need the human drags
 // (--human, default ../../../shared/data/human_drags_dev.jsonl); dev
 // replays come from dev users' drags and held-out ones from held-out users
 // (split.js), so a replay's source is never seen in training.
@@ -93,6 +96,20 @@ const SETTINGS = {
     noisePx: [0, 2],
     humanHz: [70, 200],
   },
+  // Only with --fresh2. Replays come from held-out users' drags.
+  fresh2: {
+    seed: 4004,
+    dist: [165, 385],
+    gcSpread: [undefined, 3.5, 9, 14, 22, 80],
+    gcMoveSpeed: [undefined, 0.6, 1.8, 4, 10],
+    frameMS: [20, 12.5, 6.061],                       // 50, 80, 165 Hz
+    wmGravity: [5, 11], wmWind: [1, 7], wmMaxStep: [1.1, 2.8], wmWait: [[1, 2], [3, 8]],
+    canonGravity: [8, 12.5], canonWind: [1.2, 3.5], canonMaxStep: [11, 22], canonTarget: [9, 17], canonWait: [[1, 6], [4, 12]],
+    easings: ['outquint', 'outcirc', 'sept', 'smoothest'],
+    duration: [320, 1700],
+    noisePx: [0, 1.8],
+    humanHz: [80, 220],
+  },
 };
 
 // --- delivery: what a browser makes of the positions ---------------------
@@ -139,10 +156,11 @@ function humanIntervals(n, split) {
     let dt;
     if (split === 'dev') dt = base * Math.exp(uni(0.05, 0.35) * gauss()) + (rnd() < 0.03 ? base : 0);
     else if (split === 'fresh') dt = base * (0.5 - 0.5 * Math.log(1 - rnd())) + (rnd() < 0.03 ? base * uni(2, 4) : 0); // shifted exponential, stalls
+    else if (split === 'fresh2') dt = rnd() < 0.04 ? 0.5 : (base * Math.sqrt(-Math.log(1 - rnd()))) / 0.8862; // Weibull (shape 2, CV 0.52), 4% coalesced pairs
     else dt = base * (0.6 + 0.8 * rnd()) + (rnd() < 0.05 ? base * uni(1, 3) : 0);
     ts.push(ts[i - 1] + Math.max(0.5, dt));
   }
-  lastIntervals = { dev: 'lognormal', heldout: 'uniform', fresh: 'shiftedexp' }[split];
+  lastIntervals = { dev: 'lognormal', heldout: 'uniform', fresh: 'shiftedexp', fresh2: 'weibull' }[split];
   return ts;
 }
 
@@ -302,8 +320,8 @@ function gcHumanTimed(split) {
       opts.easing = e.name; opts.group = e.group;
     } else if (split === 'dev') {
       e = { f: (u) => ease(pick(['cubic', 'sine', 'quad', 'smoother']), u) }; // v1: a fresh pick at every event
-    } else if (split === 'fresh') {
-      const name = pick(['sext', 'outquart', 'outexpo']);
+    } else if (split === 'fresh' || split === 'fresh2') {
+      const name = pick(split === 'fresh' ? ['sext', 'outquart', 'outexpo'] : ['sept', 'outquint', 'outcirc', 'smoothest']);
       e = { name, f: (u) => ease(name, u) };
       opts.easing = name;
     }
@@ -404,6 +422,10 @@ function ease(name, u) {
     case 'sext': return u < 0.5 ? 32 * u ** 6 : 1 - Math.pow(-2 * u + 2, 6) / 2;
     case 'outquart': return 1 - Math.pow(1 - u, 4);
     case 'outexpo': return u === 1 ? 1 : 1 - Math.pow(2, -10 * u);
+    case 'sept': return u < 0.5 ? 64 * u ** 7 : 1 - Math.pow(-2 * u + 2, 7) / 2;
+    case 'outquint': return 1 - Math.pow(1 - u, 5);
+    case 'outcirc': return Math.sqrt(1 - Math.pow(u - 1, 2));
+    case 'smoothest': return u ** 4 * (35 + u * (-84 + u * (70 - 20 * u))); // 7th-order smoothstep
     case 'inoutback': { // in-out back: overshoots at both ends
       const c2 = 1.70158 * 1.525;
       return u < 0.5 ? (Math.pow(2 * u, 2) * ((c2 + 1) * 2 * u - c2)) / 2 : (Math.pow(2 * u - 2, 2) * ((c2 + 1) * (u * 2 - 2) + c2) + 2) / 2;
@@ -503,7 +525,7 @@ function minJerkNoise(split) {
 function sigmaLognormal(split) {
   const s = SETTINGS[split];
   const dist = uni(s.dist[0], s.dist[1]);
-  const n = { dev: () => pick([1, 2, 2, 3]), heldout: () => pick([2, 3, 3, 4]), fresh: () => pick([1, 3, 4, 5]) }[split]();
+  const n = { dev: () => pick([1, 2, 2, 3]), heldout: () => pick([2, 3, 3, 4]), fresh: () => pick([1, 3, 4, 5]), fresh2: () => pick([2, 4, 6]) }[split]();
   const comps = [];
   let t0 = 0, remaining = dist;
   for (let k = 0; k < n; k++) {
@@ -557,10 +579,10 @@ function loadHumans(file) {
 }
 
 function replay(split, file) {
-  const pool = loadHumans(file)[split === 'fresh' ? 'heldout' : split];
+  const pool = loadHumans(file)[split.startsWith('fresh') ? 'heldout' : split];
   if (!pool.length) return null;
   const d = pick(pool);
-  const R = { dev: [[0.93, 1.07], [0.95, 1.05], [0, 0.5, 1]], heldout: [[0.88, 1.12], [0.9, 1.1], [0, 0.7, 1.5]], fresh: [[0.9, 1.1], [0.92, 1.08], [0, 0.4, 1.2]] }[split];
+  const R = { dev: [[0.93, 1.07], [0.95, 1.05], [0, 0.5, 1]], heldout: [[0.88, 1.12], [0.9, 1.1], [0, 0.7, 1.5]], fresh: [[0.9, 1.1], [0.92, 1.08], [0, 0.4, 1.2]], fresh2: [[0.91, 1.09], [0.93, 1.07], [0, 0.3, 0.8]] }[split];
   const sx = uni(R[0][0], R[0][1]);
   const st = uni(R[1][0], R[1][1]);
   const noise = pick(R[2]);
@@ -601,7 +623,8 @@ async function main() {
   const human = arg('--human', path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl'));
   const only = arg('--families', '');
   VARIETY = args.includes('--variety');
-  for (const split of args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout']) {
+  const splits = args.includes('--fresh2') ? ['fresh2'] : args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout'];
+  for (const split of splits) {
     fs.mkdirSync(path.join(out, split), { recursive: true });
     let fi = 0;
     for (const [fam, gen] of Object.entries(FAMILIES)) {

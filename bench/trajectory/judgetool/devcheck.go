@@ -86,28 +86,8 @@ func row(t trajectory.Trajectory) []float64 {
 // trained on all development data — a development stand-in for held-out
 // easings that no model is trained on.
 func devcheck() {
-	var seeds []uint64
-	for _, s := range strings.Split(*seedsFlag, ",") {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			fatal(err)
-		}
-		seeds = append(seeds, v)
-	}
-	var unseen []drag
-	if *unseenDir != "" {
-		old := *genDir
-		*genDir = *unseenDir
-		u := loadFamilies("dev")
-		*genDir = old
-		for _, k := range []string{"bezier_eased", "ghostcursor_humantime", "eased_curve"} {
-			unseen = append(unseen, u[k]...)
-		}
-	}
-	var Xu [][]float64
-	for _, d := range unseen {
-		Xu = append(Xu, row(d.t))
-	}
+	seeds := devSeeds()
+	unseen, Xu := loadUnseen()
 	named := map[string]bool{"quad": true, "cubic": true, "sine": true, "circ": true, "smoother": true, "outcubic": true, "": true}
 	sums := map[string]float64{}
 	var order []string
@@ -206,6 +186,37 @@ func devcheck() {
 	for _, k := range order {
 		fmt.Printf("  %-40s %7.3f\n", k, sums[k]/float64(len(seeds)))
 	}
+}
+
+// devSeeds are -seeds' training seeds.
+func devSeeds() []uint64 {
+	var seeds []uint64
+	for _, s := range strings.Split(*seedsFlag, ",") {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			fatal(err)
+		}
+		seeds = append(seeds, v)
+	}
+	return seeds
+}
+
+// loadUnseen reads -unseen's eased drags and their model inputs.
+func loadUnseen() (unseen []drag, Xu [][]float64) {
+	if *unseenDir == "" {
+		return nil, nil
+	}
+	old := *genDir
+	*genDir = *unseenDir
+	u := loadFamilies("dev")
+	*genDir = old
+	for _, k := range []string{"bezier_eased", "ghostcursor_humantime", "eased_curve"} {
+		unseen = append(unseen, u[k]...)
+	}
+	for _, d := range unseen {
+		Xu = append(Xu, row(d.t))
+	}
+	return unseen, Xu
 }
 
 // grid is a drag on the 16 ms grid, for the candidate inputs.

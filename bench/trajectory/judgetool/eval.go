@@ -73,8 +73,8 @@ func eval() {
 		split = flag
 	}
 	fmt.Printf("model %s; split %s\n\n", trajectory.JudgeModel().Version, split)
-	// People: the held-out users for both held-out splits (there are no
-	// others); the fresh split augments and re-samples them anew.
+	// People: the held-out users for every held-out split (there are no
+	// others); the fresh splits augment and re-sample them anew.
 	humans := loadHumans(split != "dev")
 	groups := map[string][]drag{}
 	for _, h := range humans {
@@ -82,8 +82,11 @@ func eval() {
 	}
 	// People as a slide bar and a loaded client deliver them.
 	rng := rand.New(rand.NewPCG(4242, 1))
-	if split == "fresh" {
+	switch split {
+	case "fresh":
 		rng = rand.New(rand.NewPCG(3003, 1))
+	case "fresh2":
+		rng = rand.New(rand.NewPCG(4004, 1))
 	}
 	for _, h := range humans {
 		groups["people: all, augmented"] = append(groups["people: all, augmented"], augment(rng, h))
@@ -107,6 +110,8 @@ func eval() {
 		srng = rand.New(rand.NewPCG(1, 99))
 	case "fresh":
 		srng = rand.New(rand.NewPCG(3003, 3))
+	case "fresh2":
+		srng = rand.New(rand.NewPCG(4004, 3))
 	}
 	fams["scripted_own"] = scripted(srng, 400)
 	ps := scoreAll(people)

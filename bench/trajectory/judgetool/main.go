@@ -8,6 +8,9 @@
 //	bench/lab trajectory/judgetool stats INPUT       # dev: an input's quantiles per source and family
 //	bench/lab trajectory/judgetool -unseen DIR devcheck  # dev: an input change at the shipped line, over seeds
 //	SPLIT=fresh bench/lab trajectory/judgetool eval  # the fresh split (node gen.js --fresh), once per judge
+//	bench/lab trajectory/judgetool -unseen DIR calibcheck  # dev: calibration rules compared, over seeds
+//	bench/lab trajectory/judgetool -rule q0.99 train  # another calibration rule (shipped: q0.995)
+//	SPLIT=fresh2 bench/lab trajectory/judgetool eval # the fourth split (node gen.js --fresh2), once per decision
 //
 // (from the repository root: the default paths are relative to it)
 //
@@ -324,7 +327,7 @@ func main() {
 	flag.Parse()
 	parseExp()
 	if flag.NArg() < 1 {
-		fatal(fmt.Errorf("usage: judgetool [flags] train|eval|sample|dump FILE|lofo|stats INPUT|devcheck"))
+		fatal(fmt.Errorf("usage: judgetool [flags] train|eval|sample|dump FILE|lofo|stats INPUT|devcheck|calibcheck"))
 	}
 	switch flag.Arg(0) {
 	case "train":
@@ -341,6 +344,8 @@ func main() {
 		stats(flag.Arg(1))
 	case "devcheck":
 		devcheck()
+	case "calibcheck":
+		calibcheck()
 	default:
 		fatal(fmt.Errorf("unknown command %q", flag.Arg(0)))
 	}
@@ -455,19 +460,21 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float6
 			ps = append(ps, oof[i])
 		}
 	}
-	refuse := 0.0
 	for s, v := range perSrc {
-		q := quantile(v, 0.995)
-		fmt.Fprintf(os.Stderr, "oof people %-16s p50 %.4f p95 %.4f p99.5 %.4f\n", s, quantile(v, 0.5), quantile(v, 0.95), q)
-		refuse = math.Max(refuse, q)
+		fmt.Fprintf(os.Stderr, "oof people %-16s p50 %.4f p95 %.4f p99 %.4f p99.5 %.4f\n", s, quantile(v, 0.5), quantile(v, 0.95), quantile(v, 0.99), quantile(v, 0.995))
 	}
-	refuse = math.Min(0.98, math.Max(0.5, refuse))
+	refuse := refuseLine(*ruleFlag, perSrc, 0.98)
 	clean := math.Min(refuse/2, math.Max(0.02, quantile(ps, 0.85)))
 	final := fit(X, y, w, rng)
 	final.Refuse, final.Clean = refuse, clean
 	final.Version = "v3-gbdt-" + time()
 	final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = max over sources (and augmentations) of the 99.5th percentile = %.4f; clean = 85th percentile of people = %.4f", refuse, clean)
 	final.Training = fmt.Sprintf("node bench/trajectory/gen.js && bench/lab trajectory/judgetool -rounds %d -depth %d -seed %d train", *rounds, *depth, *seed)
+	if *ruleFlag != "q0.995" {
+		final.Version += "-" + *ruleFlag
+		final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = rule %s over sources (and augmentations) = %.4f; clean = min(refuse/2, 85th percentile of people) = %.4f", *ruleFlag, refuse, clean)
+		final.Training = fmt.Sprintf("node bench/trajectory/gen.js && bench/lab trajectory/judgetool -rounds %d -depth %d -seed %d -rule %s train", *rounds, *depth, *seed, *ruleFlag)
+	}
 	for i, d := range data {
 		if d.label == 1 {
 			_ = i
