@@ -32,6 +32,7 @@ var Filters = []Filter{
 	{"adaptive", AdaptiveBinarize, identity},
 	{"flatten", Flatten, identity},
 	{"flatbinarize", func(img []float32, h, w int) []float32 { return Binarize(Flatten(img, h, w), h, w) }, identity},
+	{"threshold100", func(img []float32, _, _ int) []float32 { return Threshold(img, 100) }, identity},
 	{"resize", func(img []float32, h, w int) []float32 { return Rescale(img, h, w, 0.75) }, func(g []float32, h, w int) []float32 { return Rescale(g, h, w, 0.75) }},
 	{"jpeg", func(img []float32, h, w int) []float32 { return JPEG(img, h, w, 75) }, identity},
 }
@@ -155,6 +156,19 @@ func Binarize(img []float32, h, w int) []float32 {
 	out := make([]float32, len(img))
 	for i, v := range img {
 		if quantize(v) > thr {
+			out[i] = 1
+		}
+	}
+	return out
+}
+
+// Threshold binarises at a fixed 8-bit level: an attacker who picks one
+// global level for every captcha instead of Otsu's per-image choice (at 100
+// it keeps most of a shaded captcha's text and little of its background).
+func Threshold(img []float32, level uint8) []float32 {
+	out := make([]float32, len(img))
+	for i, v := range img {
+		if quantize(v) > level {
 			out[i] = 1
 		}
 	}

@@ -33,7 +33,7 @@ for m in $TRANSFER; do
 done
 # Solvers trained on a preprocessing (train-preprocessed.sh), named
 # <from>-<filter>: each reads every set through its filter.
-PREPROCESSED=${PREPROCESSED-$(cd $T && ls *-*.crnn 2>/dev/null | grep -E -- '^[a-z]+-(none|gaussian|median|mean|bilateral|binarize|adaptive|flatten|flatbinarize|resize|jpeg)(-[a-z]+)?\.crnn$' | sed 's/\.crnn$//' | tr '\n' ' ')}
+PREPROCESSED=${PREPROCESSED-$(cd $T && ls *-*.crnn 2>/dev/null | grep -E -- '^[a-z]+-(none|gaussian|median|mean|bilateral|binarize|adaptive|flatten|flatbinarize|threshold100|resize|jpeg)(-[a-z]+)?\.crnn$' | sed 's/\.crnn$//' | tr '\n' ' ')}
 trained=()
 for m in $PREPROCESSED; do
 	[ -f $T/$m.crnn ] || { echo "missing $T/$m.crnn: run bench/adversarial/train-preprocessed.sh first" >&2; exit 1; }
