@@ -152,14 +152,7 @@ func Bilateral(img []float32, h, w, radius int, sigmaS, sigmaR float64) []float3
 
 // Binarize thresholds at Otsu's threshold: black text on white.
 func Binarize(img []float32, h, w int) []float32 {
-	thr := uint8(OtsuThreshold(img))
-	out := make([]float32, len(img))
-	for i, v := range img {
-		if quantize(v) > thr {
-			out[i] = 1
-		}
-	}
-	return out
+	return Threshold(img, uint8(OtsuThreshold(img)))
 }
 
 // Threshold binarises at a fixed 8-bit level: an attacker who picks one

@@ -122,23 +122,31 @@ func TestStrokeSSIM(t *testing.T) {
 	}
 }
 
+// gradedStrokes is a background that darkens from left to right (0.95 →
+// 0.35) with short strokes 0.3 darker than the background around them, and
+// where the strokes are.
+func gradedStrokes(h, w int) ([]float32, []bool) {
+	img := make([]float32, h*w)
+	ink := make([]bool, h*w)
+	for y := range h {
+		for x := range w {
+			bg := 0.95 - 0.6*float32(x)/float32(w)
+			img[y*w+x] = bg
+			if y >= 8 && y < 11 && x%10 < 3 {
+				img[y*w+x], ink[y*w+x] = bg-0.3, true
+			}
+		}
+	}
+	return img, ink
+}
+
 // TestAdaptiveBinarizeFollowsTheBackground: on a background that darkens
 // from left to right below the ink of its bright side, one global threshold
 // loses the text on one side; the adaptive one keeps every ink pixel black
 // and the background white.
 func TestAdaptiveBinarizeFollowsTheBackground(t *testing.T) {
 	const h, w = 20, 80
-	img := make([]float32, h*w)
-	ink := make([]bool, h*w)
-	for y := range h {
-		for x := range w {
-			bg := 0.95 - 0.6*float32(x)/w // 0.95 → 0.35
-			img[y*w+x] = bg
-			if y >= 8 && y < 11 && x%10 < 3 { // short strokes, 0.3 darker than their background
-				img[y*w+x], ink[y*w+x] = bg-0.3, true
-			}
-		}
-	}
+	img, ink := gradedStrokes(h, w)
 	wrong := func(out []float32) int {
 		n := 0
 		for i, v := range out {
@@ -161,17 +169,7 @@ func TestAdaptiveBinarizeFollowsTheBackground(t *testing.T) {
 // the breaker's answer to a shaded captcha.
 func TestFlattenEvensOutTheLight(t *testing.T) {
 	const h, w = 20, 80
-	img := make([]float32, h*w)
-	ink := make([]bool, h*w)
-	for y := range h {
-		for x := range w {
-			bg := 0.95 - 0.6*float32(x)/w
-			img[y*w+x] = bg
-			if y >= 8 && y < 11 && x%10 < 3 {
-				img[y*w+x], ink[y*w+x] = bg-0.3, true
-			}
-		}
-	}
+	img, ink := gradedStrokes(h, w)
 	flat := Flatten(img, h, w)
 	for i, v := range flat {
 		if !ink[i] && v < 0.95 { // a ramp leaves up to its slope × 4 px

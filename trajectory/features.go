@@ -195,6 +195,11 @@ func cv(v []float64) float64 {
 	return math.Sqrt(ss/float64(len(v))) / mean
 }
 
+// Resample is the path at even steps of time (ms), as the judge's
+// roughness inputs read it — for tools that try new inputs on the same
+// grid.
+func Resample(t Trajectory, step float64) (xs, ys []float64) { return resample(t, step) }
+
 // resample interpolates the path at even steps of time, so that the
 // roughness measures do not depend on how a browser happened to sample.
 func resample(t Trajectory, step float64) (xs, ys []float64) {

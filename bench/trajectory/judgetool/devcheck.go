@@ -233,28 +233,8 @@ func newGrid(t trajectory.Trajectory, f trajectory.Features) *grid {
 	if f.NetX < 0 {
 		g.dir = -1
 	}
-	g.xs, g.ys = resample16(t)
+	g.xs, g.ys = trajectory.Resample(t, 16)
 	return g
-}
-
-func resample16(t trajectory.Trajectory) (xs, ys []float64) {
-	j := 0
-	for at := t[0].T; at <= t[len(t)-1].T && len(xs) < 4000; at += 16 {
-		for j+1 < len(t) && t[j+1].T < at {
-			j++
-		}
-		if j+1 >= len(t) {
-			xs, ys = append(xs, t[len(t)-1].X), append(ys, t[len(t)-1].Y)
-			break
-		}
-		a, b := t[j], t[j+1]
-		fr := 0.0
-		if b.T > a.T {
-			fr = (at - a.T) / (b.T - a.T)
-		}
-		xs, ys = append(xs, a.X+fr*(b.X-a.X)), append(ys, a.Y+fr*(b.Y-a.Y))
-	}
-	return xs, ys
 }
 
 func smooth(v []float64) []float64 {
