@@ -5,7 +5,7 @@
 // first, release last, relative to the press, mostly horizontal,
 // 150–400 px).
 //
-//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh] [--fresh2]
+//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh] [--fresh2] [--standin]
 //
 // writes DIR/dev/<family>.jsonl and DIR/heldout/<family>.jsonl. The two
 // splits use different seeds AND different parameter settings (see
@@ -17,7 +17,10 @@
 // DIR/fresh2/, a fourth split (seed 4004) with settings none of the others
 // uses, made for the calibration decided on development evidence after the
 // fresh split had served v3; it writes only that split. The dev, held-out
-// and fresh output is the same with or without either. Replays need the human drags
+// and fresh output is the same with or without either. --standin writes
+// only DIR/standin/: the development stand-in for held-out eased drags
+// (development seeds and users, sharper easings and longer drags; scored
+// by judgetool -unseen DIR, never trained on). Replays need the human drags
 // (--human, default ../../../shared/data/human_drags_dev.jsonl); dev
 // replays come from dev users' drags and held-out ones from held-out users
 // (split.js), so a replay's source is never seen in training.
@@ -110,6 +113,23 @@ const SETTINGS = {
     noisePx: [0, 1.8],
     humanHz: [80, 220],
   },
+  // Only with --standin: the development stand-in for held-out eased drags
+  // (trajectory/RESULTS.md, "The dev stand-in"). Development data only (dev
+  // seed family, dev users; no held-out drag is read), never trained on:
+  // human-timed ghost-cursor paths and Bézier curves, longer than the
+  // development sets' and under sharper easings (standinEasing), at the
+  // development timing styles (devIntervals).
+  standin: {
+    seed: 1101,
+    dist: [150, 400],
+    gcSpread: [undefined, 2, 5, 10, 20, 40],
+    gcMoveSpeed: [undefined, 0.5, 1, 2, 5],
+    frameMS: [16.667, 8.333, 13.333],
+    easings: [],
+    duration: [700, 2600],
+    noisePx: [0, 2],
+    humanHz: [50, 160],
+  },
 };
 
 // --- delivery: what a browser makes of the positions ---------------------
@@ -150,7 +170,7 @@ function humanIntervals(n, split) {
   const s = SETTINGS[split];
   const hz = uni(s.humanHz[0], s.humanHz[1]);
   const base = 1000 / hz;
-  if (split === 'dev' && VARIETY) return devIntervals(n, base);
+  if ((split === 'dev' && VARIETY) || split === 'standin') return devIntervals(n, base);
   const ts = [0];
   for (let i = 1; i < n; i++) {
     let dt;
@@ -253,6 +273,43 @@ function devEasing() {
   }
 }
 
+// The stand-in's easings (--standin; development only, never trained on):
+// sharper than devEasing's — in-out powers 4–9, out-powers 3.5–8, in-out
+// exponentials, logistic and sharp Beta speed bells, asymmetric pairs of
+// powers — so that the curve creeps at the start and/or the end as a long
+// reaction and homing phase would, which is how the held-out splits' eased
+// drags (named easings of their own) differ from the development ones.
+function standinEasing() {
+  const kind = pick(['inoutpow', 'outpow', 'inoutexp', 'logistic', 'beta', 'asympow']);
+  const c = (u) => Math.min(1, Math.max(0, u));
+  const powInOut = (p) => (u) => (u < 0.5 ? Math.pow(2, p - 1) * Math.pow(u, p) : 1 - Math.pow(2 - 2 * u, p) / 2);
+  switch (kind) {
+    case 'inoutpow': { const p = uni(4, 9), f = powInOut(p); return { name: 'inoutpow' + p.toFixed(2), group: 's_inoutpow', f: (u) => f(c(u)) }; }
+    case 'outpow': { const p = uni(3.5, 8); return { name: 'outpow' + p.toFixed(2), group: 's_outpow', f: (u) => 1 - Math.pow(1 - c(u), p) }; }
+    case 'inoutexp': { // 2^(k(2u-1)) halves, normalised to [0, 1]
+      const k = uni(6, 14), a = Math.pow(2, -k);
+      const h = (v) => (Math.pow(2, k * (v - 1)) - a) / (1 - a);
+      return { name: 'inoutexp' + k.toFixed(1), group: 's_inoutexp', f: (u) => (c(u) < 0.5 ? h(2 * c(u)) / 2 : 1 - h(2 - 2 * c(u)) / 2) };
+    }
+    case 'logistic': { // logistic CDF, centre m, steepness k, normalised
+      const k = uni(8, 20), m = uni(0.35, 0.65), L = (u) => 1 / (1 + Math.exp(-k * (u - m)));
+      const l0 = L(0), l1 = L(1);
+      return { name: `logistic${k.toFixed(1)},${m.toFixed(2)}`, group: 's_logistic', f: (u) => (L(c(u)) - l0) / (l1 - l0) };
+    }
+    case 'beta': { // Beta(a, b) density as the speed, a, b 8–20
+      const a = uni(8, 20), b = uni(8, 20), v = [0];
+      for (let i = 1; i <= 400; i++) { const u = i / 400; v.push(v[i - 1] + Math.pow(u, a - 1) * Math.pow(1 - u, b - 1)); }
+      return { name: `beta${a.toFixed(1)},${b.toFixed(1)}`, group: 's_beta', f: (u) => { const x = c(u) * 400, i = Math.min(399, Math.floor(x)); return (v[i] + (x - i) * (v[i + 1] - v[i])) / v[400]; } };
+    }
+    default: { // in-power p to the switch point m, out-power q after it
+      const p = uni(2, 6), q = uni(3, 8), m = uni(0.3, 0.6);
+      // speeds match at m: p·A/m = q·(1−A)/(1−m) with A the progress at m
+      const A = (q / (1 - m)) / (p / m + q / (1 - m));
+      return { name: `asym${p.toFixed(1)},${q.toFixed(1)},${m.toFixed(2)}`, group: 's_asympow', f: (u) => (c(u) < m ? A * Math.pow(c(u) / m, p) : 1 - (1 - A) * Math.pow((1 - c(u)) / (1 - m), q)) };
+    }
+  }
+}
+
 // --- ghost-cursor --------------------------------------------------------
 // A slide with ghost-cursor: press on the handle, cursor.moveTo(target) —
 // i.e. path(start, end, options) — release. Start in page coordinates
@@ -315,8 +372,8 @@ function gcHumanTimed(split) {
     // Dev: one easing per drag from many families (before: a fresh pick
     // among four named ones at every event); held-out: quint.
     let e = { name: 'quint', f: (u) => ease('quint', u) };
-    if (split === 'dev' && VARIETY) {
-      e = devEasing();
+    if ((split === 'dev' && VARIETY) || split === 'standin') {
+      e = split === 'standin' ? standinEasing() : devEasing();
       opts.easing = e.name; opts.group = e.group;
     } else if (split === 'dev') {
       e = { f: (u) => ease(pick(['cubic', 'sine', 'quad', 'smoother']), u) }; // v1: a fresh pick at every event
@@ -331,7 +388,7 @@ function gcHumanTimed(split) {
       return [v[i].x + f * (v[i + 1].x - v[i].x), v[i].y + f * (v[i + 1].y - v[i].y), t];
     });
   }
-  if (split === 'dev' && VARIETY) opts.intervals = lastIntervals;
+  if ((split === 'dev' && VARIETY) || split === 'standin') opts.intervals = lastIntervals;
   return { points: deliver(pts), settings: opts };
 }
 
@@ -453,7 +510,7 @@ function bezierEased(split) {
   const dist = uni(s.dist[0], s.dist[1]), dur = uni(s.duration[0], s.duration[1]);
   const ey = gauss() * 4;
   const c1 = [dist * uni(0.1, 0.5), gauss() * 15], c2 = [dist * uni(0.5, 0.9), gauss() * 15];
-  const e = split === 'dev' && VARIETY ? devEasing() : { name: pick(s.easings) }, noise = uni(s.noisePx[0], s.noisePx[1]) * (rnd() < 0.5 ? 1 : 0);
+  const e = split === 'standin' ? standinEasing() : split === 'dev' && VARIETY ? devEasing() : { name: pick(s.easings) }, noise = uni(s.noisePx[0], s.noisePx[1]) * (rnd() < 0.5 ? 1 : 0);
   if (!e.f) e.f = (u) => ease(e.name, u);
   const pts = eventTimes(split, dur).map((t) => {
     const u = e.f(t / dur), m = 1 - u;
@@ -463,7 +520,7 @@ function bezierEased(split) {
   });
   pts[0] = [0, 0, 0];
   const settings = { easing: e.name, noise, timing: lastTiming };
-  if (split === 'dev' && VARIETY) Object.assign(settings, { group: e.group, intervals: lastTiming === 'human' ? lastIntervals : '' });
+  if ((split === 'dev' && VARIETY) || split === 'standin') Object.assign(settings, { group: e.group, intervals: lastTiming === 'human' ? lastIntervals : '' });
   return { points: deliver(pts), settings };
 }
 
@@ -623,13 +680,14 @@ async function main() {
   const human = arg('--human', path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl'));
   const only = arg('--families', '');
   VARIETY = args.includes('--variety');
-  const splits = args.includes('--fresh2') ? ['fresh2'] : args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout'];
+  const splits = args.includes('--standin') ? ['standin'] : args.includes('--fresh2') ? ['fresh2'] : args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout'];
   for (const split of splits) {
     fs.mkdirSync(path.join(out, split), { recursive: true });
     let fi = 0;
     for (const [fam, gen] of Object.entries(FAMILIES)) {
       fi++;
       if (only && !only.split(',').includes(fam)) continue;
+      if (split === 'standin' && fam !== 'ghostcursor_humantime' && fam !== 'bezier_eased') continue;
       rnd = mulberry32(SETTINGS[split].seed * 100 + fi);
       const lines = [];
       for (let i = 0, tries = 0; i < n && tries < 20 * n; tries++) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,7 +152,7 @@ func devcheck() {
 			grp := map[string][2]int{}
 			for i, d := range unseen {
 				p := predict(final, Xu[i])
-				keys := []string{"unseen all"}
+				keys := []string{"unseen all", "unseen family " + d.source}
 				if !named[d.easing] {
 					keys = append(keys, "unseen easings", "unseen easing "+d.easing)
 				}
@@ -208,7 +209,13 @@ func loadUnseen() (unseen []drag, Xu [][]float64) {
 	}
 	old := *genDir
 	*genDir = *unseenDir
-	u := loadFamilies("dev")
+	// gen.js --standin writes DIR/standin (the stand-in for held-out
+	// eased drags), --variety DIR/dev.
+	split := "dev"
+	if st, err := os.Stat(filepath.Join(*unseenDir, "standin")); err == nil && st.IsDir() {
+		split = "standin"
+	}
+	u := loadFamilies(split)
 	*genDir = old
 	for _, k := range []string{"bezier_eased", "ghostcursor_humantime", "eased_curve"} {
 		unseen = append(unseen, u[k]...)
