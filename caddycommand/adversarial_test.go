@@ -195,7 +195,7 @@ func TestEvalFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	model := solvertest.UntrainedFile(t)
-	run(t, context.Background(), "eval", "--model", model, "--data", dir, "--filter", "median", "--passes", "3")
+	run(t, context.Background(), "eval", "--model", model, "--data", dir, "--filter", "median", "--passes", "3", "--misreads")
 	cmd := evalCommand()
 	cmd.SetArgs([]string{"--model", model, "--data", dir, "--filter", "sharpen"})
 	cmd.SetOut(io.Discard)

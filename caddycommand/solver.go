@@ -236,6 +236,7 @@ func evalCommand() *cobra.Command {
 	var model, filter string
 	var passes int
 	var data []string
+	var misreads bool
 	c := &cobra.Command{
 		Use:   "eval [--model MODEL] --data DIR [--data DIR…]",
 		Short: "Measure a solver model's accuracy on labels.csv datasets",
@@ -243,7 +244,9 @@ func evalCommand() *cobra.Command {
 model without --model) and prints the accuracy by text length, per character,
 and last the line "solved N/M = P%". With --filter, each image is first
 preprocessed as attackers do — gaussian, median, mean, bilateral, binarize (Otsu),
-adaptive (local-mean binarisation), resize or jpeg, applied --passes times and saved back to 8 bits.`,
+adaptive (local-mean binarisation), resize or jpeg, applied --passes times and saved back to 8 bits.
+With --misreads, every captcha read wrong is listed first as "misread N TEXT READ"
+(N counts from 0 over the datasets in order; READ is "" when nothing was read).`,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if len(data) == 0 {
 				return errors.New("--data is required")
@@ -274,6 +277,11 @@ adaptive (local-mean binarisation), resize or jpeg, applied --passes times and s
 			if err != nil {
 				return err
 			}
+			if misreads {
+				for _, e := range r.Misreads {
+					fmt.Printf("misread %d %s %q\n", e.Index, e.Text, e.Read)
+				}
+			}
 			fmt.Printf("model %s (%v)\n", m.Version(), m.Arch)
 			for _, l := range r.ByLength {
 				fmt.Printf("length %d: %d/%d = %.1f%%\n", l.Length, l.Solved, l.Total, 100*float64(l.Solved)/float64(l.Total))
@@ -287,6 +295,7 @@ adaptive (local-mean binarisation), resize or jpeg, applied --passes times and s
 	c.Flags().StringArrayVar(&data, "data", nil, "dataset directory (repeatable)")
 	c.Flags().StringVar(&filter, "filter", "", "preprocess each image with this attacker filter first")
 	c.Flags().IntVar(&passes, "passes", 1, "how many times the filter is applied")
+	c.Flags().BoolVar(&misreads, "misreads", false, "list every captcha read wrong, with what was read")
 	return c
 }
 

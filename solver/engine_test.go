@@ -5,8 +5,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/advcaptcha/advcaptcha/captcha"
 	"gorgonia.org/tensor"
+
+	"github.com/advcaptcha/advcaptcha/captcha"
 )
 
 // graphPass runs the gorgonia graph of mode over imgs (and texts, for

@@ -7,6 +7,17 @@ type Evaluation struct {
 	Solved, Total int
 	CharAcc       float64
 	ByLength      []LengthResult
+	// Misreads are the samples read wrong, in the samples' order: what a
+	// solver gets wrong (a look-alike, a dropped or invented character)
+	// says more about a captcha than how often.
+	Misreads []Misread
+}
+
+// Misread is one sample read wrong: its index in the samples, its text and
+// what the solver read.
+type Misread struct {
+	Index      int
+	Text, Read string
 }
 
 // LengthResult is the accuracy on texts of one length.
@@ -36,6 +47,8 @@ func Evaluate(s *Solver, samples []Sample) (*Evaluation, error) {
 		if preds[i].Text == smp.Text {
 			r.Solved++
 			l.Solved++
+		} else {
+			r.Misreads = append(r.Misreads, Misread{Index: i, Text: smp.Text, Read: preds[i].Text})
 		}
 		chars += len(truth)
 		errs += editDistance([]rune(preds[i].Text), truth)

@@ -86,6 +86,14 @@ func TestTrainDistillationHoldsTheModelToItsTeacher(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(e.Misreads) != e.Total-e.Solved {
+			t.Fatalf("%d misreads listed for %d of %d solved", len(e.Misreads), e.Solved, e.Total)
+		}
+		for _, mr := range e.Misreads {
+			if mr.Text != fresh[mr.Index].Text || mr.Read == mr.Text {
+				t.Fatalf("misread %+v: sample %d is %q", mr, mr.Index, fresh[mr.Index].Text)
+			}
+		}
 		return float64(e.Solved) / float64(e.Total)
 	}
 	cfg := solver.TrainConfig{Init: teacher, Train: train, Batch: 16, Workers: 2, Epochs: 2, LR: 3e-3, Seed: 8}
