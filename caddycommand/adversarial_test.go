@@ -189,6 +189,16 @@ func TestPoolCommandFillsRedis(t *testing.T) {
 	<-done
 }
 
+// The eval help names every filter an attacker can be measured with.
+func TestEvalHelpNamesEveryFilter(t *testing.T) {
+	long := evalCommand().Long
+	for _, f := range perturb.Filters {
+		if !strings.Contains(long, f.Name) {
+			t.Errorf("eval --help does not name the filter %q", f.Name)
+		}
+	}
+}
+
 func TestEvalFilter(t *testing.T) {
 	dir := t.TempDir()
 	if err := WriteDataset(dir, 3, 1, defaultStyle(t)); err != nil {

@@ -33,6 +33,9 @@ var Filters = []Filter{
 	{"flatten", Flatten, identity},
 	{"flatbinarize", func(img []float32, h, w int) []float32 { return Binarize(Flatten(img, h, w), h, w) }, identity},
 	{"threshold100", func(img []float32, _, _ int) []float32 { return Threshold(img, 100) }, identity},
+	{"close", Close3, identity},
+	{"open", Open3, identity},
+	{"flatbinclose", func(img []float32, h, w int) []float32 { return Close3(Binarize(Flatten(img, h, w), h, w), h, w) }, identity},
 	{"resize", func(img []float32, h, w int) []float32 { return Rescale(img, h, w, 0.75) }, func(g []float32, h, w int) []float32 { return Rescale(g, h, w, 0.75) }},
 	{"jpeg", func(img []float32, h, w int) []float32 { return JPEG(img, h, w, 75) }, identity},
 }
@@ -211,6 +214,19 @@ func Flatten(img []float32, h, w int) []float32 {
 		out[i] = min(1, max(0, v+1-bg[i]))
 	}
 	return out
+}
+
+// Close3 is a grey closing over 3×3 (the lightest level around each pixel,
+// then the darkest of those): dark specks and lines under 3 pixels wide
+// vanish, which is how breakers despeckle dark text on a light page.
+func Close3(img []float32, h, w int) []float32 {
+	return extremum(extremum(img, h, w, 1, false), h, w, 1, true)
+}
+
+// Open3 is a grey opening over 3×3 (darkest, then lightest): light specks
+// and gaps under 3 pixels wide inside dark strokes fill in.
+func Open3(img []float32, h, w int) []float32 {
+	return extremum(extremum(img, h, w, 1, true), h, w, 1, false)
 }
 
 // extremum is the grey dilation (the lightest value, max) or erosion

@@ -52,6 +52,28 @@ func TestFiltersKeepSizeAndRange(t *testing.T) {
 	if Median3(flat, h, w)[5*w+5] != 0.5 {
 		t.Error("median kept an isolated pixel")
 	}
+	// A closing removes a dark line one pixel wide and keeps one three
+	// wide; an opening does the same to light ones.
+	lines := func(v, bg float32) []float32 {
+		im := make([]float32, h*w)
+		for i := range im {
+			im[i] = bg
+			if x := i % w; x == 5 || (x >= 15 && x <= 17) {
+				im[i] = v
+			}
+		}
+		return im
+	}
+	for _, c := range []struct {
+		name  string
+		f     func([]float32, int, int) []float32
+		v, bg float32
+	}{{"close", Close3, 0, 1}, {"open", Open3, 1, 0}} {
+		out := c.f(lines(c.v, c.bg), h, w)
+		if out[6*w+5] != c.bg || out[6*w+16] != c.v || out[6*w+15] != c.v {
+			t.Errorf("%s: the thin line is %v, the wide one %v %v", c.name, out[6*w+5], out[6*w+15], out[6*w+16])
+		}
+	}
 	for _, v := range Binarize(img, h, w) {
 		if v != 0 && v != 1 {
 			t.Fatalf("binarize gave %v", v)
