@@ -21,7 +21,48 @@ var (
 	unseenDir = flag.String("unseen", "", "devcheck: a --variety generation (DIR/dev) whose eased drags are scored but never trained on")
 	refCap    = flag.Float64("cap", 0.98, "devcheck: the refusal line's cap (the shipped rule clamps to [0.5, 0.98])")
 	refQ      = flag.Float64("q", 0.995, "devcheck: the people's quantile the line is set at (shipped: 0.995)")
+	trainSI   = flag.String("train-standin", "", "train on -unseen's stand-in drags as a family (sharp_eased): all, or A / B — one half of its easing groups × timing styles, the other half then scored as unseen (noneA / noneB: the same halves scored, nothing trained)")
 )
+
+// The stand-in's halves for -train-standin A / B: easing groups (the
+// library's own points re-timed count as one) and timing styles (frames
+// as one). Half A trains on A's groups at A's styles and is judged on B's
+// groups at B's styles, and the other way round.
+var (
+	siGroupsA = map[string]bool{"s_inoutpow": true, "s_beta": true, "s_logistic": true}
+	siStylesA = map[string]bool{"lognormal": true, "gauss": true, "raf": true}
+)
+
+// standinHalf is the half of the stand-in a drag belongs to: "A", "B" or
+// "" (a mixed cell, in neither).
+func standinHalf(d drag) string {
+	ga, sa := siGroupsA[d.easing], siStylesA[d.intervals]
+	switch {
+	case ga && sa:
+		return "A"
+	case !ga && !sa:
+		return "B"
+	}
+	return ""
+}
+
+// standinTrain is the part of the stand-in -train-standin trains on.
+func standinTrain() []drag {
+	if *trainSI == "" || strings.HasPrefix(*trainSI, "none") {
+		return nil // noneA / noneB: scored on B / A, trained on neither
+	}
+	if *unseenDir == "" {
+		fatal(fmt.Errorf("-train-standin needs -unseen DIR"))
+	}
+	var out []drag
+	for _, d := range standinDrags() {
+		if *trainSI == "all" || standinHalf(d) == *trainSI {
+			d.source = "sharp_eased"
+			out = append(out, d)
+		}
+	}
+	return out
+}
 
 var extras, dropped []string
 
@@ -207,23 +248,37 @@ func loadUnseen() (unseen []drag, Xu [][]float64) {
 	if *unseenDir == "" {
 		return nil, nil
 	}
+	for _, d := range standinDrags() {
+		switch half := strings.TrimPrefix(*trainSI, "none"); half {
+		case "all":
+			continue
+		case "A", "B":
+			if h := standinHalf(d); h == "" || h == half {
+				continue
+			}
+		}
+		unseen = append(unseen, d)
+		Xu = append(Xu, row(d.t))
+	}
+	return unseen, Xu
+}
+
+// standinDrags are -unseen's eased drags: gen.js --standin writes
+// DIR/standin (the stand-in for held-out eased drags), --variety DIR/dev.
+func standinDrags() []drag {
 	old := *genDir
 	*genDir = *unseenDir
-	// gen.js --standin writes DIR/standin (the stand-in for held-out
-	// eased drags), --variety DIR/dev.
 	split := "dev"
 	if st, err := os.Stat(filepath.Join(*unseenDir, "standin")); err == nil && st.IsDir() {
 		split = "standin"
 	}
 	u := loadFamilies(split)
 	*genDir = old
+	var out []drag
 	for _, k := range []string{"bezier_eased", "ghostcursor_humantime", "eased_curve"} {
-		unseen = append(unseen, u[k]...)
+		out = append(out, u[k]...)
 	}
-	for _, d := range unseen {
-		Xu = append(Xu, row(d.t))
-	}
-	return unseen, Xu
+	return out
 }
 
 // grid is a drag on the 16 ms grid, for the candidate inputs.
@@ -595,4 +650,117 @@ func yOfXRough(g *grid) float64 {
 		return math.NaN()
 	}
 	return math.Log(e2 / e1)
+}
+
+// Candidates tried for issue 23's next step on the stand-in (gen.js
+// --standin): what a smooth curve traversed under an easing cannot show,
+// however it is timed — corrective sub-movements and an irregular decay.
+func init() {
+	// Unimodality excess: the smoothed speed's total variation over twice
+	// its peak, less 1 (0 for one bell; a hand's corrections add to it).
+	extraFuncs["tv_excess"] = func(g *grid) float64 {
+		sp := smooth(g.speeds())
+		if len(sp) < 6 {
+			return math.NaN()
+		}
+		m, tv := 0.0, 0.0
+		for i, v := range sp {
+			m = math.Max(m, v)
+			if i > 0 {
+				tv += math.Abs(v - sp[i-1])
+			}
+		}
+		if m == 0 {
+			return math.NaN()
+		}
+		return math.Log(1e-3 + math.Max(0, tv/(2*m)-1))
+	}
+	// The largest secondary bump: the highest prominence, over the peaks
+	// other than the main one, of the smoothed speed, over the main peak.
+	extraFuncs["bump"] = func(g *grid) float64 {
+		sp := g.speeds()
+		if len(sp) < 6 {
+			return math.NaN()
+		}
+		return math.Log(1e-3 + secondBump(sp))
+	}
+	// The decay's power law: R² of log speed on log time-to-the-last-move
+	// from the peak down to 3% of it (an eased curve's tail is a power or
+	// exponential law; a hand's homing is not).
+	extraFuncs["tail_r2"] = func(g *grid) float64 { _, r := tailFit(g); return r }
+	extraFuncs["tail_slope"] = func(g *grid) float64 { s, _ := tailFit(g); return s }
+}
+
+func secondBump(sp []float64) float64 {
+	im := 0
+	for i, v := range sp {
+		if v > sp[im] {
+			im = i
+		}
+	}
+	if sp[im] <= 0 {
+		return math.NaN()
+	}
+	best := 0.0
+	// Each local maximum's prominence: its height less the higher of the
+	// lowest points between it and a higher value on either side (or the
+	// ends).
+	for i := 1; i+1 < len(sp); i++ {
+		if sp[i] >= sp[im] || sp[i] < sp[i-1] || sp[i] < sp[i+1] {
+			continue
+		}
+		lo1 := sp[i]
+		for j := i - 1; j >= 0 && sp[j] <= sp[i]; j-- {
+			lo1 = math.Min(lo1, sp[j])
+		}
+		lo2 := sp[i]
+		for j := i + 1; j < len(sp) && sp[j] <= sp[i]; j++ {
+			lo2 = math.Min(lo2, sp[j])
+		}
+		best = math.Max(best, sp[i]-math.Max(lo1, lo2))
+	}
+	return best / sp[im]
+}
+
+func tailFit(g *grid) (slope, r2 float64) {
+	sp := g.speeds()
+	if len(sp) < 8 {
+		return math.NaN(), math.NaN()
+	}
+	im := 0
+	for i, v := range sp {
+		if v > sp[im] {
+			im = i
+		}
+	}
+	last := len(sp) - 1
+	for last > im && sp[last] < 0.03*sp[im] {
+		last--
+	}
+	var a, b []float64
+	for i := im; i <= last; i++ {
+		if sp[i] <= 0 {
+			continue
+		}
+		a = append(a, math.Log(float64(last+1-i)))
+		b = append(b, math.Log(sp[i]/sp[im]))
+	}
+	if len(a) < 5 {
+		return math.NaN(), math.NaN()
+	}
+	c := corr(a, b)
+	var ma, mb float64
+	for i := range a {
+		ma, mb = ma+a[i], mb+b[i]
+	}
+	ma, mb = ma/float64(len(a)), mb/float64(len(b))
+	var sab, saa float64
+	for i := range a {
+		sab += (a[i] - ma) * (b[i] - mb)
+		saa += (a[i] - ma) * (a[i] - ma)
+	}
+	if saa == 0 {
+		return math.NaN(), c * c
+	}
+	return sab / saa, c * c
 }

@@ -130,6 +130,11 @@ func stats(name string) {
 			groups[d.source+"/"+d.easing] = append(groups[d.source+"/"+d.easing], v)
 		}
 	}
+	// With -unseen, the stand-in's (or --variety's) eased drags too.
+	unseen, Xu := loadUnseen()
+	for i, d := range unseen {
+		groups["unseen "+d.source] = append(groups["unseen "+d.source], Xu[i][j])
+	}
 	var keys []string
 	for k := range groups {
 		keys = append(keys, k)

@@ -12,6 +12,7 @@
 //	bench/lab trajectory/judgetool -rule q0.99 train  # another calibration rule (shipped: q0.995)
 //	SPLIT=fresh2 bench/lab trajectory/judgetool eval # the fourth split (node gen.js --fresh2), once per decision
 //	bench/lab trajectory/judgetool -unseen /tmp/standin -q 0.99 devcheck  # dev stand-in (node gen.js --standin --out /tmp/standin)
+//	bench/lab trajectory/judgetool -unseen /tmp/standin -train-standin A devcheck  # dev: train on half the stand-in, score the other half
 //
 // (from the repository root: the default paths are relative to it)
 //
@@ -409,6 +410,9 @@ func buildData(rng *rand.Rand) (data []drag, nh int, names []string) {
 		fams[k] = v
 	}
 	fams["scripted_own"] = scripted(rng, 600)
+	if si := standinTrain(); len(si) > 0 {
+		fams["sharp_eased"] = si
+	}
 	famW := map[string]float64{"replay": 0.5}
 	var totalFam float64
 	for k := range fams {
@@ -468,14 +472,21 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float6
 	clean := math.Min(refuse/2, math.Max(0.02, quantile(ps, 0.85)))
 	final := fit(X, y, w, rng)
 	final.Refuse, final.Clean = refuse, clean
-	final.Version = "v3-gbdt-" + time()
+	final.Version = "v4-gbdt-" + time()
 	final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = max over sources (and augmentations) of the 99.5th percentile = %.4f; clean = 85th percentile of people = %.4f", refuse, clean)
-	final.Training = fmt.Sprintf("node bench/trajectory/gen.js && bench/lab trajectory/judgetool -rounds %d -depth %d -seed %d train", *rounds, *depth, *seed)
+	gen, flags := "node bench/trajectory/gen.js", fmt.Sprintf("-rounds %d -depth %d -seed %d", *rounds, *depth, *seed)
+	if *trainSI != "" {
+		// The stand-in's eased drags as a training family (sharp_eased).
+		final.Version += "-sharp"
+		gen += " && node bench/trajectory/gen.js --standin --out " + *unseenDir
+		flags += fmt.Sprintf(" -unseen %s -train-standin %s", *unseenDir, *trainSI)
+	}
 	if *ruleFlag != "q0.995" {
 		final.Version += "-" + *ruleFlag
 		final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = rule %s over sources (and augmentations) = %.4f; clean = min(refuse/2, 85th percentile of people) = %.4f", *ruleFlag, refuse, clean)
-		final.Training = fmt.Sprintf("node bench/trajectory/gen.js && bench/lab trajectory/judgetool -rounds %d -depth %d -seed %d -rule %s train", *rounds, *depth, *seed, *ruleFlag)
+		flags += " -rule " + *ruleFlag
 	}
+	final.Training = gen + " && bench/lab trajectory/judgetool " + flags + " train"
 	for i, d := range data {
 		if d.label == 1 {
 			_ = i
