@@ -5,7 +5,7 @@
 // first, release last, relative to the press, mostly horizontal,
 // 150–400 px).
 //
-//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh] [--fresh2] [--standin]
+//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh] [--fresh2] [--fresh3] [--standin]
 //
 // writes DIR/dev/<family>.jsonl and DIR/heldout/<family>.jsonl. The two
 // splits use different seeds AND different parameter settings (see
@@ -17,7 +17,10 @@
 // DIR/fresh2/, a fourth split (seed 4004) with settings none of the others
 // uses, made for the calibration decided on development evidence after the
 // fresh split had served v3; it writes only that split. The dev, held-out
-// and fresh output is the same with or without either. --standin writes
+// and fresh output is the same with or without either. --fresh3 writes
+// only DIR/fresh3/, the fifth split (seed 5005), made after the v4 decision
+// was committed, with settings none of the others nor the stand-in uses.
+// --standin writes
 // only DIR/standin/: the development stand-in for held-out eased drags
 // (development seeds and users, sharper easings and longer drags; scored
 // by judgetool -unseen DIR, never trained on). Replays need the human drags
@@ -113,6 +116,23 @@ const SETTINGS = {
     noisePx: [0, 1.8],
     humanHz: [80, 220],
   },
+  // Only with --fresh3: the fifth split, made after the v4 decision was
+  // committed (trajectory/RESULTS.md); settings none of the others, nor the
+  // stand-in, uses — CSS cubic-bezier and composed easings, triangular
+  // intervals with missed frames. Replays come from held-out users' drags.
+  fresh3: {
+    seed: 5005,
+    dist: [170, 380],
+    gcSpread: [undefined, 2.5, 7, 17, 35, 70],
+    gcMoveSpeed: [undefined, 0.9, 2.2, 3.5, 7],
+    frameMS: [14.286, 9.091, 5.556],                  // 70, 110, 180 Hz
+    wmGravity: [3.5, 8.5], wmWind: [2.5, 6.5], wmMaxStep: [1.3, 3.2], wmWait: [[2, 4], [1, 6]],
+    canonGravity: [7.5, 10.5], canonWind: [2.2, 4.8], canonMaxStep: [12, 19], canonTarget: [7.5, 13], canonWait: [[3, 9], [6, 14]],
+    easings: ['cssease', 'csssharp', 'cssoutsharp', 'sinesine', 'smoother2'],
+    duration: [350, 2200],
+    noisePx: [0, 2.2],
+    humanHz: [60, 180],
+  },
   // Only with --standin: the development stand-in for held-out eased drags
   // (trajectory/RESULTS.md, "The dev stand-in"). Development data only (dev
   // seed family, dev users; no held-out drag is read), never trained on:
@@ -177,10 +197,11 @@ function humanIntervals(n, split) {
     if (split === 'dev') dt = base * Math.exp(uni(0.05, 0.35) * gauss()) + (rnd() < 0.03 ? base : 0);
     else if (split === 'fresh') dt = base * (0.5 - 0.5 * Math.log(1 - rnd())) + (rnd() < 0.03 ? base * uni(2, 4) : 0); // shifted exponential, stalls
     else if (split === 'fresh2') dt = rnd() < 0.04 ? 0.5 : (base * Math.sqrt(-Math.log(1 - rnd()))) / 0.8862; // Weibull (shape 2, CV 0.52), 4% coalesced pairs
+    else if (split === 'fresh3') dt = base * (0.7 + 0.3 * (rnd() + rnd())) + (rnd() < 0.06 ? base : 0) + (rnd() < 0.02 ? 2 * base : 0); // triangular ±30%, missed frames
     else dt = base * (0.6 + 0.8 * rnd()) + (rnd() < 0.05 ? base * uni(1, 3) : 0);
     ts.push(ts[i - 1] + Math.max(0.5, dt));
   }
-  lastIntervals = { dev: 'lognormal', heldout: 'uniform', fresh: 'shiftedexp', fresh2: 'weibull' }[split];
+  lastIntervals = { dev: 'lognormal', heldout: 'uniform', fresh: 'shiftedexp', fresh2: 'weibull', fresh3: 'triangular' }[split];
   return ts;
 }
 
@@ -377,8 +398,8 @@ function gcHumanTimed(split) {
       opts.easing = e.name; opts.group = e.group;
     } else if (split === 'dev') {
       e = { f: (u) => ease(pick(['cubic', 'sine', 'quad', 'smoother']), u) }; // v1: a fresh pick at every event
-    } else if (split === 'fresh' || split === 'fresh2') {
-      const name = pick(split === 'fresh' ? ['sext', 'outquart', 'outexpo'] : ['sept', 'outquint', 'outcirc', 'smoothest']);
+    } else if (split === 'fresh' || split === 'fresh2' || split === 'fresh3') {
+      const name = pick({ fresh: ['sext', 'outquart', 'outexpo'], fresh2: ['sept', 'outquint', 'outcirc', 'smoothest'], fresh3: SETTINGS.fresh3.easings }[split]);
       e = { name, f: (u) => ease(name, u) };
       opts.easing = name;
     }
@@ -483,6 +504,11 @@ function ease(name, u) {
     case 'outquint': return 1 - Math.pow(1 - u, 5);
     case 'outcirc': return Math.sqrt(1 - Math.pow(u - 1, 2));
     case 'smoothest': return u ** 4 * (35 + u * (-84 + u * (70 - 20 * u))); // 7th-order smoothstep
+    case 'cssease': return cssBezier(0.25, 0.1, 0.25, 1, u); // CSS "ease"
+    case 'csssharp': return cssBezier(0.83, 0, 0.17, 1, u); // cubic-bezier(.83,0,.17,1)
+    case 'cssoutsharp': return cssBezier(0.16, 1, 0.3, 1, u); // cubic-bezier(.16,1,.3,1)
+    case 'sinesine': return ease('sine', ease('sine', u));
+    case 'smoother2': return ease('smoother', ease('smoother', u));
     case 'inoutback': { // in-out back: overshoots at both ends
       const c2 = 1.70158 * 1.525;
       return u < 0.5 ? (Math.pow(2 * u, 2) * ((c2 + 1) * 2 * u - c2)) / 2 : (Math.pow(2 * u - 2, 2) * ((c2 + 1) * (u * 2 - 2) + c2) + 2) / 2;
@@ -490,6 +516,15 @@ function ease(name, u) {
     case 'back': { const c1 = 1.70158, c3 = c1 + 1; return 1 + c3 * Math.pow(u - 1, 3) + c1 * Math.pow(u - 1, 2); } // easeOutBack: overshoots
     default: return u;
   }
+}
+
+// cssBezier is a CSS cubic-bezier(x1, y1, x2, y2) timing function at u:
+// the curve's parameter s with x(s) = u (bisection), then y(s).
+function cssBezier(x1, y1, x2, y2, u) {
+  const b = (a1, a2, s) => 3 * (1 - s) * (1 - s) * s * a1 + 3 * (1 - s) * s * s * a2 + s * s * s;
+  let lo = 0, hi = 1;
+  for (let i = 0; i < 40; i++) { const m = (lo + hi) / 2; if (b(x1, x2, m) < u) lo = m; else hi = m; }
+  return b(y1, y2, (lo + hi) / 2);
 }
 
 // Event times for a synthetic drag: frame-locked or human-like.
@@ -582,7 +617,7 @@ function minJerkNoise(split) {
 function sigmaLognormal(split) {
   const s = SETTINGS[split];
   const dist = uni(s.dist[0], s.dist[1]);
-  const n = { dev: () => pick([1, 2, 2, 3]), heldout: () => pick([2, 3, 3, 4]), fresh: () => pick([1, 3, 4, 5]), fresh2: () => pick([2, 4, 6]) }[split]();
+  const n = { dev: () => pick([1, 2, 2, 3]), heldout: () => pick([2, 3, 3, 4]), fresh: () => pick([1, 3, 4, 5]), fresh2: () => pick([2, 4, 6]), fresh3: () => pick([2, 5, 7]) }[split]();
   const comps = [];
   let t0 = 0, remaining = dist;
   for (let k = 0; k < n; k++) {
@@ -639,7 +674,7 @@ function replay(split, file) {
   const pool = loadHumans(file)[split.startsWith('fresh') ? 'heldout' : split];
   if (!pool.length) return null;
   const d = pick(pool);
-  const R = { dev: [[0.93, 1.07], [0.95, 1.05], [0, 0.5, 1]], heldout: [[0.88, 1.12], [0.9, 1.1], [0, 0.7, 1.5]], fresh: [[0.9, 1.1], [0.92, 1.08], [0, 0.4, 1.2]], fresh2: [[0.91, 1.09], [0.93, 1.07], [0, 0.3, 0.8]] }[split];
+  const R = { dev: [[0.93, 1.07], [0.95, 1.05], [0, 0.5, 1]], heldout: [[0.88, 1.12], [0.9, 1.1], [0, 0.7, 1.5]], fresh: [[0.9, 1.1], [0.92, 1.08], [0, 0.4, 1.2]], fresh2: [[0.91, 1.09], [0.93, 1.07], [0, 0.3, 0.8]], fresh3: [[0.92, 1.08], [0.94, 1.06], [0, 0.6, 1.0]] }[split];
   const sx = uni(R[0][0], R[0][1]);
   const st = uni(R[1][0], R[1][1]);
   const noise = pick(R[2]);
@@ -680,7 +715,7 @@ async function main() {
   const human = arg('--human', path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl'));
   const only = arg('--families', '');
   VARIETY = args.includes('--variety');
-  const splits = args.includes('--standin') ? ['standin'] : args.includes('--fresh2') ? ['fresh2'] : args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout'];
+  const splits = args.includes('--standin') ? ['standin'] : args.includes('--fresh3') ? ['fresh3'] : args.includes('--fresh2') ? ['fresh2'] : args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout'];
   for (const split of splits) {
     fs.mkdirSync(path.join(out, split), { recursive: true });
     let fi = 0;

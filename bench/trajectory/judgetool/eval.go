@@ -87,6 +87,8 @@ func eval() {
 		rng = rand.New(rand.NewPCG(3003, 1))
 	case "fresh2":
 		rng = rand.New(rand.NewPCG(4004, 1))
+	case "fresh3":
+		rng = rand.New(rand.NewPCG(5005, 1))
 	}
 	for _, h := range humans {
 		groups["people: all, augmented"] = append(groups["people: all, augmented"], augment(rng, h))
@@ -112,6 +114,8 @@ func eval() {
 		srng = rand.New(rand.NewPCG(3003, 3))
 	case "fresh2":
 		srng = rand.New(rand.NewPCG(4004, 3))
+	case "fresh3":
+		srng = rand.New(rand.NewPCG(5005, 3))
 	}
 	fams["scripted_own"] = scripted(srng, 400)
 	ps := scoreAll(people)
