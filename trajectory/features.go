@@ -87,6 +87,13 @@ type Features struct {
 	// it and corrections; a curve traversed under an easing slows down
 	// into the end in one movement, whatever the easing and the timing.
 	PrimaryReach, PrimaryTime float64
+	// SecondBump is the largest prominence, over the smoothed speed's peaks
+	// (as for VelPeaks) other than the highest, as a share of the highest
+	// (0 for one bell; NaN when too short): how far a sub-movement other
+	// than the main one rises above the valleys around it. A hand's
+	// corrections make one; a curve traversed under an easing, however
+	// sharp and however timed, is one bell and rounding noise.
+	SecondBump float64
 }
 
 // Extract computes the features of a validated trajectory.

@@ -73,7 +73,7 @@ var InputNames = [...]string{
 	"y_roughness", "peak_at", "back_moves", "overshoot", "velocity_peaks",
 	"start_lag", "home_tail", "end_dwell", "jerk", "step_interval_corr",
 	"interval_cv", "duplicate_times", "tremor", "accel_roughness", "even_intervals", "speed_midband",
-	"primary_reach", "primary_time",
+	"primary_reach", "primary_time", "second_bump",
 }
 
 // NumInputs is the number of model inputs.
@@ -111,6 +111,7 @@ func (f *Features) Vector() Inputs {
 		lg(f.MidBand),
 		f.PrimaryReach,
 		f.PrimaryTime,
+		math.Log(1e-3 + f.SecondBump),
 	}
 }
 
@@ -172,7 +173,7 @@ func judgeReason(p, score float64, contrib *Inputs) Reason {
 // resampled every 16 ms.
 func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 	f.StepDt = math.NaN()
-	f.PrimaryReach, f.PrimaryTime = math.NaN(), math.NaN()
+	f.PrimaryReach, f.PrimaryTime, f.SecondBump = math.NaN(), math.NaN(), math.NaN()
 	if len(t) < 2 || f.Duration <= 0 {
 		return
 	}
@@ -282,6 +283,7 @@ func judgeFeatures(t Trajectory, f *Features, xs, ys []float64) {
 	f.PrimaryReach = dir * (xs[end+1] - xs[0]) / dist
 	f.PrimaryTime = float64(end+1) / float64(len(sm))
 	if maxS > 0 {
+		f.SecondBump = secondBump(sm, im) / maxS
 		h := 0.15 * maxS
 		rising, top, bottom := true, sm[0], sm[0]
 		for _, v := range sm[1:] {
@@ -404,4 +406,53 @@ func smooth5(v, out []float64) []float64 {
 		out = append(out, (at(i-2)+4*at(i-1)+6*at(i)+4*at(i+1)+at(i+2))/16)
 	}
 	return out
+}
+
+// secondBump is the largest prominence of a local maximum of v lower than
+// v[top] (the highest; a plateau at the top is the top): its height less
+// the higher of its two bases, a base being the lowest value between it
+// and the nearest higher value on that side (or the end). Linear: a pass
+// each way with a stack of indices of strictly decreasing values, seg[k]
+// the lowest value after idx[k] up to the next entry, floor the lowest
+// before the bottom entry; the first pass leaves each index's left base.
+func secondBump(v []float64, top int) float64 {
+	n := len(v)
+	var ibuf [256]int
+	var fbuf [2 * 256]float64
+	idx, seg, base := ibuf[:], fbuf[:256], fbuf[256:]
+	if n > 256 {
+		idx, seg, base = make([]int, n), make([]float64, n), make([]float64, n)
+	}
+	inf := math.Inf(1)
+	best := 0.0
+	for pass := range 2 {
+		sp, floor := 0, inf
+		for j := range n {
+			i := j
+			if pass == 1 {
+				i = n - 1 - j
+			}
+			x := v[i]
+			m := x
+			for sp > 0 && v[idx[sp-1]] <= x {
+				sp--
+				m = min(m, v[idx[sp]], seg[sp])
+			}
+			if sp > 0 {
+				seg[sp-1] = min(seg[sp-1], m)
+				m = min(m, seg[sp-1])
+			} else {
+				m = min(m, floor)
+				floor = m
+			}
+			idx[sp], seg[sp] = i, inf
+			sp++
+			if pass == 0 {
+				base[i] = m
+			} else if x < v[top] && i > 0 && i < n-1 && x >= v[i-1] && x >= v[i+1] {
+				best = max(best, x-max(base[i], m))
+			}
+		}
+	}
+	return best
 }

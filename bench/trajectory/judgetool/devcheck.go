@@ -652,9 +652,10 @@ func yOfXRough(g *grid) float64 {
 	return math.Log(e2 / e1)
 }
 
-// Candidates tried for issue 23's next step on the stand-in (gen.js
-// --standin): what a smooth curve traversed under an easing cannot show,
-// however it is timed — corrective sub-movements and an irregular decay.
+// Candidates tried for v4 on the stand-in (gen.js --standin): what a
+// smooth curve traversed under an easing cannot show, however it is timed
+// — corrective sub-movements and an irregular decay. v4 took the largest
+// secondary bump (second_bump, in the trajectory package).
 func init() {
 	// Unimodality excess: the smoothed speed's total variation over twice
 	// its peak, less 1 (0 for one bell; a hand's corrections add to it).
@@ -675,51 +676,11 @@ func init() {
 		}
 		return math.Log(1e-3 + math.Max(0, tv/(2*m)-1))
 	}
-	// The largest secondary bump: the highest prominence, over the peaks
-	// other than the main one, of the smoothed speed, over the main peak.
-	extraFuncs["bump"] = func(g *grid) float64 {
-		sp := g.speeds()
-		if len(sp) < 6 {
-			return math.NaN()
-		}
-		return math.Log(1e-3 + secondBump(sp))
-	}
 	// The decay's power law: R² of log speed on log time-to-the-last-move
 	// from the peak down to 3% of it (an eased curve's tail is a power or
 	// exponential law; a hand's homing is not).
 	extraFuncs["tail_r2"] = func(g *grid) float64 { _, r := tailFit(g); return r }
 	extraFuncs["tail_slope"] = func(g *grid) float64 { s, _ := tailFit(g); return s }
-}
-
-func secondBump(sp []float64) float64 {
-	im := 0
-	for i, v := range sp {
-		if v > sp[im] {
-			im = i
-		}
-	}
-	if sp[im] <= 0 {
-		return math.NaN()
-	}
-	best := 0.0
-	// Each local maximum's prominence: its height less the higher of the
-	// lowest points between it and a higher value on either side (or the
-	// ends).
-	for i := 1; i+1 < len(sp); i++ {
-		if sp[i] >= sp[im] || sp[i] < sp[i-1] || sp[i] < sp[i+1] {
-			continue
-		}
-		lo1 := sp[i]
-		for j := i - 1; j >= 0 && sp[j] <= sp[i]; j-- {
-			lo1 = math.Min(lo1, sp[j])
-		}
-		lo2 := sp[i]
-		for j := i + 1; j < len(sp) && sp[j] <= sp[i]; j++ {
-			lo2 = math.Min(lo2, sp[j])
-		}
-		best = math.Max(best, sp[i]-math.Max(lo1, lo2))
-	}
-	return best / sp[im]
 }
 
 func tailFit(g *grid) (slope, r2 float64) {
