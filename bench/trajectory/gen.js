@@ -20,10 +20,12 @@
 // and fresh output is the same with or without either. --fresh3 writes
 // only DIR/fresh3/, the fifth split (seed 5005), made after the v4 decision
 // was committed, with settings none of the others nor the stand-in uses.
-// --standin writes
-// only DIR/standin/: the development stand-in for held-out eased drags
-// (development seeds and users, sharper easings and longer drags; scored
-// by judgetool -unseen DIR, never trained on). Replays need the human drags
+// --standin writes only DIR/standin/: the development stand-in for
+// held-out eased drags (development seeds, sharper easings and longer
+// drags; scored by judgetool -unseen DIR). Since v4 it is also a training
+// family (sharp_eased, judgetool -train-standin all), so only a model
+// trained without it (or on one half, scored on the other) may be judged
+// on it. Replays need the human drags
 // (--human, default ../../../shared/data/human_drags_dev.jsonl); dev
 // replays come from dev users' drags and held-out ones from held-out users
 // (split.js), so a replay's source is never seen in training.
@@ -135,8 +137,8 @@ const SETTINGS = {
   },
   // Only with --standin: the development stand-in for held-out eased drags
   // (trajectory/RESULTS.md, "The dev stand-in"). Development data only (dev
-  // seed family, dev users; no held-out drag is read), never trained on:
-  // human-timed ghost-cursor paths and Bézier curves, longer than the
+  // seed family; no held-out drag is read); v4's training family
+  // sharp_eased: human-timed ghost-cursor paths and Bézier curves, longer than the
   // development sets' and under sharper easings (standinEasing), at the
   // development timing styles (devIntervals).
   standin: {
@@ -294,7 +296,7 @@ function devEasing() {
   }
 }
 
-// The stand-in's easings (--standin; development only, never trained on):
+// The stand-in's easings (--standin; development only; v4 trains on them):
 // sharper than devEasing's — in-out powers 4–9, out-powers 3.5–8, in-out
 // exponentials, logistic and sharp Beta speed bells, asymmetric pairs of
 // powers — so that the curve creeps at the start and/or the end as a long
