@@ -18,7 +18,7 @@ var (
 	extraFlag = flag.String("extra", "", "devcheck: candidate inputs computed here, comma-separated (see extraInputs)")
 	dropFlag  = flag.String("drop", "", "devcheck: shipped inputs to withhold from the model, comma-separated")
 	seedsFlag = flag.String("seeds", "1,2,3", "devcheck: training seeds")
-	unseenDir = flag.String("unseen", "", "devcheck: a --variety generation (DIR/dev) whose eased drags are scored but never trained on")
+	unseenDir = flag.String("unseen", "", "devcheck: a gen.js --standin (DIR/standin) or --variety (DIR/dev) generation whose eased drags are scored, not trained on (but see -train-standin)")
 	refCap    = flag.Float64("cap", 0.98, "devcheck: the refusal line's cap (the shipped rule clamps to [0.5, 0.98])")
 	refQ      = flag.Float64("q", 0.995, "devcheck: the people's quantile the line is set at (shipped: 0.995)")
 	trainSI   = flag.String("train-standin", "", "train on -unseen's stand-in drags as a family (sharp_eased): all, or A / B — one half of its easing groups × timing styles, the other half then scored as unseen (noneA / noneB: the same halves scored, nothing trained)")
@@ -46,13 +46,31 @@ func standinHalf(d drag) string {
 	return ""
 }
 
+// checkStandinFlags stops a -train-standin run that would not read the
+// stand-in. It runs before any command: devcheck and calibcheck silence
+// stderr while they build the data, so a later fatal would exit unexplained.
+func checkStandinFlags() {
+	switch *trainSI {
+	case "":
+		return
+	case "all", "A", "B", "noneA", "noneB":
+	default:
+		fatal(fmt.Errorf("-train-standin %q: want all, A, B, noneA or noneB", *trainSI))
+	}
+	if *unseenDir == "" {
+		fatal(fmt.Errorf("-train-standin needs -unseen DIR"))
+	}
+	// Without DIR/standin, standinDrags falls back to DIR/dev: the dev
+	// eased families would be trained on a second time as sharp_eased.
+	if st, err := os.Stat(filepath.Join(*unseenDir, "standin")); err != nil || !st.IsDir() {
+		fatal(fmt.Errorf("-train-standin: no %s (node bench/trajectory/gen.js --standin --out %s)", filepath.Join(*unseenDir, "standin"), *unseenDir))
+	}
+}
+
 // standinTrain is the part of the stand-in -train-standin trains on.
 func standinTrain() []drag {
 	if *trainSI == "" || strings.HasPrefix(*trainSI, "none") {
 		return nil // noneA / noneB: scored on B / A, trained on neither
-	}
-	if *unseenDir == "" {
-		fatal(fmt.Errorf("-train-standin needs -unseen DIR"))
 	}
 	var out []drag
 	for _, d := range standinDrags() {

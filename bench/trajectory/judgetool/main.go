@@ -329,6 +329,7 @@ func fatal(err error) {
 func main() {
 	flag.Parse()
 	parseExp()
+	checkStandinFlags()
 	if flag.NArg() < 1 {
 		fatal(fmt.Errorf("usage: judgetool [flags] train|eval|sample|dump FILE|lofo|stats INPUT|devcheck|calibcheck"))
 	}
