@@ -5,7 +5,9 @@
 # (seeds 9400000…, made as the gateway serves them) — the answers a labelled
 # attacker leaves in the logs — and the extraction fine-tunes the shipped
 # substitute on them as the gateway's does (bench/extractlab, companion rule
-# as `caddy advcaptcha extract` defaults). The reader then reads 100 fresh
+# as `caddy advcaptcha extract` defaults), but only the default's share-0
+# fine-tuning: not its share-0.5 one nor the distilled second try
+# (`extract --pair-share 0.5,0 --distill 1`). The reader then reads 100 fresh
 # captchas (seeds 94000000…):
 #   - perturbed against the shipped substitute alone: where the attacker
 #     stands before the loop runs (the control);
