@@ -19,9 +19,9 @@
 #   bench/adversarial/train-robust.sh
 #   STAGES=1 FROM=narrow-none-shaded bench/adversarial/train-robust.sh   # only the first stage
 #
-# Writes bench/adversarial/solvers/robust.crnn (the last stage run) and
-# prints what it reads of the benchmark's seeds (7000000…, never trained
-# on): clean and served.
+# Writes bench/adversarial/solvers/robust.crnn (when all four stages run;
+# fewer leave it alone) and prints what the last stage run reads of the
+# benchmark's seeds (7000000…, never trained on): clean and served.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s build
@@ -63,7 +63,13 @@ if [ "$STAGES" -ge 4 ]; then
 	served 8208000 adv-8208000
 fi
 stage 4 $D/robust8.crnn robust12 4 2e-4 5 adv-train adv-8204000 adv-8208000 clean-train
-cp $D/$last.crnn $S/robust.crnn
+# Only the whole chain replaces the committed reader: STAGES=3 (the first
+# robust reader, attacker A of PREPROCESSED.md) is read from bench/out/robust.
+model=$D/$last.crnn
+if [ "$STAGES" -ge 4 ]; then
+	cp "$model" $S/robust.crnn
+	model=$S/robust.crnn
+fi
 for set in bench-clean bench-served; do
-	echo "robust reader ($last), $set: $($B advcaptcha eval --model $S/robust.crnn --data $D/$set | grep '^solved')"
+	echo "robust reader ($model), $set: $($B advcaptcha eval --model "$model" --data $D/$set | grep '^solved')"
 done

@@ -9,6 +9,7 @@
 //
 // READS.txt holds one transcription per line, in the sheets' order (top to
 // bottom, sheet after sheet); an empty line is a captcha the reader gave up on.
+// Like the gateway, scoring ignores case and surrounding spaces.
 package main
 
 import (
@@ -142,7 +143,7 @@ func scoreReads(rows []labelled, path string) error {
 	var reads []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		reads = append(reads, strings.TrimSpace(sc.Text()))
+		reads = append(reads, strings.ToLower(strings.TrimSpace(sc.Text())))
 	}
 	if err := sc.Err(); err != nil {
 		return err
