@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -126,5 +127,51 @@ func TestTrainDistillationHoldsTheModelToItsTeacher(t *testing.T) {
 	cfg.Teach, cfg.Teacher = nil, other
 	if _, _, err := solver.Train(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "teacher") {
 		t.Fatalf("a teacher of another architecture: %v", err)
+	}
+}
+
+// Evaluate lists exactly the samples read wrong, each with its text and
+// what was read, in the samples' order.
+func TestEvaluateListsMisreads(t *testing.T) {
+	m, err := solver.NewModel(solvertest.Arch(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := solver.New(m, solver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := solvertest.Samples(12, 21)
+	imgs := make([]solver.Image, len(samples))
+	for i, smp := range samples {
+		imgs[i] = make(solver.Image, len(smp.Pixels))
+		for j, v := range smp.Pixels {
+			imgs[i][j] = float32(v) / 255
+		}
+	}
+	preds, err := s.Predict(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An untrained model reads (almost) nothing right; label a third of
+	// the samples with what it reads so that some are solved.
+	for i := 0; i < len(samples); i += 3 {
+		samples[i].Text = preds[i].Text
+	}
+	var want []solver.Misread
+	for i, smp := range samples {
+		if preds[i].Text != smp.Text {
+			want = append(want, solver.Misread{Index: i, Text: smp.Text, Read: preds[i].Text})
+		}
+	}
+	e, err := solver.Evaluate(s, samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Solved != len(samples)-len(want) || !slices.Equal(e.Misreads, want) {
+		t.Fatalf("solved %d, misreads %+v; want %d solved and %+v", e.Solved, e.Misreads, len(samples)-len(want), want)
+	}
+	if len(want) == 0 || len(want) == len(samples) {
+		t.Fatalf("%d of %d misread: the test needs both kinds", len(want), len(samples))
 	}
 }
