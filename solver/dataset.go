@@ -17,8 +17,8 @@ type Sample struct {
 	Text   string
 }
 
-// image converts a sample to the solver's input.
-func (s Sample) image() Image {
+// Image converts a sample to the solver's input.
+func (s Sample) Image() Image {
 	out := make(Image, len(s.Pixels))
 	for i, v := range s.Pixels {
 		out[i] = float32(v) / 255

@@ -27,7 +27,7 @@ type LengthResult struct{ Length, Solved, Total int }
 func Evaluate(s *Solver, samples []Sample) (*Evaluation, error) {
 	imgs := make([]Image, len(samples))
 	for i, smp := range samples {
-		imgs[i] = smp.image()
+		imgs[i] = smp.Image()
 	}
 	preds, err := s.Predict(imgs)
 	if err != nil {

@@ -283,7 +283,7 @@ func trainStep(graphs, teachers []*graph, shares []int, model *Model, cfg TrainC
 			texts := make([]string, len(idx))
 			for i, j := range idx {
 				s := cfg.Train[j]
-				img := s.image()
+				img := s.Image()
 				if cfg.Augment {
 					augment(img, model.Arch.Height, model.Arch.Width, rand.New(rand.NewPCG(cfg.Seed^0xa09, uint64(step)<<20|uint64(j))))
 				}
@@ -430,7 +430,7 @@ func validate(g *graph, model *Model, val []Sample) EpochResult {
 		chunk := val[lo:min(lo+g.batch, len(val))]
 		imgs := make([][]float32, g.batch)
 		for i := range imgs {
-			imgs[i] = chunk[min(i, len(chunk)-1)].image()
+			imgs[i] = chunk[min(i, len(chunk)-1)].Image()
 		}
 		g.setInput(imgs)
 		if err := g.run(); err != nil {

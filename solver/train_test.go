@@ -144,10 +144,7 @@ func TestEvaluateListsMisreads(t *testing.T) {
 	samples := solvertest.Samples(12, 21)
 	imgs := make([]solver.Image, len(samples))
 	for i, smp := range samples {
-		imgs[i] = make(solver.Image, len(smp.Pixels))
-		for j, v := range smp.Pixels {
-			imgs[i][j] = float32(v) / 255
-		}
+		imgs[i] = smp.Image()
 	}
 	preds, err := s.Predict(imgs)
 	if err != nil {

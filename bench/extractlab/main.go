@@ -230,10 +230,7 @@ func adjust(c *extraction.TuneConfig, base, attackerModel *solver.Model) error {
 		}
 		imgs := make([]solver.Image, len(extra))
 		for i, e := range extra {
-			imgs[i] = make(solver.Image, len(e.Pixels))
-			for j, v := range e.Pixels {
-				imgs[i][j] = float32(v) / 255
-			}
+			imgs[i] = e.Image()
 		}
 		preds, err := answerer.Predict(imgs)
 		if err != nil {
