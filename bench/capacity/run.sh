@@ -6,6 +6,8 @@
 # machines add up the same way; here they share this machine's cores).
 #
 #   bench/capacity/run.sh            # N=48 captchas per measurement
+#   POOL_ARGS="--model solver/models/default.crnn --model bench/adversarial/solvers/defender.crnn" \
+#     bench/capacity/run.sh          # the same with an ensemble (or any other pool flags)
 #
 # Each measurement starts from an empty pool and times the pool from its
 # first captcha to N (so start-up and model loading are left out); the
@@ -28,7 +30,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; kill $redis 2>/dev/null || tr
 trap cleanup EXIT
 for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 export ADVCAPTCHA_SECRET=capacity-bench-secret-0123456789abcdef
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; build ${tags:-pure Go}; load average $(cut -d' ' -f1-3 /proc/loadavg); N=$N default captchas" | tee -a "$out"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; build ${tags:-pure Go}; load average $(cut -d' ' -f1-3 /proc/loadavg); N=$N default captchas${POOL_ARGS:+; pool flags: $POOL_ARGS}" | tee -a "$out"
 
 # measure NAME PROCESSES WORKERS: PROCESSES pool commands with WORKERS workers
 # each fill one pool to N.
@@ -37,7 +39,7 @@ measure() {
 	redis-cli -p "$port" flushall >/dev/null
 	pids=()
 	for _ in $(seq "$procs"); do
-		bench/out/caddy advcaptcha pool --redis "127.0.0.1:$port" --size "$N" --workers "$workers" --follow-models 0 >/dev/null 2>&1 &
+		bench/out/caddy advcaptcha pool --redis "127.0.0.1:$port" --size "$N" --workers "$workers" --follow-models 0 ${POOL_ARGS:-} >/dev/null 2>&1 &
 		pids+=($!)
 	done
 	local key="" n=0 first="" t0="" t1=""
