@@ -14,16 +14,15 @@ package main
 
 import (
 	"bufio"
-	"encoding/csv"
 	"flag"
 	"fmt"
 	"image"
-	"image/draw"
 	"image/png"
 	"log"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/advcaptcha/advcaptcha/solver"
 )
 
 func main() {
@@ -36,7 +35,11 @@ func main() {
 	if *data == "" || (*out == "") == (*score == "") {
 		log.Fatal("usage: blindsheet -data DIR (-out PREFIX | -score READS.txt)")
 	}
-	rows, err := readLabels(*data)
+	// The gateway's captchas at the solver's size, as `advcaptcha dataset`
+	// writes them: labels.csv and its PNGs, read and checked by the
+	// solver's own loader.
+	arch := solver.DefaultArchitecture()
+	rows, err := solver.LoadDataset(*data, arch)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -52,58 +55,27 @@ func main() {
 	for first, n := 0, 1; first < len(rows); first, n = first+*per, n+1 {
 		last := min(first+*per, len(rows))
 		name := fmt.Sprintf("%s-%d.png", *out, n)
-		if err := writeSheet(name, *data, rows[first:last], *scale); err != nil {
+		if err := writeSheet(name, rows[first:last], arch.Height, arch.Width, *scale); err != nil {
 			log.Fatal(err)
 		}
 		fmt.Printf("%s: captchas %d–%d\n", name, first+1, last)
 	}
 }
 
-type labelled struct{ file, text string }
-
-func readLabels(dir string) ([]labelled, error) {
-	f, err := os.Open(filepath.Join(dir, "labels.csv"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("labels.csv: %w", err)
-	}
-	if len(recs) < 2 || len(recs[0]) != 2 || recs[0][0] != "file" {
-		return nil, fmt.Errorf("labels.csv: want a header file,text and at least one row")
-	}
-	var rows []labelled
-	for _, r := range recs[1:] {
-		rows = append(rows, labelled{r[0], r[1]})
-	}
-	return rows, nil
-}
-
 // writeSheet stacks the captchas with a white gap between rows and nothing
 // else: no file names or numbers, nothing a reader could take a hint from.
-func writeSheet(name, dir string, rows []labelled, scale int) error {
-	var imgs []image.Image
-	for _, r := range rows {
-		im, err := readPNG(filepath.Join(dir, r.file))
-		if err != nil {
-			return err
-		}
-		imgs = append(imgs, im)
-	}
-	w, h := imgs[0].Bounds().Dx(), imgs[0].Bounds().Dy()
+func writeSheet(name string, rows []solver.Sample, h, w, scale int) error {
 	gap := 2 * scale
-	sheet := image.NewGray(image.Rect(0, 0, w*scale, len(imgs)*(h*scale+gap)))
-	draw.Draw(sheet, sheet.Bounds(), image.White, image.Point{}, draw.Src)
-	for i, im := range imgs {
-		if im.Bounds().Dx() != w || im.Bounds().Dy() != h {
-			return fmt.Errorf("%s: %v, the first captcha is %dx%d", rows[i].file, im.Bounds().Size(), w, h)
-		}
-		b, top := im.Bounds(), i*(h*scale+gap)
-		for y := 0; y < h*scale; y++ {
-			for x := 0; x < w*scale; x++ {
-				sheet.Set(x, top+y, im.At(b.Min.X+x/scale, b.Min.Y+y/scale))
+	sheet := image.NewGray(image.Rect(0, 0, w*scale, len(rows)*(h*scale+gap)))
+	for i := range sheet.Pix {
+		sheet.Pix[i] = 255
+	}
+	for i, r := range rows {
+		top := i * (h*scale + gap)
+		for y := range h * scale {
+			line := sheet.Pix[(top+y)*sheet.Stride:]
+			for x := range w * scale {
+				line[x] = r.Pixels[(y/scale)*w+x/scale]
 			}
 		}
 	}
@@ -118,23 +90,10 @@ func writeSheet(name, dir string, rows []labelled, scale int) error {
 	return f.Close()
 }
 
-func readPNG(path string) (image.Image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	im, err := png.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return im, nil
-}
-
 // scoreReads prints each misread and the totals. Characters are compared
 // position by position, so a dropped or added character also costs the
 // ones after it — the stricter of the usual measures.
-func scoreReads(rows []labelled, path string) error {
+func scoreReads(rows []solver.Sample, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -153,17 +112,17 @@ func scoreReads(rows []labelled, path string) error {
 	}
 	var solved, chars, total int
 	for i, r := range rows {
-		truth, read := []rune(r.text), []rune(reads[i])
+		truth, read := []rune(r.Text), []rune(reads[i])
 		for j := range truth {
 			if j < len(read) && read[j] == truth[j] {
 				chars++
 			}
 		}
 		total += len(truth)
-		if reads[i] == r.text {
+		if reads[i] == r.Text {
 			solved++
 		} else {
-			fmt.Printf("%d\t%s\tread %q\n", i+1, r.text, reads[i])
+			fmt.Printf("%d\t%s\tread %q\n", i+1, r.Text, reads[i])
 		}
 	}
 	fmt.Printf("solved %d/%d = %.1f%%, characters in place %d/%d = %.1f%%\n",
