@@ -15,13 +15,16 @@
 #   2. 2 more (lr 3e-4, seed 2)                               → 53%
 #   3. 4 more (lr 2e-4, seed 3): the first robust.crnn        → 63%
 #   4. 4 more on 12,000 served (8,000 new, seeds 8204000…) + the clean (lr 2e-4, seed 5) → 73%
+#   5. (STAGES=5 only) 6 more on 20,000 served (8,000 new, seeds 8212000…) + the clean
+#      (lr 1.5e-4, seed 6): the guard's reader with the most data → solvers/robust20.crnn
 #
 #   bench/adversarial/train-robust.sh
 #   STAGES=1 FROM=narrow-none-shaded bench/adversarial/train-robust.sh   # only the first stage
 #
-# Writes bench/adversarial/solvers/robust.crnn (when all four stages run;
-# fewer leave it alone) and prints what the last stage run reads of the
-# benchmark's seeds (7000000…, never trained on): clean and served.
+# Writes bench/adversarial/solvers/robust.crnn (when the first four stages
+# run; fewer leave it alone), and solvers/robust20.crnn with STAGES=5, and
+# prints what the last stage run reads of the benchmark's seeds (7000000…,
+# never trained on): clean and served.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s build
@@ -63,10 +66,18 @@ if [ "$STAGES" -ge 4 ]; then
 	served 8208000 adv-8208000
 fi
 stage 4 $D/robust8.crnn robust12 4 2e-4 5 adv-train adv-8204000 adv-8208000 clean-train
+if [ "$STAGES" -ge 5 ]; then
+	served 8212000 adv-8212000
+	served 8216000 adv-8216000
+fi
+stage 5 $D/robust12.crnn robust20 6 1.5e-4 6 adv-train adv-8204000 adv-8208000 adv-8212000 adv-8216000 clean-train
 # Only the whole chain replaces the committed reader: STAGES=3 (the first
 # robust reader, attacker A of PREPROCESSED.md) is read from bench/out/robust.
 model=$D/$last.crnn
-if [ "$STAGES" -ge 4 ]; then
+if [ "$STAGES" -ge 5 ]; then
+	cp "$model" $S/robust20.crnn
+	model=$S/robust20.crnn
+elif [ "$STAGES" -ge 4 ]; then
 	cp "$model" $S/robust.crnn
 	model=$S/robust.crnn
 fi

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The next round of the arms race against the adapting attacker (issue 26).
+# Round 1 (PREPROCESSED.md): the defender trains a robust reader of its own
+# (solvers/defender.crnn) and attacks it beside the shipped model; attacker
+# A — a narrow robust reader that learnt from 4,000 served captchas
+# (bench/out/robust/robust8.crnn, STAGES=3 train-robust.sh) — fell from 56%
+# to 5%, but it had not seen a single hardened captcha. Round 2 is what the
+# attacker does next: its farm labels the captchas it is now served
+# (hardened: against the shipped model and the defender), and it fine-tunes
+# on them beside what it already had.
+#
+#   bench/adversarial/arms-race.sh         # N=4000 hardened captchas for the attacker
+#
+# Seeds of their own: 8300000… (the attacker's hardened captchas), 8800000…
+# (its validation), and the benchmark's 7000000… (never trained on by any
+# reader) for the hardened benchmark. Prints what attacker A reads of the
+# benchmark's served and hardened captchas before and after the round, and
+# what a never-adapted solver reads of the hardened ones.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+make -s build
+B=bin/caddy
+S=bench/adversarial/solvers
+R=bench/out/robust
+D=bench/out/arms-race
+N=${N:-4000}
+HARDEN=(--model solver/models/default.crnn --model $S/defender.crnn)
+mkdir -p $D
+[ -f $R/robust8.crnn ] || STAGES=3 bench/adversarial/train-robust.sh
+hardened() { [ -f $D/$2/labels.csv ] || $B advcaptcha dataset --adversarial "${HARDEN[@]}" --count "$3" --seed "$1" --out $D/$2 >/dev/null; }
+hardened 7000000 bench-hardened 100
+hardened 8800000 hard-val 300
+hardened 8300000 hard-train "$N"
+# Attacker A, round 2: from where it stood, 4 epochs on the hardened
+# captchas, the served ones it learnt from and the clean ones.
+if [ ! -f $D/attacker-a2.crnn ]; then
+	resume=""
+	[ -f $D/attacker-a2.ckpt ] && resume=--resume
+	OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/hard-train --data $R/adv-train --data $R/clean-train \
+		--val $D/hard-val --init $R/robust8.crnn --out $D/attacker-a2.crnn --checkpoint $D/attacker-a2.ckpt \
+		--curve $D/attacker-a2.curve.png --epochs 4 --batch 32 --workers 2 --lr 2e-4 --seed 21 $resume \
+		--about "attacker A, round 2 of bench/adversarial/arms-race.sh: robust8 fine-tuned on $N hardened captchas (shipped + defender), its 4,000 served and 10,000 clean"
+fi
+read_() { echo "$1 on $2: $($B advcaptcha eval --model "$1" --data "$2" | grep '^solved')"; }
+for m in $R/robust8.crnn $D/attacker-a2.crnn; do
+	read_ $m $R/bench-served
+	read_ $m $D/bench-hardened
+done
+read_ $S/narrow-none-shaded.crnn $D/bench-hardened
+read_ $S/bilstm-none-shaded.crnn $D/bench-hardened
