@@ -16,7 +16,7 @@
 #   3. 4 more (lr 2e-4, seed 3): the first robust.crnn        → 63%
 #   4. 4 more on 12,000 served (8,000 new, seeds 8204000…) + the clean (lr 2e-4, seed 5) → 73%
 #   5. (STAGES=5 only) 6 more on 20,000 served (8,000 new, seeds 8212000…) + the clean
-#      (lr 1.5e-4, seed 6): the guard's reader with the most data → solvers/robust20.crnn
+#      (lr 1.5e-4, seed 6): the guard's reader with the most data → 88% (solvers/robust20.crnn)
 #
 #   bench/adversarial/train-robust.sh
 #   STAGES=1 FROM=narrow-none-shaded bench/adversarial/train-robust.sh   # only the first stage
