@@ -14,9 +14,9 @@
 #
 # Seeds of their own: 8300000… (the attacker's hardened captchas), 8800000…
 # (its validation), and the benchmark's 7000000… (never trained on by any
-# reader) for the hardened benchmark. Prints what attacker A reads of the
-# benchmark's served and hardened captchas before and after the round, and
-# what a never-adapted solver reads of the hardened ones.
+# reader) for the hardened benchmark. Prints what each attacker asked for
+# reads of the benchmark's served and hardened captchas before and after the
+# round, and what two never-adapted solvers read of the hardened ones.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s build
