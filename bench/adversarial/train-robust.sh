@@ -18,12 +18,14 @@
 #   5. (STAGES=5 only) 6 more on 20,000 served (8,000 new, seeds 8212000…) + the clean
 #      (lr 1.5e-4, seed 6): the guard's reader with the most data → 88%, 85.7% of the
 #      guard's 1,000 (solvers/robust20.crnn)
+#   6. (STAGES=6 only) 5 more on 32,000 served (12,000 new, seeds 8220000…) + the clean
+#      (lr 1e-4, seed 7) → solvers/robust32.crnn
 #
 #   bench/adversarial/train-robust.sh
 #   STAGES=1 FROM=narrow-none-shaded bench/adversarial/train-robust.sh   # only the first stage
 #
 # Writes bench/adversarial/solvers/robust.crnn (when the first four stages
-# run; fewer leave it alone), and solvers/robust20.crnn with STAGES=5, and
+# run; fewer leave it alone), solvers/robust20.crnn with STAGES=5 (robust32.crnn with 6), and
 # prints what the last stage run reads of the benchmark's seeds (7000000…,
 # never trained on), clean and served, and of the guard's 1,000 (7300000…).
 set -euo pipefail
@@ -35,7 +37,7 @@ S=bench/adversarial/solvers
 FROM=${FROM:-narrow-none-shaded}
 STAGES=${STAGES:-4}
 mkdir -p $D
-# Seeds of their own: 8200000…8211999 (served, in chunks of 4,000),
+# Seeds of their own: 8200000…8231999 (served, in chunks of 4,000),
 # 5000000… (clean, the transfer solvers' training seeds), 8700000…
 # (validation); the benchmark's are 7000000….
 served() { [ -f $D/$2/labels.csv ] || $B advcaptcha dataset --adversarial --count 4000 --seed "$1" --out $D/$2 >/dev/null; }
@@ -75,10 +77,19 @@ if [ "$STAGES" -ge 5 ]; then
 	served 8216000 adv-8216000
 fi
 stage 5 $D/robust12.crnn robust20 6 1.5e-4 6 adv-train adv-8204000 adv-8208000 adv-8212000 adv-8216000 clean-train
+if [ "$STAGES" -ge 6 ]; then
+	served 8220000 adv-8220000
+	served 8224000 adv-8224000
+	served 8228000 adv-8228000
+fi
+stage 6 $D/robust20.crnn robust32 5 1e-4 7 adv-train adv-8204000 adv-8208000 adv-8212000 adv-8216000 adv-8220000 adv-8224000 adv-8228000 clean-train
 # Only the whole chain replaces the committed reader: STAGES=3 (the first
 # robust reader, attacker A of PREPROCESSED.md) is read from bench/out/robust.
 model=$D/$last.crnn
-if [ "$STAGES" -ge 5 ]; then
+if [ "$STAGES" -ge 6 ]; then
+	cp "$model" $S/robust32.crnn
+	model=$S/robust32.crnn
+elif [ "$STAGES" -ge 5 ]; then
 	cp "$model" $S/robust20.crnn
 	model=$S/robust20.crnn
 elif [ "$STAGES" -ge 4 ]; then
