@@ -2,11 +2,11 @@
 // Drives the advcaptcha slide page of a running gateway with Debian's
 // headless Chromium through puppeteer-core, plain or patched by
 // puppeteer-extra-plugin-stealth (all evasions, or any subset), performs
-// one human-like eased drag per session and prints one JSON line per
+// one drag per session (--drag) and prints one JSON line per
 // session with the gateway's verdict (and, given --log, the reasons from
 // the gateway's "slide judged" log line).
 //
-//   node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--careful] [--fingerprint]
+//   node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--careful] [--fingerprint] [--drag KIND] [--drags FILE]
 //
 // Configurations (--config, repeatable; default "stealth-all"):
 //   plain            puppeteer-core, no plugin
@@ -24,6 +24,12 @@
 // --fingerprint: print the fingerprint the page posted.
 // --driver playwright: playwright-core / playwright-extra instead of
 // puppeteer-core / puppeteer-extra (same plugin, same evasions).
+// --drag KIND: what moves the handle — eased (default: the drive's own
+// minimum-jerk drag), ghost-cursor (the npm library, its defaults),
+// windmouse (the npm package), human (a held-out person's recorded drag
+// from ../shared/data, scaled to the slot, at its recorded times).
+// --drags FILE: append each drag as the page posted it (JSON lines with
+// "points"), to be judged alone: bench/lab trajectory/judgetool dump FILE.
 //
 // One browser at a time; every session a fresh user-data-dir.
 'use strict'
@@ -118,21 +124,29 @@ function puppeteerFor (evasions, careful) {
 
 const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
 
-// A human-like eased drag, sent as raw CDP mouse events with a pressure
-// (force 0.5, as a real mouse reports while its button is held; a careful
-// attacker sets it): minimum-jerk profile, a little vertical drift,
-// ~60-120 Hz moves. The fingerprint is what this drive studies, so the
-// drag avoids the trajectory judge's findings as far as it can.
-async function drag (page, rand) {
-  const client = page.target ? await page.target().createCDPSession() : await page.context().newCDPSession(page)
+// What a drag sent, relative to the press (x, y, ms since it), next to
+// what the page recorded: the difference is Chromium's (and this loaded
+// machine's) doing.
+function recorder () {
+  let x0 = 0; let y0 = 0; let t0 = 0
+  const sent = []
+  return {
+    sent,
+    press (x, y) { x0 = x; y0 = y; t0 = Date.now(); sent.push([0, 0, 0]) },
+    move (x, y) { if (sent.length) sent.push([x - x0, y - y0, Date.now() - t0]) }
+  }
+}
+
+// Where the drag starts and how far it must go: the handle's centre (a few
+// pixels off), and the slot's place read from the ticket's image (the
+// darkest pixels' mean column), as any script can.
+async function aim (page, rand) {
   const handle = await page.$('#advc-slider-handle')
   const track = await page.$('#advc-slider-track')
   const hb = await handle.boundingBox()
   const tb = await track.boundingBox()
   const x0 = hb.x + hb.width / 2 + (rand() - 0.5) * 10
   const y0 = hb.y + hb.height / 2 + (rand() - 0.5) * 10
-  // The slot is only in the ticket's image: read its centre line (the
-  // darkest pixels' mean column) as any script can, and aim at it.
   const share = await page.evaluate(async () => {
     const img = document.getElementById('advc-slider-target')
     if (!img) return 1
@@ -146,11 +160,29 @@ async function drag (page, rand) {
     for (let i = 0; i < d.length; i += 4) if (d[i + 3] === 255 && d[i] < 0x50) { sum += (i / 4) % c.width; n++ }
     return n ? (sum / n + 0.5) / c.width : 1
   })
-  const dist = share * (tb.width - hb.width) + (rand() - 0.5) * 8
-  const mouse = (type, x, y, held) => client.send('Input.dispatchMouseEvent', {
-    type, x, y, button: (type === 'mouseMoved' && !held) ? 'none' : 'left', buttons: held ? 1 : 0,
-    clickCount: type === 'mouseMoved' ? 0 : 1, force: held || type === 'mousePressed' ? 0.5 : 0, pointerType: 'mouse'
-  })
+  return { x0, y0, dist: share * (tb.width - hb.width) + (rand() - 0.5) * 8 }
+}
+
+// The drag kinds (--drag). Each returns what it did (its settings), for
+// the --drags file, and what it sent.
+const DRAGS = { eased: dragEased, 'ghost-cursor': dragGhostCursor, windmouse: dragWindMouse, human: dragHuman }
+
+// A human-like eased drag, sent as raw CDP mouse events with a pressure
+// (force 0.5, as a real mouse reports while its button is held; a careful
+// attacker sets it): minimum-jerk profile, a little vertical drift,
+// ~60-120 Hz moves. The fingerprint is what the stealth drive studies, so
+// the drag avoids the trajectory judge's findings as far as it can.
+async function dragEased (page, rand) {
+  const client = page.target ? await page.target().createCDPSession() : await page.context().newCDPSession(page)
+  const { x0, y0, dist } = await aim(page, rand)
+  const rec = recorder()
+  const mouse = (type, x, y, held) => {
+    if (type === 'mousePressed') rec.press(x, y); else rec.move(x, y)
+    return client.send('Input.dispatchMouseEvent', {
+      type, x, y, button: (type === 'mouseMoved' && !held) ? 'none' : 'left', buttons: held ? 1 : 0,
+      clickCount: type === 'mouseMoved' ? 0 : 1, force: held || type === 'mousePressed' ? 0.5 : 0, pointerType: 'mouse'
+    })
+  }
   const xs = x0 - 40 - rand() * 60; const ys = y0 + 30 + rand() * 40
   for (let i = 0; i <= 8; i++) {
     const s = i / 8
@@ -187,6 +219,113 @@ async function drag (page, rand) {
   await sleep(40 + rand() * 120)
   await mouse('mouseReleased', x0 + dist, y0, false)
   await client.detach().catch(() => {})
+  return { settings: { T1: Math.round(T1), T2: Math.round(T2), f1 }, sent: rec.sent }
+}
+
+// The real ghost-cursor library: its path() from the handle to the slot
+// (its defaults: Bézier curve, Fitts-law point count, overshoot on long
+// moves), each point sent by puppeteer's page.mouse.move with the button
+// held. Its own cursor.mouseDown/moveTo do not drag: its moves carry no
+// button, so Chromium ends the press at the first one (the slide sees a
+// slip); an attacker soon learns to send its path this way. Its
+// Math.random is the drive's seeded one (main).
+async function dragGhostCursor (page, rand) {
+  const { path: ghostPath } = require('ghost-cursor')
+  const { x0, y0, dist } = await aim(page, rand)
+  const end = { x: x0 + dist, y: y0 + (rand() - 0.5) * 6 }
+  const points = ghostPath({ x: x0, y: y0 }, end)
+  await page.mouse.move(x0, y0)
+  await sleep(80 + rand() * 200)
+  const rec = recorder()
+  await page.mouse.down()
+  rec.press(x0, y0)
+  for (const v of points) { rec.move(v.x, v.y); await page.mouse.move(v.x, v.y) }
+  await sleep(rand() * 120)
+  rec.move(points[points.length - 1].x, points[points.length - 1].y)
+  await page.mouse.up()
+  return { settings: { n: points.length }, sent: rec.sent }
+}
+
+// The npm windmouse package (a port of BenLand100's WindMouse): its points
+// from the handle to the slot, each sent by puppeteer's page.mouse.move
+// after the package's own wait (its README's ranges of settings).
+async function dragWindMouse (page, rand) {
+  const WindMouse = require('windmouse')
+  const { x0, y0, dist } = await aim(page, rand)
+  const u = (a, b) => a + (b - a) * rand()
+  const settings = {
+    startX: Math.round(x0), startY: Math.round(y0), endX: Math.round(x0 + dist), endY: Math.round(y0),
+    gravity: u(3, 10), wind: u(1, 6), minWait: u(1, 4), maxWait: u(4, 10), maxStep: u(1, 4), targetArea: u(3, 10)
+  }
+  const points = await new WindMouse(Math.floor(rand() * 1e6)).GeneratePoints(Object.assign({}, settings))
+  await page.mouse.move(x0, y0)
+  await sleep(80 + rand() * 200)
+  const rec = recorder()
+  await page.mouse.down()
+  rec.press(x0, y0)
+  let last = 0; let at = [x0, y0]
+  for (const [x, y, t] of points) {
+    await sleep(Math.max(0, t - last)); last = t
+    rec.move(x, y); at = [x, y]
+    await page.mouse.move(x, y)
+  }
+  rec.move(at[0], at[1])
+  await page.mouse.up()
+  return { settings, sent: rec.sent }
+}
+
+// A held-out person's recorded drag (../shared/data, the users
+// bench/trajectory/split.js holds out of the judge's training), one of
+// those nearest the slot's distance, scaled in x so that it ends on it, sent as CDP mouse events at its recorded
+// times with a held button's pressure. Two readings: what Chromium's
+// event pipeline (on this loaded machine) does to a person's drag, and the
+// replay attack with a corpus the gateway has never seen.
+let humanPool = null
+function humans () {
+  if (humanPool) return humanPool
+  const { isHeldOutUser } = require('../../bench/trajectory/split.js')
+  const file = process.env.HUMAN_DRAGS || path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl')
+  humanPool = []
+  fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+    if (!line.trim()) return
+    const d = JSON.parse(line)
+    const p = d.points
+    // Rightward drags long enough to scale to a slot 40–100% of the way.
+    if (isHeldOutUser(d.source, d.user) && p.length >= 5 && p[p.length - 1][0] >= 150) humanPool.push({ line: i + 1, source: d.source, user: d.user, points: p })
+  })
+  return humanPool
+}
+
+async function dragHuman (page, rand) {
+  const client = page.target ? await page.target().createCDPSession() : await page.context().newCDPSession(page)
+  const { x0, y0, dist } = await aim(page, rand)
+  // A replayer with a corpus sends one of the drags nearest the slot's
+  // distance, so that little scaling is needed.
+  const pool = humans().slice().sort((a, b) => Math.abs(a.points[a.points.length - 1][0] - dist) - Math.abs(b.points[b.points.length - 1][0] - dist))
+  const d = pool[Math.floor(rand() * Math.min(8, pool.length))]
+  const p = d.points
+  const k = dist / p[p.length - 1][0]
+  const rec = recorder()
+  const mouse = (type, x, y, held) => {
+    if (type === 'mousePressed') rec.press(x, y); else rec.move(x, y)
+    return client.send('Input.dispatchMouseEvent', {
+      type, x, y, button: (type === 'mouseMoved' && !held) ? 'none' : 'left', buttons: held ? 1 : 0,
+      clickCount: type === 'mouseMoved' ? 0 : 1, force: held || type === 'mousePressed' ? 0.5 : 0, pointerType: 'mouse'
+    })
+  }
+  await mouse('mouseMoved', x0, y0, false)
+  await sleep(80 + rand() * 200)
+  await mouse('mousePressed', x0, y0, true)
+  const t0 = Date.now()
+  for (let i = 1; i < p.length; i++) {
+    const [x, y, t] = p[i]
+    const wait = t0 + t - Date.now()
+    if (wait > 0) await sleep(wait)
+    if (i === p.length - 1) await mouse('mouseReleased', x0 + x * k, y0 + y, false)
+    else await mouse('mouseMoved', x0 + x * k, y0 + y, true)
+  }
+  await client.detach().catch(() => {})
+  return { settings: { line: d.line, source: d.source, user: d.user, scale: k }, sent: rec.sent }
 }
 
 // The newest "slide judged" line of the gateway's JSON log written since
@@ -270,7 +409,7 @@ async function session (base, cfg, opts, rand) {
       return out
     }
     await sleep(900 + rand() * 600) // slide.js collects (Worker, iframe, permissions)
-    await drag(page, rand)
+    const dragged = await DRAGS[opts.drag](page, rand)
     for (let i = 0; i < 50 && !reply; i++) await sleep(100)
     if (errors.length) out.pageErrors = errors
     if (!reply) { out.outcome = 'no-reply'; return out }
@@ -283,6 +422,15 @@ async function session (base, cfg, opts, rand) {
     out.refused = !passed
     Object.assign(out, judged(opts.log, offset) || {})
     if (opts.fingerprint && posted) { try { out.fingerprint = JSON.parse(posted).fingerprint } catch (e) {} }
+    if (opts.drags && posted) {
+      // The drag as the page posted it, for `judgetool dump` or `caddy
+      // advcaptcha trajectories`: the judge alone, on what the browser made
+      // of the drag.
+      try {
+        const b = JSON.parse(posted)
+        fs.appendFileSync(opts.drags, JSON.stringify({ generator: opts.drag, config: cfg.name, settings: Object.assign({ drag: opts.drag }, dragged.settings), points: b.points, sent: dragged.sent }) + '\n')
+      } catch (e) {}
+    }
     return out
   } catch (e) {
     out.outcome = 'error'
@@ -296,7 +444,7 @@ async function session (base, cfg, opts, rand) {
 
 async function main () {
   const argv = process.argv.slice(2)
-  const opts = { configs: [], sessions: 1, log: null, seed: 1, fingerprint: false }
+  const opts = { configs: [], sessions: 1, log: null, seed: 1, fingerprint: false, drag: 'eased', drags: null }
   let base = null
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -308,13 +456,19 @@ async function main () {
     else if (a === '--careful') opts.careful = true
     else if (a === '--paranoid') opts.careful = 'paranoid'
     else if (a === '--driver') opts.driver = argv[++i]
+    else if (a === '--drag') opts.drag = argv[++i]
+    else if (a === '--drags') opts.drags = argv[++i]
     else if (a === '--list') { console.log(stealthEvasions().join('\n')); return }
     else if (!base) base = a.replace(/\/$/, '')
     else throw new Error('unexpected argument ' + a)
   }
   if (!base) throw new Error('usage: node drive.js BASE_URL [--config NAME]... [--sessions N] [--log FILE] [--seed S] [--fingerprint] [--careful|--paranoid] [--driver puppeteer|playwright]')
   if (!opts.configs.length) opts.configs.push('stealth-all')
+  if (!DRAGS[opts.drag]) throw new Error('--drag: one of ' + Object.keys(DRAGS).join(', '))
+  if (opts.drag === 'ghost-cursor' && opts.driver === 'playwright') throw new Error('--drag ghost-cursor drives puppeteer pages only')
   const rand = rng(opts.seed * 7919 + 17)
+  // ghost-cursor draws from Math.random: seeded too, so a run repeats.
+  Math.random = rng(opts.seed * 104729 + 3)
   for (const cfg of expand(opts.configs, opts.seed)) {
     for (let i = 0; i < opts.sessions; i++) console.log(JSON.stringify(await session(base, cfg, opts, rand)))
   }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The slide's trajectory judge against drags sent through Debian's headless
+# Chromium (issue 23, item 1): the real ghost-cursor and windmouse npm
+# libraries, the stealth drive's own eased drag, and held-out people's
+# recorded drags replayed at their own times (drive.js --drag). Each
+# session's drag is judged alone by this tree's judge (judgetool dump),
+# twice: as the page posted it, and as the script sent it — the difference
+# is what Chromium's event pipeline on this machine does to a drag.
+# Plain headless: the fingerprint refuses it anyway (RESULTS.md); this
+# measures the trajectory alone.
+#
+#   attack/stealth/drags.sh [SESSIONS_PER_KIND] [SEED] [KINDS]
+#
+# Writes attack/stealth/out/drags-SEED/{KIND.posted,KIND.sent}.jsonl and
+# prints, per kind, the share accepted (Score < 50) and clean (< 20, a
+# slide that may clear a client alone). Takes ~5 s a session.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-40}
+seed=${2:-1}
+kinds=${3:-"eased ghost-cursor windmouse human"}
+out=attack/stealth/out/drags-$seed
+mkdir -p "$out" /tmp/stealth
+[ -x bin/caddy ] || make -s build
+(cd attack/stealth && [ -d node_modules/ghost-cursor ] || npm ci --no-audit --no-fund >/dev/null)
+if ! curl -s -o /dev/null http://localhost:8790/; then
+	bin/caddy run --config attack/stealth/Caddyfile --adapter caddyfile >/tmp/stealth/drags-caddy.out 2>&1 &
+	caddy=$!
+	trap 'kill $caddy 2>/dev/null || true' EXIT
+	for _ in $(seq 50); do curl -s -o /dev/null http://localhost:8790/ && break; sleep 0.2; done
+fi
+for k in $kinds; do
+	rm -f "$out/$k.jsonl"
+	nice -n 10 node attack/stealth/drive.js http://localhost:8790 --config plain --sessions "$n" \
+		--seed "$seed" --drag "$k" --drags "$out/$k.jsonl" >"$out/$k.sessions.jsonl"
+	node -e '
+		const fs = require("fs"); const [src, dir, k] = process.argv.slice(1)
+		const lines = fs.readFileSync(src, "utf8").split("\n").filter(Boolean).map(JSON.parse)
+		for (const w of ["posted", "sent"]) fs.writeFileSync(dir + "/" + k + "." + w + ".jsonl",
+			lines.map(d => JSON.stringify({ generator: k, settings: d.settings, points: w === "posted" ? d.points : d.sent })).join("\n") + "\n")
+	' "$out/$k.jsonl" "$out" "$k"
+done
+judge() { bench/lab trajectory/judgetool dump "$1" | awk '{n++; if ($1 < 50) a++; if ($1 < 20) c++} END {printf "%d/%d = %.1f%% accepted, %d clean", a, n, 100*a/n, c}'; }
+echo "trajectory judge alone, drags through headless Chromium (seed $seed, $n sessions a kind):"
+for k in $kinds; do
+	echo "  $k: posted $(judge "$out/$k.posted.jsonl"); as sent $(judge "$out/$k.sent.jsonl")"
+done
