@@ -226,9 +226,10 @@ async function dragEased (page, rand) {
 // (its defaults: Bézier curve, Fitts-law point count, overshoot on long
 // moves), each point sent by puppeteer's page.mouse.move with the button
 // held. Its own cursor.mouseDown/moveTo do not drag: its moves carry no
-// button, so Chromium ends the press at the first one (the slide sees a
-// slip); an attacker soon learns to send its path this way. Its
-// Math.random is the drive's seeded one (main).
+// button, and in our try the page saw the press, a few moves with no
+// button held and no release, so nothing was posted; an attacker soon
+// learns to send its path this way. Its Math.random is the drive's seeded
+// one (main).
 async function dragGhostCursor (page, rand) {
   const { path: ghostPath } = require('ghost-cursor')
   const { x0, y0, dist } = await aim(page, rand)
