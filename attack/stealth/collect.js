@@ -239,9 +239,8 @@ async function main () {
     const client = await page.target().createCDPSession()
     for (let i = 0; i < opts.n; i++) {
       const d = await one(page, client, opts.kind, rand)
-      if (!d.points || d.points.length < 2) continue
+      if (!d.points || d.points.length < 2) { console.error(opts.kind + ': drag ' + i + ' recorded nothing'); continue }
       lines.push(JSON.stringify({ generator: 'browser_' + opts.kind.replace(/-/g, ''), settings: Object.assign({ kind: opts.kind, seed: opts.seed, i }, d.settings), points: d.points }))
-      if (i % 50 === 49) { await page.setContent(PAGE); await sleep(100) }
     }
   } finally {
     await browser.close()
