@@ -9,7 +9,9 @@
 # Kinds: ghost-cursor (defaults, awaited moves), ghost-cursor-random (spread,
 # moveSpeed, half with sleeps), windmouse (its waits slept), bezier and minjerk
 # (eased, sleep-paced); the check adds human (held-out people's drags
-# replayed over CDP: a replay family, never trained on). ~1–3 s a drag.
+# replayed over CDP: a replay family, never trained on). ~1–3 s a drag
+# (the randomised ghost-cursor's and windmouse's: several s, so dev has half as many).
+# KINDS="a b" collects only those (two runs side by side use both cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 what=${1:?usage: bench/trajectory/browser.sh dev|check}
@@ -20,9 +22,15 @@ check) seed=2 n=${N:-100} dir=bench/trajectory/out/browser kinds="ghost-cursor g
 *) echo "dev or check" >&2; exit 2 ;;
 esac
 mkdir -p "$dir"
+kinds=${KINDS:-$kinds}
 for k in $kinds; do
 	f=$dir/browser_${k//-/}.jsonl
 	[ -s "$f" ] && continue
-	node attack/stealth/collect.js --kind "$k" --n "$n" --seed "$seed" --out "$f.part"
+	# The randomised ghost-cursor's paths are long (up to ~400 points) and
+	# windmouse sleeps its waits: several seconds a drag through the
+	# browser, so the training set has half as many of them.
+	kn=$n
+	case $what/$k in dev/ghost-cursor-random | dev/windmouse) kn=$((n / 2)) ;; esac
+	node attack/stealth/collect.js --kind "$k" --n "$kn" --seed "$seed" --out "$f.part"
 	mv "$f.part" "$f"
 done

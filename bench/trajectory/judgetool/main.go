@@ -488,6 +488,15 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float6
 		final.Calibration = fmt.Sprintf("out-of-fold (5 folds by user) on dev people: refuse = rule %s over sources (and augmentations) = %.4f; clean = min(refuse/2, 85th percentile of people) = %.4f", *ruleFlag, refuse, clean)
 		flags += " -rule " + *ruleFlag
 	}
+	for _, k := range names {
+		if strings.HasPrefix(k, "browser_") {
+			// Machine drags as Chromium delivers them (bench/trajectory/browser.sh
+			// dev): v5's change over v4.
+			final.Version = "v5" + strings.TrimPrefix(final.Version, "v4") + "-browser"
+			gen += " && bench/trajectory/browser.sh dev"
+			break
+		}
+	}
 	final.Training = gen + " && bench/lab trajectory/judgetool " + flags + " train"
 	for i, d := range data {
 		if d.label == 1 {
