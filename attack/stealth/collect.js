@@ -22,7 +22,7 @@
 'use strict'
 
 const fs = require('fs')
-const path = require('path')
+const { rng, nearestDrag } = require('./replaysource')
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -65,16 +65,6 @@ body{margin:0;font:16px sans-serif}main{width:560px;margin:120px auto}
 })()
 </script></body></html>`
 
-function rng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -114,10 +104,9 @@ const KINDS = {
   bezier: (rand, x0, y0, dist) => eased(rand, x0, y0, dist, 'bezier'),
   minjerk: (rand, x0, y0, dist) => eased(rand, x0, y0, dist, 'minjerk'),
   human: (rand, x0, y0, dist) => {
-    const pool = humans().slice().sort((a, b) => Math.abs(a.points[a.points.length - 1][0] - dist) - Math.abs(b.points[b.points.length - 1][0] - dist))
-    const d = pool[Math.floor(rand() * Math.min(8, pool.length))]
+    const d = nearestDrag(dist, rand)
     const p = d.points
-    const k = dist / p[p.length - 1][0]
+    const k = d.k
     let last = 0
     return {
       points: p.slice(1).map(([x, y]) => ({ x: x0 + x * k, y: y0 + y })),
@@ -164,20 +153,6 @@ function eased (rand, x0, y0, dist, kind) {
   return { clock: { where, total, step }, settings: { easing, T: Math.round(T), step: Math.round(step * 10) / 10, f1: kind === 'minjerk' ? f1 : undefined } }
 }
 
-let humanPool = null
-function humans () {
-  if (humanPool) return humanPool
-  const { isHeldOutUser } = require('../../bench/trajectory/split.js')
-  const file = process.env.HUMAN_DRAGS || path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl')
-  humanPool = []
-  fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-    if (!line.trim()) return
-    const d = JSON.parse(line)
-    const p = d.points
-    if (isHeldOutUser(d.source, d.user) && p.length >= 5 && p[p.length - 1][0] >= 150) humanPool.push({ line: i + 1, source: d.source, user: d.user, points: p })
-  })
-  return humanPool
-}
 
 async function one (page, client, kind, rand) {
   const box = await (await page.$('#handle')).boundingBox()

@@ -37,6 +37,7 @@
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
+const { rng, nearestDrag } = require('./replaysource')
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -44,18 +45,6 @@ const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking'
 
 function stealthEvasions () {
   return [...require('puppeteer-extra-plugin-stealth')().enabledEvasions].sort()
-}
-
-// mulberry32: a small seeded PRNG so random subsets can be rerun.
-function rng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function expand (configs, seed) {
@@ -137,6 +126,18 @@ function recorder () {
   }
 }
 
+// Raw CDP mouse events, recorded by rec, with a pressure while the button
+// is held (force 0.5, as a real mouse reports; a careful attacker sets it).
+function cdpMouse (client, rec) {
+  return (type, x, y, held) => {
+    if (type === 'mousePressed') rec.press(x, y); else rec.move(x, y)
+    return client.send('Input.dispatchMouseEvent', {
+      type, x, y, button: (type === 'mouseMoved' && !held) ? 'none' : 'left', buttons: held ? 1 : 0,
+      clickCount: type === 'mouseMoved' ? 0 : 1, force: held || type === 'mousePressed' ? 0.5 : 0, pointerType: 'mouse'
+    })
+  }
+}
+
 // Where the drag starts and how far it must go: the handle's centre (a few
 // pixels off), and the slot's place read from the ticket's image (the
 // darkest pixels' mean column), as any script can.
@@ -176,13 +177,7 @@ async function dragEased (page, rand) {
   const client = page.target ? await page.target().createCDPSession() : await page.context().newCDPSession(page)
   const { x0, y0, dist } = await aim(page, rand)
   const rec = recorder()
-  const mouse = (type, x, y, held) => {
-    if (type === 'mousePressed') rec.press(x, y); else rec.move(x, y)
-    return client.send('Input.dispatchMouseEvent', {
-      type, x, y, button: (type === 'mouseMoved' && !held) ? 'none' : 'left', buttons: held ? 1 : 0,
-      clickCount: type === 'mouseMoved' ? 0 : 1, force: held || type === 'mousePressed' ? 0.5 : 0, pointerType: 'mouse'
-    })
-  }
+  const mouse = cdpMouse(client, rec)
   const xs = x0 - 40 - rand() * 60; const ys = y0 + 30 + rand() * 40
   for (let i = 0; i <= 8; i++) {
     const s = i / 8
@@ -281,39 +276,15 @@ async function dragWindMouse (page, rand) {
 // times with a held button's pressure. Two readings: what Chromium's
 // event pipeline (on this loaded machine) does to a person's drag, and the
 // replay attack with a corpus the gateway has never seen.
-let humanPool = null
-function humans () {
-  if (humanPool) return humanPool
-  const { isHeldOutUser } = require('../../bench/trajectory/split.js')
-  const file = process.env.HUMAN_DRAGS || path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl')
-  humanPool = []
-  fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-    if (!line.trim()) return
-    const d = JSON.parse(line)
-    const p = d.points
-    // Rightward drags long enough to scale to a slot 40–100% of the way.
-    if (isHeldOutUser(d.source, d.user) && p.length >= 5 && p[p.length - 1][0] >= 150) humanPool.push({ line: i + 1, source: d.source, user: d.user, points: p })
-  })
-  return humanPool
-}
 
 async function dragHuman (page, rand) {
   const client = page.target ? await page.target().createCDPSession() : await page.context().newCDPSession(page)
   const { x0, y0, dist } = await aim(page, rand)
-  // A replayer with a corpus sends one of the drags nearest the slot's
-  // distance, so that little scaling is needed.
-  const pool = humans().slice().sort((a, b) => Math.abs(a.points[a.points.length - 1][0] - dist) - Math.abs(b.points[b.points.length - 1][0] - dist))
-  const d = pool[Math.floor(rand() * Math.min(8, pool.length))]
+  const d = nearestDrag(dist, rand)
   const p = d.points
-  const k = dist / p[p.length - 1][0]
+  const k = d.k
   const rec = recorder()
-  const mouse = (type, x, y, held) => {
-    if (type === 'mousePressed') rec.press(x, y); else rec.move(x, y)
-    return client.send('Input.dispatchMouseEvent', {
-      type, x, y, button: (type === 'mouseMoved' && !held) ? 'none' : 'left', buttons: held ? 1 : 0,
-      clickCount: type === 'mouseMoved' ? 0 : 1, force: held || type === 'mousePressed' ? 0.5 : 0, pointerType: 'mouse'
-    })
-  }
+  const mouse = cdpMouse(client, rec)
   await mouse('mouseMoved', x0, y0, false)
   await sleep(80 + rand() * 200)
   await mouse('mousePressed', x0, y0, true)
