@@ -22,7 +22,7 @@
 'use strict'
 
 const fs = require('fs')
-const { rng, nearestDrag } = require('./replaysource')
+const { rng, gaps, ghostCursorPlan, windMousePlan, nearestDrag } = require('./dragplans')
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -65,19 +65,14 @@ body{margin:0;font:16px sans-serif}main{width:560px;margin:120px auto}
 })()
 </script></body></html>`
 
-
 const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
 
 // Each kind returns { points: [{x, y}] in page pixels from (x0, y0),
 // waits: ms to sleep before each point (null: awaited moves only),
 // settings }.
 const KINDS = {
-  'ghost-cursor': (rand, x0, y0, dist) => {
-    const { path: ghostPath } = require('ghost-cursor')
-    return { points: ghostPath({ x: x0, y: y0 }, { x: x0 + dist, y: y0 + (rand() - 0.5) * 6 }), waits: null, settings: {} }
-  },
+  'ghost-cursor': (rand, x0, y0, dist) => ghostCursorPlan(rand, x0, y0, dist),
   'ghost-cursor-random': (rand, x0, y0, dist) => {
-    const { path: ghostPath } = require('ghost-cursor')
     const spread = [undefined, 3, 8, 15, 30][Math.floor(rand() * 5)]
     // ghost-cursor makes (log2 Fitts + 75 / moveSpeed) · 3 points: speeds
     // under ~5 give 400–2,300-point, 5–40 s drags that the judge's duration
@@ -87,30 +82,19 @@ const KINDS = {
     if (spread !== undefined) opts.spreadOverride = spread
     if (moveSpeed !== undefined) opts.moveSpeed = moveSpeed
     const sleepy = rand() < 0.5
-    const points = ghostPath({ x: x0, y: y0 }, { x: x0 + dist, y: y0 + (rand() - 0.5) * 6 }, opts)
+    const { points } = ghostCursorPlan(rand, x0, y0, dist, opts)
     return { points, waits: sleepy ? points.map(() => 2 + rand() * 12) : null, settings: Object.assign({ sleepy }, opts) }
   },
-  windmouse: async (rand, x0, y0, dist) => {
-    const WindMouse = require('windmouse')
-    const u = (a, b) => a + (b - a) * rand()
-    const settings = {
-      startX: Math.round(x0), startY: Math.round(y0), endX: Math.round(x0 + dist), endY: Math.round(y0),
-      gravity: u(3, 10), wind: u(1, 6), minWait: u(1, 4), maxWait: u(4, 10), maxStep: u(1, 4), targetArea: u(3, 10)
-    }
-    const p = await new WindMouse(Math.floor(rand() * 1e6)).GeneratePoints(Object.assign({}, settings))
-    let last = 0
-    return { points: p.map(([x, y]) => ({ x, y })), waits: p.map(([, , t]) => { const w = t - last; last = t; return Math.max(0, w) }), settings }
-  },
+  windmouse: windMousePlan,
   bezier: (rand, x0, y0, dist) => eased(rand, x0, y0, dist, 'bezier'),
   minjerk: (rand, x0, y0, dist) => eased(rand, x0, y0, dist, 'minjerk'),
   human: (rand, x0, y0, dist) => {
     const d = nearestDrag(dist, rand)
     const p = d.points
     const k = d.k
-    let last = 0
     return {
       points: p.slice(1).map(([x, y]) => ({ x: x0 + x * k, y: y0 + y })),
-      waits: p.slice(1).map(([, , t]) => { const w = t - last; last = t; return w }),
+      waits: gaps(p.slice(1).map(([, , t]) => t)),
       settings: { line: d.line, source: d.source, user: d.user, scale: k }
     }
   }
@@ -152,7 +136,6 @@ function eased (rand, x0, y0, dist, kind) {
   const total = kind === 'bezier' ? T : T + T2
   return { clock: { where, total, step }, settings: { easing, T: Math.round(T), step: Math.round(step * 10) / 10, f1: kind === 'minjerk' ? f1 : undefined } }
 }
-
 
 async function one (page, client, kind, rand) {
   const box = await (await page.$('#handle')).boundingBox()

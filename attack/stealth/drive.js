@@ -37,7 +37,7 @@
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
-const { rng, nearestDrag } = require('./replaysource')
+const { rng, ghostCursorPlan, windMousePlan, nearestDrag } = require('./dragplans')
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -217,66 +217,44 @@ async function dragEased (page, rand) {
   return { settings: { T1: Math.round(T1), T2: Math.round(T2), f1 }, sent: rec.sent }
 }
 
-// The real ghost-cursor library: its path() from the handle to the slot
-// (its defaults: Bézier curve, Fitts-law point count, overshoot on long
-// moves), each point sent by puppeteer's page.mouse.move with the button
-// held. Its own cursor.mouseDown/moveTo do not drag: its moves carry no
-// button, and in our try the page saw the press, a few moves with no
-// button held and no release, so nothing was posted; an attacker soon
-// learns to send its path this way. Its Math.random is the drive's seeded
-// one (main).
-async function dragGhostCursor (page, rand) {
-  const { path: ghostPath } = require('ghost-cursor')
-  const { x0, y0, dist } = await aim(page, rand)
-  const end = { x: x0 + dist, y: y0 + (rand() - 0.5) * 6 }
-  const points = ghostPath({ x: x0, y: y0 }, end)
-  await page.mouse.move(x0, y0)
-  await sleep(80 + rand() * 200)
-  const rec = recorder()
-  await page.mouse.down()
-  rec.press(x0, y0)
-  for (const v of points) { rec.move(v.x, v.y); await page.mouse.move(v.x, v.y) }
-  await sleep(rand() * 120)
-  rec.move(points[points.length - 1].x, points[points.length - 1].y)
-  await page.mouse.up()
-  return { settings: { n: points.length }, sent: rec.sent }
-}
+// The real ghost-cursor library's path() to the slot (its defaults) and
+// the npm windmouse package's points (its waits slept), each point sent
+// by puppeteer's page.mouse.move with the button held. Ghost-cursor's own
+// cursor.mouseDown/moveTo do not drag: its moves carry no button, and in
+// our try the page saw the press, a few moves with no button held and no
+// release, so nothing was posted; an attacker soon learns to send its path
+// this way. Its Math.random is the drive's seeded one (main).
+function dragGhostCursor (page, rand) { return dragPlanned(page, rand, ghostCursorPlan) }
+function dragWindMouse (page, rand) { return dragPlanned(page, rand, windMousePlan) }
 
-// The npm windmouse package (a port of BenLand100's WindMouse): its points
-// from the handle to the slot, each sent by puppeteer's page.mouse.move
-// after the package's own wait (its README's ranges of settings).
-async function dragWindMouse (page, rand) {
-  const WindMouse = require('windmouse')
+async function dragPlanned (page, rand, plan) {
   const { x0, y0, dist } = await aim(page, rand)
-  const u = (a, b) => a + (b - a) * rand()
-  const settings = {
-    startX: Math.round(x0), startY: Math.round(y0), endX: Math.round(x0 + dist), endY: Math.round(y0),
-    gravity: u(3, 10), wind: u(1, 6), minWait: u(1, 4), maxWait: u(4, 10), maxStep: u(1, 4), targetArea: u(3, 10)
-  }
-  const points = await new WindMouse(Math.floor(rand() * 1e6)).GeneratePoints(Object.assign({}, settings))
+  const { points, waits, settings } = await plan(rand, x0, y0, dist)
   await page.mouse.move(x0, y0)
   await sleep(80 + rand() * 200)
   const rec = recorder()
   await page.mouse.down()
   rec.press(x0, y0)
-  let last = 0; let at = [x0, y0]
-  for (const [x, y, t] of points) {
-    await sleep(Math.max(0, t - last)); last = t
-    rec.move(x, y); at = [x, y]
-    await page.mouse.move(x, y)
+  let at = { x: x0, y: y0 }
+  for (let i = 0; i < points.length; i++) {
+    if (waits) await sleep(waits[i])
+    at = points[i]
+    rec.move(at.x, at.y)
+    await page.mouse.move(at.x, at.y)
   }
-  rec.move(at[0], at[1])
+  if (!waits) await sleep(rand() * 120)
+  rec.move(at.x, at.y)
   await page.mouse.up()
-  return { settings, sent: rec.sent }
+  return { settings: Object.assign({ n: points.length }, settings), sent: rec.sent }
 }
 
 // A held-out person's recorded drag (../shared/data, the users
 // bench/trajectory/split.js holds out of the judge's training), one of
-// those nearest the slot's distance, scaled in x so that it ends on it, sent as CDP mouse events at its recorded
-// times with a held button's pressure. Two readings: what Chromium's
-// event pipeline (on this loaded machine) does to a person's drag, and the
-// replay attack with a corpus the gateway has never seen.
-
+// those nearest the slot's distance, scaled in x so that it ends on it,
+// sent as CDP mouse events at its recorded times with a held button's
+// pressure. Two readings: what Chromium's event pipeline (on this loaded
+// machine) does to a person's drag, and the replay attack with a corpus
+// the gateway has never seen.
 async function dragHuman (page, rand) {
   const client = page.target ? await page.target().createCDPSession() : await page.context().newCDPSession(page)
   const { x0, y0, dist } = await aim(page, rand)
