@@ -15,14 +15,15 @@ make -s build
 B=bin/caddy
 D=bench/out/robust
 out=$D/robust-wide-clean
-for d in adv-train adv-8204000 adv-8208000 adv-8212000 adv-8216000 adv-8220000 adv-8224000 adv-8228000 clean-train adv-val guard-served; do
+train=(adv-train adv-8204000 adv-8208000 adv-8212000 adv-8216000 adv-8220000 adv-8224000 adv-8228000 clean-train)
+for d in "${train[@]}" adv-val guard-served; do
 	[ -f $D/$d/labels.csv ] || { echo "missing $D/$d: run STAGES=6 bench/adversarial/train-robust.sh first" >&2; exit 1; }
 done
 if [ ! -f $out.crnn ]; then
 	resume=""
 	[ -f $out.ckpt ] && resume=--resume
 	data=()
-	for d in adv-train adv-8204000 adv-8208000 adv-8212000 adv-8216000 adv-8220000 adv-8224000 adv-8228000 clean-train; do data+=(--data "$D/$d"); done
+	for d in "${train[@]}"; do data+=(--data "$D/$d"); done
 	OPENBLAS_NUM_THREADS=1 $B advcaptcha train "${data[@]}" --val $D/adv-val \
 		--out $out.crnn --checkpoint $out.ckpt --curve $out.curve.png \
 		--epochs 12 --batch 32 --workers 2 --lr 1e-3 --seed 9 $resume \
