@@ -2,7 +2,9 @@
 # The slide's trajectory judge against drags sent through Debian's headless
 # Chromium (issue 23, item 1): the real ghost-cursor and windmouse npm
 # libraries, the stealth drive's own eased drag, and held-out people's
-# recorded drags replayed at their own times (drive.js --drag). Each
+# recorded drags replayed at their own times (drive.js --drag); the kind
+# ghost-cursor-playwright (a library no training set has, driven by
+# playwright) when named in KINDS. Each
 # session's drag is judged alone by this tree's judge (judgetool dump),
 # twice: as the page posted it, and as the script sent it — the difference
 # is what Chromium's event pipeline on this machine does to a drag.
@@ -22,7 +24,7 @@ kinds=${3:-"eased ghost-cursor windmouse human"}
 out=attack/stealth/out/drags-$seed
 mkdir -p "$out" /tmp/stealth
 [ -x bin/caddy ] || make -s build
-(cd attack/stealth && [ -d node_modules/ghost-cursor ] || npm ci --no-audit --no-fund >/dev/null)
+(cd attack/stealth && [ -d node_modules/ghost-cursor-playwright ] || npm ci --no-audit --no-fund >/dev/null)
 if ! curl -s -o /dev/null http://localhost:8790/; then
 	bin/caddy run --config attack/stealth/Caddyfile --adapter caddyfile >/tmp/stealth/drags-caddy.out 2>&1 &
 	caddy=$!
@@ -31,8 +33,10 @@ if ! curl -s -o /dev/null http://localhost:8790/; then
 fi
 for k in $kinds; do
 	rm -f "$out/$k.jsonl"
+	driver=puppeteer
+	[ "$k" = ghost-cursor-playwright ] && driver=playwright
 	nice -n 10 node attack/stealth/drive.js http://localhost:8790 --config plain --sessions "$n" \
-		--seed "$seed" --drag "$k" --drags "$out/$k.jsonl" >"$out/$k.sessions.jsonl"
+		--seed "$seed" --drag "$k" --driver $driver --drags "$out/$k.jsonl" >"$out/$k.sessions.jsonl"
 	node -e '
 		const fs = require("fs"); const [src, dir, k] = process.argv.slice(1)
 		const lines = fs.readFileSync(src, "utf8").split("\n").filter(Boolean).map(JSON.parse)

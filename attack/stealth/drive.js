@@ -166,7 +166,7 @@ async function aim (page, rand) {
 
 // The drag kinds (--drag). Each returns what it did (its settings), for
 // the --drags file, and what it sent.
-const DRAGS = { eased: dragEased, 'ghost-cursor': dragGhostCursor, windmouse: dragWindMouse, human: dragHuman }
+const DRAGS = { eased: dragEased, 'ghost-cursor': dragGhostCursor, 'ghost-cursor-playwright': dragGhostCursorPlaywright, windmouse: dragWindMouse, human: dragHuman }
 
 // A human-like eased drag, sent as raw CDP mouse events with a pressure
 // (force 0.5, as a real mouse reports while its button is held; a careful
@@ -246,6 +246,33 @@ async function dragPlanned (page, rand, plan) {
   rec.move(at.x, at.y)
   await page.mouse.up()
   return { settings: Object.assign({ n: points.length }, settings), sent: rec.sent }
+}
+
+// The npm ghost-cursor-playwright library (2.1.0, the older ghost-cursor
+// path: a Bézier curve's points sent back to back, no waits), used the way
+// its README suggests and a slider solver would: its cursor moves to the
+// handle, playwright's page.mouse presses (playwright then sends the held
+// button with every move), the cursor moves to the slot, the mouse is
+// released. No training set has this library; a check of a tool the judge
+// was never shown. Its Math.random is the drive's seeded one (main).
+async function dragGhostCursorPlaywright (page, rand) {
+  if (!page.context) throw new Error('--drag ghost-cursor-playwright drives playwright pages only (--driver playwright)')
+  const { createCursor } = require('ghost-cursor-playwright')
+  const { x0, y0, dist } = await aim(page, rand)
+  const cursor = await createCursor(page, { debug: false })
+  const rec = recorder()
+  const move = page.mouse.move.bind(page.mouse)
+  page.mouse.move = async (x, y, o) => { rec.move(x, y); return move(x, y, o) }
+  try {
+    await cursor.actions.move({ x: x0, y: y0 })
+    await page.mouse.down()
+    rec.press(x0, y0)
+    await cursor.actions.move({ x: x0 + dist, y: y0 })
+    await page.mouse.up()
+  } finally {
+    page.mouse.move = move
+  }
+  return { settings: { library: 'ghost-cursor-playwright@2.1.0' }, sent: rec.sent }
 }
 
 // A held-out person's recorded drag (../shared/data, the users
