@@ -177,6 +177,28 @@ async function one (page, client, kind, rand) {
   return { settings: plan.settings, points }
 }
 
+// ghost-cursor-playwright's drag, as drive.js sends it on the real page:
+// the library's own moves (its older ghost-cursor path, points sent back to
+// back through playwright's page.mouse) with playwright's button held.
+async function oneGhostCursorPlaywright (page, cursor, rand) {
+  const box = await page.locator('#handle').boundingBox()
+  const x0 = box.x + box.width / 2 + (rand() - 0.5) * 10
+  const y0 = box.y + box.height / 2 + (rand() - 0.5) * 10
+  const dist = 150 + rand() * 300
+  await cursor.actions.move({ x: x0, y: y0 })
+  await sleep(60 + rand() * 150)
+  const n = await page.evaluate(() => window.drags.length)
+  await page.mouse.down()
+  await cursor.actions.move({ x: x0 + dist, y: y0 })
+  await page.mouse.up()
+  for (let i = 0; i < 50; i++) {
+    if (await page.evaluate((n) => window.drags.length > n, n)) break
+    await sleep(20)
+  }
+  const points = await page.evaluate(() => window.drags[window.drags.length - 1])
+  return { settings: { library: 'ghost-cursor-playwright@2.1.0' }, points }
+}
+
 async function main () {
   const argv = process.argv.slice(2)
   const opts = { n: 100, seed: 1, kind: 'ghost-cursor', out: null }
@@ -188,11 +210,14 @@ async function main () {
     else if (a === '--out') opts.out = argv[++i]
     else throw new Error('unexpected argument ' + a)
   }
-  if (!KINDS[opts.kind]) throw new Error('--kind: one of ' + Object.keys(KINDS).join(', '))
+  const gcp = opts.kind === 'ghost-cursor-playwright'
+  if (!KINDS[opts.kind] && !gcp) throw new Error('--kind: one of ' + Object.keys(KINDS).concat('ghost-cursor-playwright').join(', '))
   if (!opts.out) throw new Error('usage: node collect.js --kind KIND --n N --seed S --out FILE.jsonl')
   const rand = rng(opts.seed * 7919 + 29)
   Math.random = rng(opts.seed * 104729 + 5) // ghost-cursor's
-  const browser = await require('puppeteer-core').launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
+  const browser = gcp
+    ? await require('playwright-core').chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
+    : await require('puppeteer-core').launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
   // Each drag is appended as it is made, so a long run shows its progress
   // and keeps what it made if stopped.
   fs.writeFileSync(opts.out, '')
@@ -200,9 +225,10 @@ async function main () {
   try {
     const page = await browser.newPage()
     await page.setContent(PAGE)
-    const client = await page.target().createCDPSession()
+    const client = gcp ? null : await page.target().createCDPSession()
+    const cursor = gcp ? await require('ghost-cursor-playwright').createCursor(page, { debug: false }) : null
     for (let i = 0; i < opts.n; i++) {
-      const d = await one(page, client, opts.kind, rand)
+      const d = gcp ? await oneGhostCursorPlaywright(page, cursor, rand) : await one(page, client, opts.kind, rand)
       if (!d.points || d.points.length < 2) { console.error(opts.kind + ': drag ' + i + ' recorded nothing'); continue }
       fs.appendFileSync(opts.out, JSON.stringify({ generator: 'browser_' + opts.kind.replace(/-/g, ''), settings: Object.assign({ kind: opts.kind, seed: opts.seed, i }, d.settings), points: d.points }) + '\n')
       made++
