@@ -11,6 +11,7 @@
 #   FILTERS="binarize median" FROM=bilstm bench/adversarial/train-preprocessed.sh
 #   COUNT=10000 EPOCHS=2 …                                  # training set and passes
 #   STYLE='{}' TAG=shaded FILTERS="none binarize" …  # the default (shaded) style; untagged: unshaded
+#   CONTINUE=1 EPOCHS=3 STYLE='{}' TAG=shaded FILTERS=open …  # train a solver further, from itself
 #
 # Writes bench/adversarial/solvers/<from>-<filter>[-<tag>].crnn (filter
 # "none": fine-tuned on the style's clean captchas, an attacker who simply
@@ -27,6 +28,10 @@ FILTERS=${FILTERS:-binarize}
 COUNT=${COUNT:-10000}
 EPOCHS=${EPOCHS:-2}
 TAG=${TAG:-}
+# CONTINUE=1 trains an existing <from>-<filter>[-<tag>] solver EPOCHS more
+# from itself (its own checkpoint, <name>-more), for a solver that has not
+# yet learnt to read the clean captchas through its filter.
+CONTINUE=${CONTINUE:-}
 # Untagged solvers are the unshaded style's (renderer captcha/1, the default
 # until 2026-12-07), which the committed <from>-<filter>.crnn were trained on.
 STYLE=${STYLE:-'{"shading":-1}'}
@@ -42,19 +47,29 @@ for f in $FILTERS; do
 	name=$FROM-$f${TAG:+-$TAG}
 	filter=$f
 	[ "$f" = none ] && filter=""
-	[ -f $S/$name.crnn ] && continue
+	init=$S/$FROM.crnn run=$name
+	if [ -n "$CONTINUE" ]; then
+		[ -f $S/$name.crnn ] || { echo "CONTINUE: no $S/$name.crnn to continue" >&2; exit 1; }
+		run=$name-more
+		[ -f $D/$run.crnn ] && continue
+		# The solver it starts from is kept until the run is done.
+		[ -f $D/$name.start.crnn ] || cp $S/$name.crnn $D/$name.start.crnn
+		init=$D/$name.start.crnn
+	else
+		[ -f $S/$name.crnn ] && continue
+	fi
 	resume=""
-	[ -f $D/$name.ckpt ] && resume=--resume
-	OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --init $S/$FROM.crnn --filter "$filter" \
-		--out $D/$name.crnn --checkpoint $D/$name.ckpt --curve $S/$name.curve.png \
+	[ -f $D/$run.ckpt ] && resume=--resume
+	OPENBLAS_NUM_THREADS=1 $B advcaptcha train --data $D/train --val $D/val --init $init --filter "$filter" \
+		--out $D/$run.crnn --checkpoint $D/$run.ckpt --curve $S/$run.curve.png \
 		--epochs "$EPOCHS" --batch 32 --workers 2 --lr 3e-4 --no-augment $resume \
 		--about "transfer solver $FROM fine-tuned on $f-preprocessed captchas of style $STYLE for bench/adversarial (issue 26)"
 	# The final model or the best epoch's, whichever reads more of the
 	# preprocessed validation set.
 	solved() { $B advcaptcha eval --model "$1" --data $D/val --filter "$filter" | awk '/^solved/ {split($2, a, "/"); print a[1]}'; }
-	if [ -f $D/$name.crnn.best ] && [ "$(solved $D/$name.crnn.best)" -gt "$(solved $D/$name.crnn)" ]; then
-		cp $D/$name.crnn.best $S/$name.crnn
+	if [ -f $D/$run.crnn.best ] && [ "$(solved $D/$run.crnn.best)" -gt "$(solved $D/$run.crnn)" ]; then
+		cp $D/$run.crnn.best $S/$name.crnn
 	else
-		cp $D/$name.crnn $S/$name.crnn
+		cp $D/$run.crnn $S/$name.crnn
 	fi
 done
