@@ -12,6 +12,11 @@
 # measures the trajectory alone.
 #
 #   attack/stealth/drags.sh [SESSIONS_PER_KIND] [SEED] [KINDS]
+#   LOAD=2 attack/stealth/drags.sh …   # with 2 busy loops beside the browser
+#
+# LOAD=N keeps N busy loops running beside the (nice 10) browser: an
+# attacker's machine running other sessions, where every move's round
+# trip waits for frames the busy renderer is late to draw.
 #
 # Writes attack/stealth/out/drags-SEED/{KIND.posted,KIND.sent}.jsonl and
 # prints, per kind, the share accepted (Score < 50) and clean (< 20, a
@@ -23,12 +28,17 @@ seed=${2:-1}
 kinds=${3:-"eased ghost-cursor windmouse human"}
 out=attack/stealth/out/drags-$seed
 mkdir -p "$out" /tmp/stealth
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+for _ in $(seq "${LOAD:-0}"); do
+	(while :; do :; done) &
+	pids+=($!)
+done
 [ -x bin/caddy ] || make -s build
 (cd attack/stealth && [ -d node_modules/ghost-cursor-playwright ] || npm ci --no-audit --no-fund >/dev/null)
 if ! curl -s -o /dev/null http://localhost:8790/; then
 	bin/caddy run --config attack/stealth/Caddyfile --adapter caddyfile >/tmp/stealth/drags-caddy.out 2>&1 &
-	caddy=$!
-	trap 'kill $caddy 2>/dev/null || true' EXIT
+	pids+=($!)
 	for _ in $(seq 50); do curl -s -o /dev/null http://localhost:8790/ && break; sleep 0.2; done
 fi
 for k in $kinds; do
