@@ -497,6 +497,15 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float6
 			break
 		}
 	}
+	for _, k := range names {
+		if strings.HasPrefix(k, "browser_") && strings.HasSuffix(k, "load") {
+			// v6's change over v5: a library v5 never saw, and machine drags
+			// through a browser on a loaded machine.
+			final.Version = "v6" + strings.TrimPrefix(final.Version, "v5") + "-load"
+			gen += ` && KINDS=ghost-cursor-playwright bench/trajectory/browser.sh dev && LOAD=2 KINDS="ghost-cursor-playwright ghost-cursor minjerk" bench/trajectory/browser.sh dev`
+			break
+		}
+	}
 	final.Training = gen + " && bench/lab trajectory/judgetool " + flags + " train"
 	for i, d := range data {
 		if d.label == 1 {
