@@ -5,7 +5,7 @@
 // first, release last, relative to the press, mostly horizontal,
 // 150–400 px).
 //
-//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh] [--fresh2] [--fresh3] [--standin]
+//   node gen.js [--out DIR] [--n N] [--human FILE] [--variety] [--fresh] [--fresh2] [--fresh3] [--fresh4] [--standin]
 //
 // writes DIR/dev/<family>.jsonl and DIR/heldout/<family>.jsonl. The two
 // splits use different seeds AND different parameter settings (see
@@ -20,6 +20,9 @@
 // and fresh output is the same with or without either. --fresh3 writes
 // only DIR/fresh3/, the fifth split (seed 5005), made after the v4 decision
 // was committed, with settings none of the others nor the stand-in uses.
+// --fresh4 writes only DIR/fresh4/, the sixth split (seed 6006), made in
+// session 19 after the fifth had been looked at three times (v4, v5 and
+// the unshipped v6), for the next judge decision.
 // --standin writes only DIR/standin/: the development stand-in for
 // held-out eased drags (development seeds, sharper easings and longer
 // drags; scored by judgetool -unseen DIR). Since v4 it is also a training
@@ -135,6 +138,24 @@ const SETTINGS = {
     noisePx: [0, 2.2],
     humanHz: [60, 180],
   },
+  // Only with --fresh4: the sixth split (seed 6006), made after the fifth
+  // had been looked at three times; settings none of the others uses —
+  // the CSS in-out and Material curves and composed sine∘quint, Erlang-3
+  // intervals with missed frames, 65, 130 and 200 Hz frame clocks.
+  // Replays come from held-out users' drags.
+  fresh4: {
+    seed: 6006,
+    dist: [160, 390],
+    gcSpread: [undefined, 3, 10, 20, 40, 60],
+    gcMoveSpeed: [undefined, 0.8, 1.5, 3, 8],
+    frameMS: [15.385, 7.692, 5],                      // 65, 130, 200 Hz
+    wmGravity: [4.5, 9.5], wmWind: [2, 5.5], wmMaxStep: [1.4, 3], wmWait: [[1, 5], [2, 5]],
+    canonGravity: [7, 11], canonWind: [2, 4], canonMaxStep: [10, 16], canonTarget: [8, 14], canonWait: [[2, 8], [5, 15]],
+    easings: ['cssinout', 'cssmaterial', 'sinequint'],
+    duration: [300, 2100],
+    noisePx: [0, 2],
+    humanHz: [65, 190],
+  },
   // Only with --standin: the development stand-in for held-out eased drags
   // (trajectory/RESULTS.md, "The dev stand-in"). Development data only (dev
   // seed family; no held-out drag is read); v4's training family
@@ -200,10 +221,11 @@ function humanIntervals(n, split) {
     else if (split === 'fresh') dt = base * (0.5 - 0.5 * Math.log(1 - rnd())) + (rnd() < 0.03 ? base * uni(2, 4) : 0); // shifted exponential, stalls
     else if (split === 'fresh2') dt = rnd() < 0.04 ? 0.5 : (base * Math.sqrt(-Math.log(1 - rnd()))) / 0.8862; // Weibull (shape 2, CV 0.52), 4% coalesced pairs
     else if (split === 'fresh3') dt = base * (0.7 + 0.3 * (rnd() + rnd())) + (rnd() < 0.06 ? base : 0) + (rnd() < 0.02 ? 2 * base : 0); // triangular ±30%, missed frames
+    else if (split === 'fresh4') dt = (base * -(Math.log(1 - rnd()) + Math.log(1 - rnd()) + Math.log(1 - rnd()))) / 3 + (rnd() < 0.03 ? base : 0); // Erlang-3 (CV 0.58), missed frames
     else dt = base * (0.6 + 0.8 * rnd()) + (rnd() < 0.05 ? base * uni(1, 3) : 0);
     ts.push(ts[i - 1] + Math.max(0.5, dt));
   }
-  lastIntervals = { dev: 'lognormal', heldout: 'uniform', fresh: 'shiftedexp', fresh2: 'weibull', fresh3: 'triangular' }[split];
+  lastIntervals = { dev: 'lognormal', heldout: 'uniform', fresh: 'shiftedexp', fresh2: 'weibull', fresh3: 'triangular', fresh4: 'erlang3' }[split];
   return ts;
 }
 
@@ -400,8 +422,8 @@ function gcHumanTimed(split) {
       opts.easing = e.name; opts.group = e.group;
     } else if (split === 'dev') {
       e = { f: (u) => ease(pick(['cubic', 'sine', 'quad', 'smoother']), u) }; // v1: a fresh pick at every event
-    } else if (split === 'fresh' || split === 'fresh2' || split === 'fresh3') {
-      const name = pick({ fresh: ['sext', 'outquart', 'outexpo'], fresh2: ['sept', 'outquint', 'outcirc', 'smoothest'], fresh3: SETTINGS.fresh3.easings }[split]);
+    } else if (split === 'fresh' || split === 'fresh2' || split === 'fresh3' || split === 'fresh4') {
+      const name = pick({ fresh: ['sext', 'outquart', 'outexpo'], fresh2: ['sept', 'outquint', 'outcirc', 'smoothest'], fresh3: SETTINGS.fresh3.easings, fresh4: SETTINGS.fresh4.easings }[split]);
       e = { name, f: (u) => ease(name, u) };
       opts.easing = name;
     }
@@ -511,6 +533,9 @@ function ease(name, u) {
     case 'cssoutsharp': return cssBezier(0.16, 1, 0.3, 1, u); // cubic-bezier(.16,1,.3,1)
     case 'sinesine': return ease('sine', ease('sine', u));
     case 'smoother2': return ease('smoother', ease('smoother', u));
+    case 'cssinout': return cssBezier(0.42, 0, 0.58, 1, u); // CSS "ease-in-out"
+    case 'cssmaterial': return cssBezier(0.4, 0, 0.2, 1, u); // Material's standard curve
+    case 'sinequint': return ease('sine', ease('quint', u));
     case 'inoutback': { // in-out back: overshoots at both ends
       const c2 = 1.70158 * 1.525;
       return u < 0.5 ? (Math.pow(2 * u, 2) * ((c2 + 1) * 2 * u - c2)) / 2 : (Math.pow(2 * u - 2, 2) * ((c2 + 1) * (u * 2 - 2) + c2) + 2) / 2;
@@ -619,7 +644,7 @@ function minJerkNoise(split) {
 function sigmaLognormal(split) {
   const s = SETTINGS[split];
   const dist = uni(s.dist[0], s.dist[1]);
-  const n = { dev: () => pick([1, 2, 2, 3]), heldout: () => pick([2, 3, 3, 4]), fresh: () => pick([1, 3, 4, 5]), fresh2: () => pick([2, 4, 6]), fresh3: () => pick([2, 5, 7]) }[split]();
+  const n = { dev: () => pick([1, 2, 2, 3]), heldout: () => pick([2, 3, 3, 4]), fresh: () => pick([1, 3, 4, 5]), fresh2: () => pick([2, 4, 6]), fresh3: () => pick([2, 5, 7]), fresh4: () => pick([3, 4, 6]) }[split]();
   const comps = [];
   let t0 = 0, remaining = dist;
   for (let k = 0; k < n; k++) {
@@ -676,7 +701,7 @@ function replay(split, file) {
   const pool = loadHumans(file)[split.startsWith('fresh') ? 'heldout' : split];
   if (!pool.length) return null;
   const d = pick(pool);
-  const R = { dev: [[0.93, 1.07], [0.95, 1.05], [0, 0.5, 1]], heldout: [[0.88, 1.12], [0.9, 1.1], [0, 0.7, 1.5]], fresh: [[0.9, 1.1], [0.92, 1.08], [0, 0.4, 1.2]], fresh2: [[0.91, 1.09], [0.93, 1.07], [0, 0.3, 0.8]], fresh3: [[0.92, 1.08], [0.94, 1.06], [0, 0.6, 1.0]] }[split];
+  const R = { dev: [[0.93, 1.07], [0.95, 1.05], [0, 0.5, 1]], heldout: [[0.88, 1.12], [0.9, 1.1], [0, 0.7, 1.5]], fresh: [[0.9, 1.1], [0.92, 1.08], [0, 0.4, 1.2]], fresh2: [[0.91, 1.09], [0.93, 1.07], [0, 0.3, 0.8]], fresh3: [[0.92, 1.08], [0.94, 1.06], [0, 0.6, 1.0]], fresh4: [[0.9, 1.1], [0.93, 1.07], [0, 0.5, 0.9]] }[split];
   const sx = uni(R[0][0], R[0][1]);
   const st = uni(R[1][0], R[1][1]);
   const noise = pick(R[2]);
@@ -717,7 +742,7 @@ async function main() {
   const human = arg('--human', path.join(__dirname, '../../../shared/data/human_drags_dev.jsonl'));
   const only = arg('--families', '');
   VARIETY = args.includes('--variety');
-  const splits = args.includes('--standin') ? ['standin'] : args.includes('--fresh3') ? ['fresh3'] : args.includes('--fresh2') ? ['fresh2'] : args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout'];
+  const splits = args.includes('--standin') ? ['standin'] : args.includes('--fresh4') ? ['fresh4'] : args.includes('--fresh3') ? ['fresh3'] : args.includes('--fresh2') ? ['fresh2'] : args.includes('--fresh') ? ['dev', 'heldout', 'fresh'] : ['dev', 'heldout'];
   for (const split of splits) {
     fs.mkdirSync(path.join(out, split), { recursive: true });
     let fi = 0;

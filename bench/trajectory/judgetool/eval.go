@@ -89,6 +89,8 @@ func eval() {
 		rng = rand.New(rand.NewPCG(4004, 1))
 	case "fresh3":
 		rng = rand.New(rand.NewPCG(5005, 1))
+	case "fresh4":
+		rng = rand.New(rand.NewPCG(6006, 1))
 	}
 	for _, h := range humans {
 		groups["people: all, augmented"] = append(groups["people: all, augmented"], augment(rng, h))

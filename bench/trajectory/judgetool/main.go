@@ -12,6 +12,7 @@
 //	bench/lab trajectory/judgetool -rule q0.99 train  # another calibration rule (shipped: q0.995)
 //	SPLIT=fresh2 bench/lab trajectory/judgetool eval # the fourth split (node gen.js --fresh2), once per decision
 //	SPLIT=fresh3 bench/lab trajectory/judgetool eval # the fifth split (node gen.js --fresh3), once per decision
+//	SPLIT=fresh4 bench/lab trajectory/judgetool eval # the sixth split (node gen.js --fresh4), once per decision
 //	bench/lab trajectory/judgetool -unseen /tmp/standin -q 0.99 devcheck  # dev stand-in (node gen.js --standin --out /tmp/standin)
 //	bench/lab trajectory/judgetool -unseen /tmp/standin -train-standin A devcheck  # dev: train on half the stand-in, score the other half
 //
