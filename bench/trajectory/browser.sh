@@ -5,6 +5,7 @@
 #
 #   bench/trajectory/browser.sh dev     # seed 1, 200 a kind → out/dev/browser_*.jsonl (the judge trains on them)
 #   bench/trajectory/browser.sh check   # seed 2, 100 a kind → out/browser/ (SPLIT=browser judgetool eval; once per decision)
+#   SEED=3 bench/trajectory/browser.sh check   # another seed → out/browser-3/ (SPLIT=browser-3 judgetool eval)
 #
 # Kinds: ghost-cursor (defaults, awaited moves), ghost-cursor-random (spread,
 # moveSpeed, half with sleeps), windmouse (its waits slept), bezier and minjerk
@@ -22,7 +23,7 @@ what=${1:?usage: bench/trajectory/browser.sh dev|check}
 (cd attack/stealth && [ -d node_modules/ghost-cursor-playwright ] || npm ci --no-audit --no-fund >/dev/null)
 case $what in
 dev) seed=1 n=${N:-200} dir=bench/trajectory/out/dev kinds="ghost-cursor ghost-cursor-random windmouse bezier minjerk" ;;
-check) seed=2 n=${N:-100} dir=bench/trajectory/out/browser kinds="ghost-cursor ghost-cursor-random windmouse bezier minjerk human" ;;
+check) seed=${SEED:-2} n=${N:-100} dir=bench/trajectory/out/browser${SEED:+-$SEED} kinds="ghost-cursor ghost-cursor-random windmouse bezier minjerk human" ;;
 *) echo "dev or check" >&2; exit 2 ;;
 esac
 mkdir -p "$dir"
