@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ var (
 	genDir   = flag.String("gen", "bench/trajectory/out", "generated sets (dev/, heldout/)")
 	shared   = flag.String("shared", "../shared/data", "the shared development data")
 	modelOut = flag.String("model", "trajectory/judge_model.json", "model file to write")
+	tag      = flag.String("tag", "", "train: a letter after the version's number (v6b), for a second candidate of one version")
 	rounds   = flag.Int("rounds", 250, "boosting rounds")
 	depth    = flag.Int("depth", 3, "tree depth")
 	seed     = flag.Uint64("seed", 1, "training seed")
@@ -498,13 +500,23 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float6
 			break
 		}
 	}
+	// v6's change over v5: a library v5 never saw (ghost-cursor-playwright),
+	// and machine drags through a browser on a loaded machine (LOAD=2,
+	// families browser_<kind>load).
+	var loaded []string
 	for _, k := range names {
-		if strings.HasPrefix(k, "browser_") && strings.HasSuffix(k, "load") {
-			// v6's change over v5: a library v5 never saw, and machine drags
-			// through a browser on a loaded machine.
-			final.Version = "v6" + strings.TrimPrefix(final.Version, "v5") + "-load"
-			gen += ` && KINDS=ghost-cursor-playwright bench/trajectory/browser.sh dev && LOAD=2 KINDS="ghost-cursor-playwright ghost-cursor minjerk" bench/trajectory/browser.sh dev`
-			break
+		if kind, ok := browserKinds[strings.TrimSuffix(strings.TrimPrefix(k, "browser_"), "load")]; ok && strings.HasPrefix(k, "browser_") && strings.HasSuffix(k, "load") {
+			loaded = append(loaded, kind)
+		}
+	}
+	if len(loaded) > 0 {
+		final.Version = "v6" + *tag + strings.TrimPrefix(final.Version, "v5") + "-load"
+		if slices.Contains(names, "browser_ghostcursorplaywright") {
+			gen += " && KINDS=ghost-cursor-playwright bench/trajectory/browser.sh dev"
+		}
+		gen += fmt.Sprintf(" && LOAD=2 KINDS=%q bench/trajectory/browser.sh dev", strings.Join(loaded, " "))
+		if *tag != "" {
+			flags += " -tag " + *tag
 		}
 	}
 	final.Training = gen + " && bench/lab trajectory/judgetool " + flags + " train"
@@ -595,4 +607,15 @@ func quantile(v []float64, q float64) float64 {
 		return math.NaN()
 	}
 	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// browserKinds maps a browser family's name (bench/trajectory/browser.sh
+// writes browser_<kind without dashes>[load].jsonl) back to collect.js's kind.
+var browserKinds = map[string]string{
+	"ghostcursor":           "ghost-cursor",
+	"ghostcursorrandom":     "ghost-cursor-random",
+	"ghostcursorplaywright": "ghost-cursor-playwright",
+	"windmouse":             "windmouse",
+	"bezier":                "bezier",
+	"minjerk":               "minjerk",
 }
