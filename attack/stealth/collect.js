@@ -137,11 +137,28 @@ function eased (rand, x0, y0, dist, kind) {
   return { clock: { where, total, step }, settings: { easing, T: Math.round(T), step: Math.round(step * 10) / 10, f1: kind === 'minjerk' ? f1 : undefined } }
 }
 
-async function one (page, client, kind, rand) {
+// Where a drag starts (the handle's centre, a few pixels off) and how far
+// it goes; page.$ is the same in puppeteer and playwright.
+async function aim (page, rand) {
   const box = await (await page.$('#handle')).boundingBox()
   const x0 = box.x + box.width / 2 + (rand() - 0.5) * 10
   const y0 = box.y + box.height / 2 + (rand() - 0.5) * 10
-  const dist = 150 + rand() * 300
+  return { x0, y0, dist: 150 + rand() * 300 }
+}
+
+// The page's count of finished drags, taken before the release, and then
+// the drag the release finished, as the page recorded it.
+const dragCount = (page) => page.evaluate(() => window.drags.length)
+async function recorded (page, before) {
+  for (let i = 0; i < 50; i++) {
+    if (await page.evaluate((n) => window.drags.length > n, before)) break
+    await sleep(20)
+  }
+  return page.evaluate(() => window.drags[window.drags.length - 1])
+}
+
+async function one (page, client, kind, rand) {
+  const { x0, y0, dist } = await aim(page, rand)
   const plan = await KINDS[kind](rand, x0, y0, dist)
   const mouse = (type, x, y) => client.send('Input.dispatchMouseEvent', {
     type, x, y, button: 'left', buttons: type === 'mouseReleased' ? 0 : 1, clickCount: type === 'mouseMoved' ? 0 : 1, force: type === 'mouseReleased' ? 0 : 0.5, pointerType: 'mouse'
@@ -167,36 +184,23 @@ async function one (page, client, kind, rand) {
     }
   }
   await sleep(rand() * 100)
-  const n = await page.evaluate(() => window.drags.length)
+  const n = await dragCount(page)
   await mouse('mouseReleased', at.x, at.y)
-  for (let i = 0; i < 50; i++) {
-    if (await page.evaluate((n) => window.drags.length > n, n)) break
-    await sleep(20)
-  }
-  const points = await page.evaluate(() => window.drags[window.drags.length - 1])
-  return { settings: plan.settings, points }
+  return { settings: plan.settings, points: await recorded(page, n) }
 }
 
 // ghost-cursor-playwright's drag, as drive.js sends it on the real page:
 // the library's own moves (its older ghost-cursor path, points sent back to
 // back through playwright's page.mouse) with playwright's button held.
 async function oneGhostCursorPlaywright (page, cursor, rand) {
-  const box = await page.locator('#handle').boundingBox()
-  const x0 = box.x + box.width / 2 + (rand() - 0.5) * 10
-  const y0 = box.y + box.height / 2 + (rand() - 0.5) * 10
-  const dist = 150 + rand() * 300
+  const { x0, y0, dist } = await aim(page, rand)
   await cursor.actions.move({ x: x0, y: y0 })
   await sleep(60 + rand() * 150)
-  const n = await page.evaluate(() => window.drags.length)
+  const n = await dragCount(page)
   await page.mouse.down()
   await cursor.actions.move({ x: x0 + dist, y: y0 })
   await page.mouse.up()
-  for (let i = 0; i < 50; i++) {
-    if (await page.evaluate((n) => window.drags.length > n, n)) break
-    await sleep(20)
-  }
-  const points = await page.evaluate(() => window.drags[window.drags.length - 1])
-  return { settings: { library: 'ghost-cursor-playwright@2.1.0' }, points }
+  return { settings: { library: 'ghost-cursor-playwright@2.1.0' }, points: await recorded(page, n) }
 }
 
 async function main () {

@@ -50,11 +50,10 @@ for f in $FILTERS; do
 	init=$S/$FROM.crnn run=$name
 	if [ -n "$CONTINUE" ]; then
 		[ -f $S/$name.crnn ] || { echo "CONTINUE: no $S/$name.crnn to continue" >&2; exit 1; }
-		run=$name-more
+		# $S/$name.crnn is replaced only once the run is done, and a done run
+		# ($D/$run.crnn) is not started again.
+		init=$S/$name.crnn run=$name-more
 		[ -f $D/$run.crnn ] && continue
-		# The solver it starts from is kept until the run is done.
-		[ -f $D/$name.start.crnn ] || cp $S/$name.crnn $D/$name.start.crnn
-		init=$D/$name.start.crnn
 	else
 		[ -f $S/$name.crnn ] && continue
 	fi

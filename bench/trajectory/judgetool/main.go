@@ -505,7 +505,9 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float6
 	// families browser_<kind>load).
 	var loaded []string
 	for _, k := range names {
-		if kind, ok := browserKinds[strings.TrimSuffix(strings.TrimPrefix(k, "browser_"), "load")]; ok && strings.HasPrefix(k, "browser_") && strings.HasSuffix(k, "load") {
+		base, isLoaded := strings.CutSuffix(k, "load")
+		kind, isBrowser := browserKinds[strings.TrimPrefix(base, "browser_")]
+		if isLoaded && isBrowser && strings.HasPrefix(k, "browser_") {
 			loaded = append(loaded, kind)
 		}
 	}
@@ -520,11 +522,6 @@ func trainRest(rng *rand.Rand, data []drag, nh int, names []string, X [][]float6
 		}
 	}
 	final.Training = gen + " && bench/lab trajectory/judgetool " + flags + " train"
-	for i, d := range data {
-		if d.label == 1 {
-			_ = i
-		}
-	}
 	for _, s := range []string{"sapimouse", "balabit", "sapimouse+aug", "balabit+aug"} {
 		n := 0
 		for _, p := range perSrc[s] {
