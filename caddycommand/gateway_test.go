@@ -83,7 +83,8 @@ func TestCaddyfileAndFlagsShareThePoolKey(t *testing.T) {
 		{"smooth 1.5", []string{"--smooth", "1.5"}, false},
 		{"min_ssim 0", []string{"--min-ssim", "0"}, false},
 		{"min_ssim 0.7", []string{"--min-ssim", "0.7"}, false},
-		{"stroke_epsilon 8", []string{"--stroke-epsilon", "8"}, true},
+		{"stroke_epsilon 2", []string{"--stroke-epsilon", "2"}, true},
+		{"stroke_epsilon 8", []string{"--stroke-epsilon", "8"}, false}, // the default until 2026-12-08
 		{"stroke_epsilon 0", []string{"--stroke-epsilon", "0"}, false},
 	} {
 		path := writeCaddyfile(t, "adversarial {\n\t"+tc.setting+"\n}")

@@ -55,7 +55,8 @@ func TestEngineMakesTheGraphsCaptchas(t *testing.T) {
 			t.Logf("%d step(s), seed %d: %d of %d pixels differ; SSIM %.3f (graphs) / %.3f (engine); read %q / %q (truth %q)",
 				cfg.Iterations, seed, differ, 3000, alone.SSIM, batch[i].SSIM, alone.Reading, batch[i].Reading, alone.Text)
 			// 5% of the 3,000 pixels: 0–46 were seen on the unshaded style at
-			// ε 40, 0–129 on the shaded default at ε 48 with the stroke budget.
+			// ε 40, 0–129 on the shaded style at ε 48 with strokes 8, 0–1 with
+			// strokes 2 (the default since 2026-12-08).
 			// Why the shaded captchas have more gradient elements within
 			// rounding of zero is not established; the ten-step comparison
 			// below (same SSIM, same misreading) is the one that matters.

@@ -28,6 +28,11 @@
 # run; fewer leave it alone), solvers/robust20.crnn with STAGES=5 (robust32.crnn with 6), and
 # prints what the last stage run reads of the benchmark's seeds (7000000…,
 # never trained on), clean and served, and of the guard's 1,000 (7300000…).
+#
+# Every captcha the reader trains and is validated on is made as the gateway
+# served them until 2026-12-08: strokes 8 (STROKES), background 48. The guard
+# is read twice: on those (guard-served) and on 1,000 of today's default,
+# strokes 2 (guard-default, seeds 7500000…: PREPROCESSED.md's check).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s build
@@ -40,15 +45,17 @@ mkdir -p $D
 # Seeds of their own: 8200000…8231999 (served, in chunks of 4,000),
 # 5000000… (clean, the transfer solvers' training seeds), 8700000…
 # (validation); the benchmark's are 7000000….
-served() { [ -f $D/$2/labels.csv ] || $B advcaptcha dataset --adversarial --count 4000 --seed "$1" --out $D/$2 >/dev/null; }
+STROKES=--stroke-epsilon=8
+served() { [ -f $D/$2/labels.csv ] || $B advcaptcha dataset --adversarial $STROKES --count 4000 --seed "$1" --out $D/$2 >/dev/null; }
 served 8200000 adv-train
-[ -f $D/adv-val/labels.csv ] || $B advcaptcha dataset --adversarial --count 300 --seed 8700000 --out $D/adv-val >/dev/null
+[ -f $D/adv-val/labels.csv ] || $B advcaptcha dataset --adversarial $STROKES --count 300 --seed 8700000 --out $D/adv-val >/dev/null
 [ -f $D/clean-train/labels.csv ] || $B advcaptcha dataset --count 10000 --seed 5000000 --out $D/clean-train >/dev/null
 [ -f $D/bench-clean/labels.csv ] || $B advcaptcha dataset --count 100 --seed 7000000 --out $D/bench-clean >/dev/null
-[ -f $D/bench-served/labels.csv ] || $B advcaptcha dataset --adversarial --count 100 --seed 7000000 --out $D/bench-served >/dev/null
+[ -f $D/bench-served/labels.csv ] || $B advcaptcha dataset --adversarial $STROKES --count 100 --seed 7000000 --out $D/bench-served >/dev/null
 # The guard's own test: 1,000 served captchas no reader trains on or is
 # chosen by (seeds 7300000…), so that 90% is told from 85% (±2 points).
-[ -f $D/guard-served/labels.csv ] || $B advcaptcha dataset --adversarial --count 1000 --seed 7300000 --out $D/guard-served >/dev/null
+[ -f $D/guard-served/labels.csv ] || $B advcaptcha dataset --adversarial $STROKES --count 1000 --seed 7300000 --out $D/guard-served >/dev/null
+[ -f $D/guard-default/labels.csv ] || $B advcaptcha dataset --adversarial --count 1000 --seed 7500000 --out $D/guard-default >/dev/null
 # stage N INIT OUT EPOCHS LR SEED DATA…
 stage() {
 	local n=$1 init=$2 out=$3 epochs=$4 lr=$5 seed=$6
@@ -96,6 +103,6 @@ elif [ "$STAGES" -ge 4 ]; then
 	cp "$model" $S/robust.crnn
 	model=$S/robust.crnn
 fi
-for set in bench-clean bench-served guard-served; do
+for set in bench-clean bench-served guard-served guard-default; do
 	echo "robust reader ($model), $set: $($B advcaptcha eval --model "$model" --data $D/$set | grep '^solved')"
 done
