@@ -246,7 +246,7 @@ and last the line "solved N/M = P%". With --filter, each image is first
 preprocessed as attackers do — gaussian, median, mean, bilateral, binarize (Otsu),
 adaptive (local-mean binarisation), flatten (even out the light), flatbinarize (flatten,
 then Otsu), threshold100, close or open (3×3 grey morphology), flatbinclose (flatten, Otsu,
-close), resize or jpeg — applied --passes times and saved back to 8 bits.
+close), resize, jpeg or edges (Sobel outlines) — applied --passes times and saved back to 8 bits.
 With --misreads, every captcha read wrong is listed first as "misread N TEXT READ"
 (N counts from 0 over the datasets in order; READ is "" when nothing was read).`,
 		RunE: func(_ *cobra.Command, _ []string) error {

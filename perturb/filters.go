@@ -37,6 +37,7 @@ var Filters = []Filter{
 	{"open", Open3, identity},
 	{"flatbinclose", func(img []float32, h, w int) []float32 { return Close3(Binarize(Flatten(img, h, w), h, w), h, w) }, identity},
 	{"resize", func(img []float32, h, w int) []float32 { return Rescale(img, h, w, 0.75) }, func(g []float32, h, w int) []float32 { return Rescale(g, h, w, 0.75) }},
+	{"edges", Edges, identity},
 	{"jpeg", func(img []float32, h, w int) []float32 { return JPEG(img, h, w, 75) }, identity},
 }
 
@@ -212,6 +213,25 @@ func Flatten(img []float32, h, w int) []float32 {
 	out := make([]float32, len(img))
 	for i, v := range img {
 		out[i] = min(1, max(0, v+1-bg[i]))
+	}
+	return out
+}
+
+// Edges draws where the grey level changes sharply, dark on white (Sobel's
+// gradient magnitude; a step of 128 levels is black). It is the attacker
+// who knows the served captchas leave the glyphs' strokes almost alone
+// while the background moves: what stays crisp is the strokes' outline.
+func Edges(img []float32, h, w int) []float32 {
+	out := make([]float32, len(img))
+	for y := range h {
+		for x := range w {
+			p := func(dy, dx int) float32 { return at(img, h, w, y+dy, x+dx) }
+			gx := p(-1, 1) + 2*p(0, 1) + p(1, 1) - p(-1, -1) - 2*p(0, -1) - p(1, -1)
+			gy := p(1, -1) + 2*p(1, 0) + p(1, 1) - p(-1, -1) - 2*p(-1, 0) - p(-1, 1)
+			// A step edge of height d gives a magnitude of 4d.
+			m := float32(math.Sqrt(float64(gx*gx+gy*gy))) / 2
+			out[y*w+x] = 1 - min(1, m)
+		}
 	}
 	return out
 }
