@@ -331,6 +331,43 @@ func TestSlideIsAFilterNotAPass(t *testing.T) {
 // it leads to the captcha (target_unseen, missed_target), never to a
 // clearance. The image is served only to the device the ticket was issued
 // to, a few times, and without caching.
+// TestSparseChromiumMouseReadsTheCaptcha: a person's drag with every other
+// sample dropped (34 ms apart, as a driver on a loaded machine sends them)
+// is sent to the captcha when a Chromium mouse made it, since Chromium
+// gives the page every sample a mouse sends; a drag with all its samples
+// (17 ms) clears. (Another drag: the replay check remembers the first.)
+func TestSparseChromiumMouseReadsTheCaptcha(t *testing.T) {
+	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
+	fp := `{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1920,1080],"plugins":5,"chrome":true,"canvas":"sparse"}`
+	var pts [][]float64
+	if err := json.Unmarshal([]byte(humanDrag(t, 19)), &pts); err != nil {
+		t.Fatal(err)
+	}
+	var sparse [][]float64
+	for i, p := range pts {
+		if i%2 == 0 || i == len(pts)-1 {
+			sparse = append(sparse, p)
+		}
+	}
+	b, _ := json.Marshal(sparse)
+	h := browser("198.51.100.194")
+	r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), string(b), fp))
+	score, reasons := lastJudgement(t)
+	var body struct{ Next string }
+	if json.Unmarshal([]byte(r.body), &body) != nil || r.status != 403 || !strings.HasPrefix(body.Next, "/.advcaptcha/challenge?grant=") {
+		t.Fatalf("a sparse Chromium mouse drag: %d %q (%v %v), want the captcha's grant", r.status, r.body, score, reasons)
+	}
+	wantReason(t, reasons, "sparse_mouse")
+	if score-30 >= 20 { // slideSparse, slideConfident
+		t.Fatalf("the sparse drag scored %v (%v): it would not have cleared without sparse_mouse, so this tests nothing", score, reasons)
+	}
+	h = browser("198.51.100.195")
+	if r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), humanDrag(t, 23), fp)); r.status != 200 {
+		score, reasons := lastJudgement(t)
+		t.Fatalf("another drag of the same person's kind, every sample: %d %q (%v %v)", r.status, r.body, score, reasons)
+	}
+}
+
 func TestSlideMustBeAimed(t *testing.T) {
 	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
 	fp := func(i int) string {

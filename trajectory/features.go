@@ -22,6 +22,11 @@ type Features struct {
 	// perfectly even rate, perhaps but for a shorter last step.
 	EvenIntervals float64
 	Intervals     int
+	// MedianInterval is the median positive sampling interval in ms (NaN
+	// with fewer than 8): a browser that hands the page every sample a
+	// mouse sent (Chromium's coalesced events) gives a hand's drag ~8 ms,
+	// a driver that waits for each move to be drawn one frame or more.
+	MedianInterval float64
 	// PeakAt is where the peak speed falls, as a fraction of the duration.
 	PeakAt float64
 	// RoughnessY is the energy of the second difference of y over that of
@@ -148,7 +153,7 @@ func Extract(t Trajectory) Features {
 	f.Overshoot = math.Max(0, maxAlong-dir*f.NetX)
 	f.SpeedCV = cv(speeds)
 	f.Intervals = len(dts)
-	f.EvenIntervals = evenShare(dts)
+	f.EvenIntervals, f.MedianInterval = evenShare(dts)
 	if f.Duration > 0 {
 		f.PeakAt = peakT / f.Duration
 	}
@@ -167,9 +172,11 @@ func Extract(t Trajectory) Features {
 	return f
 }
 
-func evenShare(dts []float64) float64 {
+// evenShare returns the share of intervals within 1% of their median, and
+// the median.
+func evenShare(dts []float64) (share, median float64) {
 	if len(dts) < 8 {
-		return math.NaN()
+		return math.NaN(), math.NaN()
 	}
 	sorted := append([]float64(nil), dts...)
 	slices.Sort(sorted)
@@ -180,7 +187,7 @@ func evenShare(dts []float64) float64 {
 			n++
 		}
 	}
-	return float64(n) / float64(len(dts))
+	return float64(n) / float64(len(dts)), med
 }
 
 func cv(v []float64) float64 {

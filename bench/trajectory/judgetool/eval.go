@@ -226,6 +226,6 @@ func dump(fn string) {
 		for _, x := range r.Reasons {
 			why = append(why, x.Name+" "+x.Detail)
 		}
-		fmt.Printf("%5.1f %d %s %s\n", r.Score, len(t), m["settings"], strings.Join(why, "; "))
+		fmt.Printf("%5.1f %d %.1f %s %s\n", r.Score, len(t), r.Features.MedianInterval, m["settings"], strings.Join(why, "; "))
 	}
 }
