@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -326,48 +327,61 @@ func TestSlideIsAFilterNotAPass(t *testing.T) {
 	}
 }
 
+// TestSparseChromiumMouseReadsTheCaptcha: one person's drag with every
+// other sample dropped (34 ms apart, as a driver on a loaded machine sends
+// them) is sent to the captcha when a Chromium mouse or pen made it, since
+// Chromium gives the page every sample such a device sends; as a touch drag
+// it is not judged by its rate; another person's drag with all its samples
+// (17 ms) clears. (Other drags each time: the replay check remembers.)
+func TestSparseChromiumMouseReadsTheCaptcha(t *testing.T) {
+	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
+	fp := `{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1920,1080],"plugins":5,"chrome":true,"canvas":"sparse"}`
+	thinned := func(i int) string {
+		var pts [][]float64
+		if err := json.Unmarshal([]byte(humanDrag(t, i)), &pts); err != nil {
+			t.Fatal(err)
+		}
+		var sparse [][]float64
+		for k, p := range pts {
+			if k%2 == 0 || k == len(pts)-1 {
+				sparse = append(sparse, p)
+			}
+		}
+		b, _ := json.Marshal(sparse)
+		return string(b)
+	}
+	for i, pointer := range []string{"mouse", "pen"} {
+		h := browser("198.51.100." + fmt.Sprint(194+i))
+		body := strings.Replace(fingerprintSlide(slideNonce(t, h), thinned([]int{19, 2}[i]), fp), `"type":"mouse"`, `"type":"`+pointer+`"`, 1)
+		r := slideAfterServing(t, h, body)
+		score, reasons := lastJudgement(t)
+		var next struct{ Next string }
+		if json.Unmarshal([]byte(r.body), &next) != nil || r.status != 403 || !strings.HasPrefix(next.Next, "/.advcaptcha/challenge?grant=") {
+			t.Fatalf("a sparse Chromium %s drag: %d %q (%v %v), want the captcha's grant", pointer, r.status, r.body, score, reasons)
+		}
+		wantReason(t, reasons, "sparse_pointer")
+		if score-30 >= 20 { // slideSparse, slideConfident
+			t.Fatalf("the sparse %s drag scored %v (%v): it would not have cleared without sparse_pointer, so this tests nothing", pointer, score, reasons)
+		}
+	}
+	h := browser("198.51.100.196")
+	body := strings.Replace(fingerprintSlide(slideNonce(t, h), thinned(3), fp), `"type":"mouse"`, `"type":"touch"`, 1)
+	slideAfterServing(t, h, body)
+	if _, reasons := lastJudgement(t); slices.Contains(reasons, "sparse_pointer") {
+		t.Fatalf("a sparse touch drag drew sparse_pointer: %v", reasons)
+	}
+	h = browser("198.51.100.197")
+	if r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), humanDrag(t, 23), fp)); r.status != 200 {
+		score, reasons := lastJudgement(t)
+		t.Fatalf("another person's drag with every sample: %d %q (%v %v)", r.status, r.body, score, reasons)
+	}
+}
+
 // TestSlideMustBeAimed: the slot is only in the ticket's image, so a drag
 // must be aimed: posted without the image fetched, or ending off the slot,
 // it leads to the captcha (target_unseen, missed_target), never to a
 // clearance. The image is served only to the device the ticket was issued
 // to, a few times, and without caching.
-// TestSparseChromiumMouseReadsTheCaptcha: a person's drag with every other
-// sample dropped (34 ms apart, as a driver on a loaded machine sends them)
-// is sent to the captcha when a Chromium mouse made it, since Chromium
-// gives the page every sample a mouse sends; a drag with all its samples
-// (17 ms) clears. (Another drag: the replay check remembers the first.)
-func TestSparseChromiumMouseReadsTheCaptcha(t *testing.T) {
-	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
-	fp := `{"ua":"` + chromeUA + `","languages":["en-US","en"],"screen":[1920,1080],"plugins":5,"chrome":true,"canvas":"sparse"}`
-	var pts [][]float64
-	if err := json.Unmarshal([]byte(humanDrag(t, 19)), &pts); err != nil {
-		t.Fatal(err)
-	}
-	var sparse [][]float64
-	for i, p := range pts {
-		if i%2 == 0 || i == len(pts)-1 {
-			sparse = append(sparse, p)
-		}
-	}
-	b, _ := json.Marshal(sparse)
-	h := browser("198.51.100.194")
-	r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), string(b), fp))
-	score, reasons := lastJudgement(t)
-	var body struct{ Next string }
-	if json.Unmarshal([]byte(r.body), &body) != nil || r.status != 403 || !strings.HasPrefix(body.Next, "/.advcaptcha/challenge?grant=") {
-		t.Fatalf("a sparse Chromium mouse drag: %d %q (%v %v), want the captcha's grant", r.status, r.body, score, reasons)
-	}
-	wantReason(t, reasons, "sparse_mouse")
-	if score-30 >= 20 { // slideSparse, slideConfident
-		t.Fatalf("the sparse drag scored %v (%v): it would not have cleared without sparse_mouse, so this tests nothing", score, reasons)
-	}
-	h = browser("198.51.100.195")
-	if r := slideAfterServing(t, h, fingerprintSlide(slideNonce(t, h), humanDrag(t, 23), fp)); r.status != 200 {
-		score, reasons := lastJudgement(t)
-		t.Fatalf("another drag of the same person's kind, every sample: %d %q (%v %v)", r.status, r.body, score, reasons)
-	}
-}
-
 func TestSlideMustBeAimed(t *testing.T) {
 	load(t, "challenge slide\nchallenge_at 5", newUpstream(t))
 	fp := func(i int) string {

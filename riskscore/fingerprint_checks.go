@@ -275,6 +275,13 @@ func judgeDevices(fp *Fingerprint, ua *UserAgent, add addFunc) {
 	if m.AnyPointer == "none" && (fp.Drag == "mouse" || fp.Drag == "touch" || fp.Drag == "pen") {
 		add("no_pointer_device", 60, false, "a "+fp.Drag+" drag from a browser without pointing devices")
 	}
+	// A touch drag needs a touch screen: CDP's touch events reach a page
+	// that reports none unless the driver also emulates one, and the slide
+	// does not judge a touch drag's sampling rate (caddymodule's
+	// sparsePointer), so this is the step that route costs.
+	if fp.Drag == "touch" && fp.Touch == 0 {
+		add("touch_without_touchscreen", 30, false, "a touch drag from a browser that reports no touch points")
+	}
 	// Screen size and pixel ratio as media queries and as properties come
 	// from the same screen information; only a patched getter differs.
 	if (m.DeviceSize != nil && !*m.DeviceSize) || (m.Resolution != nil && !*m.Resolution) {

@@ -321,6 +321,7 @@ func TestFingerprintTells(t *testing.T) {
 		}, "", "gpu_contradiction", false},
 		"raw vendor under Chrome windows": {"chrome windows", func(f *Fingerprint) { f.GLVendor, f.Worker.GLVendor = "NVIDIA Corporation", "NVIDIA Corporation" }, "", "gpu_vendor_contradiction", false},
 		"no pointer, mouse drag":          {"chrome windows", func(f *Fingerprint) { f.Media.AnyPointer, f.Media.Pointer = "none", "none" }, "", "no_pointer_device", false},
+		"touch drag, no touch points":     {"chrome windows", func(f *Fingerprint) { f.Drag, f.Touch = "touch", 0 }, "", "touch_without_touchscreen", false},
 		"screen getter patched":           {"chrome windows", func(f *Fingerprint) { f.Media.DeviceSize = bptr(false) }, "", "screen_media_contradiction", false},
 		"Intl and Date disagree": {"chrome windows", func(f *Fingerprint) {
 			f.Timezone, f.Worker.Timezone = "Asia/Tokyo", "Asia/Tokyo" // UTC+9 all year, the clock says London

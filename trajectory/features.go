@@ -24,8 +24,9 @@ type Features struct {
 	Intervals     int
 	// MedianInterval is the median positive sampling interval in ms (NaN
 	// with fewer than 8): a browser that hands the page every sample a
-	// mouse sent (Chromium's coalesced events) gives a hand's drag ~8 ms,
-	// a driver that waits for each move to be drawn one frame or more.
+	// mouse sent (Chromium's coalesced events) gives a hand's drag ~8 ms;
+	// a driver that sends one move at a time gets about one a frame, and
+	// fewer on a loaded machine.
 	MedianInterval float64
 	// PeakAt is where the peak speed falls, as a fraction of the duration.
 	PeakAt float64
@@ -153,7 +154,7 @@ func Extract(t Trajectory) Features {
 	f.Overshoot = math.Max(0, maxAlong-dir*f.NetX)
 	f.SpeedCV = cv(speeds)
 	f.Intervals = len(dts)
-	f.EvenIntervals, f.MedianInterval = evenShare(dts)
+	f.EvenIntervals, f.MedianInterval = intervalStats(dts)
 	if f.Duration > 0 {
 		f.PeakAt = peakT / f.Duration
 	}
@@ -172,9 +173,9 @@ func Extract(t Trajectory) Features {
 	return f
 }
 
-// evenShare returns the share of intervals within 1% of their median, and
-// the median.
-func evenShare(dts []float64) (share, median float64) {
+// intervalStats returns the share of intervals within 1% of their median,
+// and the median.
+func intervalStats(dts []float64) (share, median float64) {
 	if len(dts) < 8 {
 		return math.NaN(), math.NaN()
 	}

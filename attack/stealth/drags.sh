@@ -21,7 +21,7 @@
 # Writes attack/stealth/out/drags-SEED/{KIND.posted,KIND.sent}.jsonl and
 # prints, per kind, the share accepted (Score < 50) and clean (< 20, a
 # slide that may clear a client alone), by the judge alone and with the
-# gateway's sparse_mouse points added. Takes ~5 s a session.
+# gateway's sparse_pointer points added. Takes ~5 s a session.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-40}
@@ -56,11 +56,12 @@ for k in $kinds; do
 	' "$out/$k.jsonl" "$out" "$k"
 done
 # A Chromium mouse drag with a median interval over 20 ms gains 30 points in
-# the gateway (caddymodule's sparse_mouse): "with sparse_mouse" is the share
+# the gateway (caddymodule's sparse_pointer; a drag too short to have one,
+# "NaN" here, gains nothing): "with sparse_pointer" is the share
 # still under the refusal line of 50 with them, "clean" (< 20) what may
 # clear a client alone, were the fingerprint passed.
-judge() { bench/lab trajectory/judgetool dump "$1" | awk '{n++; s = $1 + ($3 > 20 ? 30 : 0); if ($1 < 50) a++; if (s < 50) b++; if ($1 < 20) c++; if (s < 20) d++}
-	END {printf "%d/%d = %.1f%% accepted (%d clean); with sparse_mouse %d = %.1f%% (%d clean)", a, n, 100*a/n, c, b, 100*b/n, d}'; }
+judge() { bench/lab trajectory/judgetool dump "$1" | awk '{n++; s = $1 + (($3 != "NaN" && $3 + 0 > 20) ? 30 : 0); if ($1 < 50) a++; if (s < 50) b++; if ($1 < 20) c++; if (s < 20) d++}
+	END {printf "%d/%d = %.1f%% accepted (%d clean); with sparse_pointer %d = %.1f%% (%d clean)", a, n, 100*a/n, c, b, 100*b/n, d}'; }
 echo "trajectory judge alone, drags through headless Chromium (seed $seed, $n sessions a kind):"
 for k in $kinds; do
 	echo "  $k: posted $(judge "$out/$k.posted.jsonl"); as sent $(judge "$out/$k.sent.jsonl")"

@@ -1,7 +1,8 @@
 'use strict';
-// How many drags the gateway's sparse_mouse rule would flag, were they a
+// How many drags the gateway's sparse_pointer rule would flag, were they a
 // Chromium mouse's: a median positive sampling interval over 20 ms, with at
-// least 8 intervals (caddymodule/slide.go). Per source (people) or
+// least 8 intervals (trajectory/features.go's MedianInterval; the rule is
+// caddymodule/slide.go's sparsePointer). Per source (people) or
 // generator (machines), with the median interval's 5th/50th/95th percentile.
 //
 //   node bench/trajectory/intervals.js [--heldout|--dev] FILE.jsonl…
