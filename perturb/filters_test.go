@@ -209,3 +209,37 @@ func TestFlattenEvensOutTheLight(t *testing.T) {
 		t.Errorf("flatten then Otsu got %d of %d pixels wrong", wrong, h*w)
 	}
 }
+
+// TestEdgesDrawsOutlinesOnly: a flat image is white, a step of 128 levels
+// between two halves is black along the step and white away from it, and a
+// step of 32 levels a light grey.
+func TestEdgesDrawsOutlinesOnly(t *testing.T) {
+	h, w := 8, 12
+	step := func(lo, hi float32) []float32 {
+		im := make([]float32, h*w)
+		for y := range h {
+			for x := range w {
+				im[y*w+x] = lo
+				if x >= w/2 {
+					im[y*w+x] = hi
+				}
+			}
+		}
+		return im
+	}
+	for i, v := range Edges(step(0.5, 0.5), h, w) {
+		if v != 1 {
+			t.Fatalf("flat image: pixel %d is %v, want white", i, v)
+		}
+	}
+	e := Edges(step(0.2, 0.2+128.0/255), h, w)
+	if v := e[4*w+w/2]; v > 0.01 {
+		t.Errorf("on a 128-level step: %v, want black", v)
+	}
+	if v := e[4*w+1]; v != 1 {
+		t.Errorf("away from the step: %v, want white", v)
+	}
+	if v := Edges(step(0.2, 0.2+32.0/255), h, w)[4*w+w/2]; v < 0.7 || v > 0.8 {
+		t.Errorf("on a 32-level step: %v, want a light grey (0.75)", v)
+	}
+}
