@@ -125,14 +125,25 @@ func drag(t *testing.T, ctx context.Context, times []float64, path func(u float6
 		p.Buttons = 1
 		p.Force = 0.5
 	}
-	steps := []chromedp.Action[chromedp.Void]{chromedp.MouseEvent(chromedp.MousePressed, x0, y0, held, chromedp.ClickCount(1))}
-	last := 0.0
+	// Each move waits until its time since the press, not for a gap after
+	// the previous one: on a loaded machine (CI, -race) every CDP round trip
+	// is slow, and gaps would add them up into a slower, sparser drag than
+	// the recording.
+	var start time.Time
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.MouseEvent(chromedp.MousePressed, x0, y0, held, chromedp.ClickCount(1)),
+		func(context.Context, *chromedp.Target) (chromedp.Void, error) {
+			start = time.Now()
+			return chromedp.Void{}, nil
+		},
+	}
 	end := times[len(times)-1]
 	for _, at := range times[1:] {
-		steps = append(steps, chromedp.Sleep(time.Duration((at-last)*float64(time.Millisecond))))
+		steps = append(steps, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			return chromedp.Sleep(time.Until(start.Add(time.Duration(at*float64(time.Millisecond)))))(ctx, tg)
+		})
 		dx, dy := path(at / end)
 		steps = append(steps, chromedp.MouseEvent(chromedp.MouseMoved, x0+dx, y0+dy, held))
-		last = at
 	}
 	dx, dy := path(1)
 	steps = append(steps, chromedp.MouseEvent(chromedp.MouseReleased, x0+dx, y0+dy, held, chromedp.ClickCount(1)))
