@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The people side of sparse_pointer without people: Debian's Chromium,
+# headful on a virtual X display, dragged by the X server's pointer at a
+# mouse's polling rate (osmouse.js, xdrag.py) rather than over CDP, quiet and
+# with LOAD busy loops beside it. Prints, per run, the median sampling
+# interval slide.js posted and how often sparse_pointer fired. Needs
+# xvfb, xdotool and python3-xlib (apt), which it installs when missing.
+#
+#   attack/stealth/osmouse.sh [SESSIONS] [HZ] [SEED]
+#   LOAD=2 attack/stealth/osmouse.sh …
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-20}
+hz=${2:-125}
+seed=${3:-1}
+command -v Xvfb >/dev/null && command -v xdotool >/dev/null && /usr/bin/python3 -c 'import Xlib' 2>/dev/null ||
+	apt-get install -y -q xvfb xdotool python3-xlib >/dev/null
+out=attack/stealth/out/osmouse-$seed
+mkdir -p "$out" /tmp/stealth
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq "${LOAD:-0}"); do
+	(while :; do :; done) &
+	pids+=($!)
+done
+[ -x bin/caddy ] || make -s build
+(cd attack/stealth && [ -d node_modules/puppeteer-core ] || npm ci --no-audit --no-fund >/dev/null)
+if ! curl -s -o /dev/null http://localhost:8790/; then
+	bin/caddy run --config attack/stealth/Caddyfile --adapter caddyfile >/tmp/stealth/osmouse-caddy.out 2>&1 &
+	pids+=($!)
+	for _ in $(seq 50); do curl -s -o /dev/null http://localhost:8790/ && break; sleep 0.2; done
+fi
+sleep 0.5
+f=$out/hz$hz-load${LOAD:-0}.jsonl
+DISPLAY=:99 nice -n 10 node attack/stealth/osmouse.js http://localhost:8790 "$n" "$hz" "$seed" --log /tmp/stealth/caddy.log >"$f"
+node -e '
+	const rows = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse)
+	const meds = rows.map(r => r.median).filter(m => m != null).sort((a, b) => a - b)
+	const q = p => meds.length ? meds[Math.min(meds.length - 1, Math.floor(p * meds.length))].toFixed(1) : "-"
+	const sparse = rows.filter(r => (r.reasons || []).includes("sparse_pointer")).length
+	console.log(`${process.argv[2]} Hz, LOAD=${process.argv[3]}: ${rows.length} drags posted by slide.js, median interval p5/p50/p95 ${q(0.05)}/${q(0.5)}/${q(0.95)} ms; sparse_pointer fired on ${sparse}; points p50 ${rows.map(r => r.points || 0).sort((a, b) => a - b)[Math.floor(rows.length / 2)]}`)
+' "$f" "$hz" "${LOAD:-0}"
