@@ -8,7 +8,15 @@
 // pipeline makes of a real device, quiet or under load. The movement
 // itself is a script's; only its sampling is at issue here.
 //
-//   DISPLAY=:99 node osmouse.js BASE_URL SESSIONS HZ SEED [--log CADDY_LOG]
+//   DISPLAY=:99 node osmouse.js BASE_URL SESSIONS HZ SEED [--log CADDY_LOG] [--path ghost-cursor] [--drags FILE]
+//
+// --drags appends each posted drag to FILE as {"generator", "settings",
+// "points"}, for bench/lab trajectory/judgetool dump (the judge alone).
+//
+// --path ghost-cursor moves along the npm ghost-cursor's path() from the
+// handle to the slot, one point per motion event: the library driven
+// through the display server (as xdotool bots do) instead of CDP. Its
+// paths use Math.random, so SEED does not fix them.
 //
 // Prints one JSON line per session: the rate sent, the points posted, their
 // median positive interval (ms), and the gateway's verdict and reasons.
@@ -22,6 +30,10 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const [base, sessions, hz, seed] = process.argv.slice(2, 6)
 const logIdx = process.argv.indexOf('--log')
 const logFile = logIdx > 0 ? process.argv[logIdx + 1] : null
+const pathIdx = process.argv.indexOf('--path')
+const pathKind = pathIdx > 0 ? process.argv[pathIdx + 1] : null
+const dragsIdx = process.argv.indexOf('--drags')
+const dragsFile = dragsIdx > 0 ? process.argv[dragsIdx + 1] : null
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 function median (pts) {
@@ -84,7 +96,16 @@ async function session (i) {
     const dur = 700 + ((Number(seed) * 7919 + i * 104729) % 600)
     const x0 = off[0] + hb.x + hb.width / 2
     const y0 = off[1] + hb.y + hb.height / 2
-    const r = spawnSync('/usr/bin/python3', [path.join(__dirname, 'xdrag.py'), x0, y0, share * (tb.width - hb.width), dur, hz, Number(seed) * 1000 + i])
+    const dist = share * (tb.width - hb.width)
+    const args = [path.join(__dirname, 'xdrag.py'), x0, y0, dist, dur, hz, Number(seed) * 1000 + i]
+    if (pathKind === 'ghost-cursor') {
+      const pts = require('ghost-cursor').path({ x: 0, y: 0 }, { x: dist, y: 0 }).map(p => [p.x, p.y])
+      const file = path.join(dir, 'path.json')
+      fs.writeFileSync(file, JSON.stringify(pts))
+      args.push(file)
+      out.path = 'ghost-cursor'
+    }
+    const r = spawnSync('/usr/bin/python3', args)
     if (r.status !== 0) { out.outcome = 'xdrag failed: ' + String(r.stderr).slice(0, 200); return out }
     for (let k = 0; k < 50 && reply === null; k++) await sleep(100)
     const body = posted ? JSON.parse(posted) : null
@@ -93,6 +114,7 @@ async function session (i) {
       out.points = body.points.length
       out.median = median(body.points)
       out.pointer = body.pointer && body.pointer.type
+      if (dragsFile) fs.appendFileSync(dragsFile, JSON.stringify({ generator: 'osmouse-' + (pathKind || 'minjerk'), settings: { hz: Number(hz), seed: Number(seed), i }, points: body.points }) + '\n')
     }
     Object.assign(out, judged(offset))
     return out

@@ -8,6 +8,7 @@
 #
 #   attack/stealth/osmouse.sh [SESSIONS] [HZ] [SEED]
 #   LOAD=2 attack/stealth/osmouse.sh …
+#   PATHKIND=ghost-cursor attack/stealth/osmouse.sh …   # the npm ghost-cursor's paths, through X
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-20}
@@ -33,12 +34,17 @@ if ! curl -s -o /dev/null http://localhost:8790/; then
 	for _ in $(seq 50); do curl -s -o /dev/null http://localhost:8790/ && break; sleep 0.2; done
 fi
 sleep 0.5
-f=$out/hz$hz-load${LOAD:-0}.jsonl
-DISPLAY=:99 nice -n 10 node attack/stealth/osmouse.js http://localhost:8790 "$n" "$hz" "$seed" --log /tmp/stealth/caddy.log >"$f"
+f=$out/${PATHKIND:+$PATHKIND-}hz$hz-load${LOAD:-0}.jsonl
+rm -f "${f%.jsonl}.posted.jsonl"
+DISPLAY=:99 nice -n 10 node attack/stealth/osmouse.js http://localhost:8790 "$n" "$hz" "$seed" --log /tmp/stealth/caddy.log \
+	${PATHKIND:+--path "$PATHKIND"} --drags "${f%.jsonl}.posted.jsonl" >"$f"
 node -e '
 	const rows = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse)
 	const meds = rows.map(r => r.median).filter(m => m != null).sort((a, b) => a - b)
 	const q = p => meds.length ? meds[Math.min(meds.length - 1, Math.floor(p * meds.length))].toFixed(1) : "-"
 	const sparse = rows.filter(r => (r.reasons || []).includes("sparse_pointer")).length
-	console.log(`${process.argv[2]} Hz, LOAD=${process.argv[3]}: ${rows.length} drags posted by slide.js, median interval p5/p50/p95 ${q(0.05)}/${q(0.5)}/${q(0.95)} ms; sparse_pointer fired on ${sparse}; points p50 ${rows.map(r => r.points || 0).sort((a, b) => a - b)[Math.floor(rows.length / 2)]}`)
+	const ml = rows.filter(r => (r.reasons || []).includes("machine_like")).length
+	console.log(`${process.argv[2]} Hz, LOAD=${process.argv[3]}: ${rows.length} drags posted by slide.js, median interval p5/p50/p95 ${q(0.05)}/${q(0.5)}/${q(0.95)} ms; sparse_pointer fired on ${sparse}, machine_like on ${ml}; points p50 ${rows.map(r => r.points || 0).sort((a, b) => a - b)[Math.floor(rows.length / 2)]}`)
 ' "$f" "$hz" "${LOAD:-0}"
+echo "trajectory judge alone (bench/lab trajectory/judgetool dump ${f%.jsonl}.posted.jsonl): $(bench/lab trajectory/judgetool dump "${f%.jsonl}.posted.jsonl" |
+	awk '{n++; if ($1 < 50) a++; if ($1 < 20) c++} END {printf "%d/%d accepted (score < 50), %d clean (< 20)", a, n, c}')"

@@ -6,8 +6,13 @@ the wall clock (as a USB mouse polls), release. Chromium receives these
 as it receives a real mouse's events on Linux (XInput2), so what slide.js
 records of them is what the browser's pipeline does to a real device.
 
-    xdrag.py X0 Y0 DX DURATION_MS HZ SEED
+    xdrag.py X0 Y0 DX DURATION_MS HZ SEED [PATH.json]
+
+With PATH.json (a list of [dx, dy] offsets from the press, as a path
+library draws them: ghost-cursor's path()), the pointer visits those points
+instead, one per motion event, and DURATION_MS is ignored.
 """
+import json
 import math
 import random
 import sys
@@ -28,13 +33,20 @@ def main():
     d.flush()
     time.sleep(0.08 + rng.random() * 0.05)
     drift = rng.uniform(-6, 6)
+    if len(sys.argv) > 7:
+        with open(sys.argv[7]) as f:
+            pts = [(x0 + p[0], y0 + p[1]) for p in json.load(f)[1:]]
+    else:
+        n = int(dur / 1000 * hz)
+        pts = []
+        for i in range(1, n + 1):
+            u = i / n
+            s = 10 * u**3 - 15 * u**4 + 6 * u**5
+            pts.append((x0 + dx * s + rng.gauss(0, 0.4), y0 + drift * math.sin(math.pi * u) + rng.gauss(0, 0.4)))
     start = time.monotonic()
     period = 1 / hz
-    n = int(dur / 1000 * hz)
-    for i in range(1, n + 1):
-        u = i / n
-        s = 10 * u**3 - 15 * u**4 + 6 * u**5
-        move(x0 + dx * s + rng.gauss(0, 0.4), y0 + drift * math.sin(math.pi * u) + rng.gauss(0, 0.4))
+    for i, (x, y) in enumerate(pts, 1):
+        move(x, y)
         wait = start + i * period - time.monotonic()
         if wait > 0:
             time.sleep(wait)
