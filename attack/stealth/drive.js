@@ -38,6 +38,7 @@ const fs = require('fs')
 const os = require('os')
 const path = require('path')
 const { rng, ghostCursorPlan, windMousePlan, nearestDrag } = require('./dragplans')
+const { slotShare } = require('./slot')
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -148,19 +149,7 @@ async function aim (page, rand) {
   const tb = await track.boundingBox()
   const x0 = hb.x + hb.width / 2 + (rand() - 0.5) * 10
   const y0 = hb.y + hb.height / 2 + (rand() - 0.5) * 10
-  const share = await page.evaluate(async () => {
-    const img = document.getElementById('advc-slider-target')
-    if (!img) return 1
-    if (!img.complete) await new Promise(resolve => { img.onload = img.onerror = resolve })
-    const c = document.createElement('canvas')
-    c.width = img.naturalWidth; c.height = img.naturalHeight
-    const g = c.getContext('2d')
-    g.drawImage(img, 0, 0)
-    const d = g.getImageData(0, 0, c.width, c.height).data
-    let sum = 0; let n = 0
-    for (let i = 0; i < d.length; i += 4) if (d[i + 3] === 255 && d[i] < 0x50) { sum += (i / 4) % c.width; n++ }
-    return n ? (sum / n + 0.5) / c.width : 1
-  })
+  const share = await slotShare(page)
   return { x0, y0, dist: share * (tb.width - hb.width) + (rand() - 0.5) * 8 }
 }
 

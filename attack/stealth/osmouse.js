@@ -25,6 +25,7 @@ const fs = require('fs')
 const os = require('os')
 const path = require('path')
 const puppeteer = require('puppeteer-core')
+const { slotShare } = require('./slot')
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const [base, sessions, hz, seed] = process.argv.slice(2, 6)
@@ -80,18 +81,7 @@ async function session (i) {
     const off = await page.evaluate(() => window.__off) || [0, 0]
     const hb = await handle.boundingBox()
     const tb = await (await page.$('#advc-slider-track')).boundingBox()
-    const share = await page.evaluate(async () => {
-      const img = document.getElementById('advc-slider-target')
-      if (!img.complete) await new Promise(resolve => { img.onload = img.onerror = resolve })
-      const c = document.createElement('canvas')
-      c.width = img.naturalWidth; c.height = img.naturalHeight
-      const g = c.getContext('2d')
-      g.drawImage(img, 0, 0)
-      const d = g.getImageData(0, 0, c.width, c.height).data
-      let sum = 0; let n = 0
-      for (let k = 0; k < d.length; k += 4) if (d[k + 3] === 255 && d[k] < 0x50) { sum += (k / 4) % c.width; n++ }
-      return n ? (sum / n + 0.5) / c.width : 0.6
-    })
+    const share = await slotShare(page)
     await sleep(900)
     const dur = 700 + ((Number(seed) * 7919 + i * 104729) % 600)
     const x0 = off[0] + hb.x + hb.width / 2
