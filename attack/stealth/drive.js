@@ -38,7 +38,7 @@ const fs = require('fs')
 const os = require('os')
 const path = require('path')
 const { rng, ghostCursorPlan, windMousePlan, nearestDrag } = require('./dragplans')
-const { slotShare } = require('./slot')
+const { slotShare, judged } = require('./slide')
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -292,27 +292,6 @@ async function dragHuman (page, rand) {
   }
   await client.detach().catch(() => {})
   return { settings: { line: d.line, source: d.source, user: d.user, scale: k }, sent: rec.sent }
-}
-
-// The newest "slide judged" line of the gateway's JSON log written since
-// offset.
-function judged (logFile, offset) {
-  if (!logFile) return null
-  let text
-  try {
-    const fd = fs.openSync(logFile, 'r')
-    const size = fs.fstatSync(fd).size
-    const buf = Buffer.alloc(Math.max(0, size - offset))
-    fs.readSync(fd, buf, 0, buf.length, offset)
-    fs.closeSync(fd)
-    text = buf.toString('utf8')
-  } catch (e) { return null }
-  let last = null
-  for (const line of text.split('\n')) {
-    if (!line.includes('"slide judged"')) continue
-    try { last = JSON.parse(line) } catch (e) {}
-  }
-  return last && { score: last.score, certain: last.certain, reasons: last.reasons }
 }
 
 async function session (base, cfg, opts, rand) {

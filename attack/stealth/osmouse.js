@@ -25,7 +25,7 @@ const fs = require('fs')
 const os = require('os')
 const path = require('path')
 const puppeteer = require('puppeteer-core')
-const { slotShare } = require('./slot')
+const { slotShare, judged } = require('./slide')
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const [base, sessions, hz, seed] = process.argv.slice(2, 6)
@@ -43,14 +43,6 @@ function median (pts) {
   if (gaps.length < 8) return null
   gaps.sort((a, b) => a - b)
   return gaps[Math.floor(gaps.length / 2)]
-}
-
-function judged (offset) {
-  if (!logFile || !fs.existsSync(logFile)) return {}
-  const text = fs.readFileSync(logFile, 'utf8').slice(offset)
-  let last = null
-  for (const line of text.split('\n')) if (line.includes('"slide judged"')) try { last = JSON.parse(line) } catch (e) {}
-  return last ? { score: last.score, reasons: last.reasons } : {}
 }
 
 async function session (i) {
@@ -106,7 +98,7 @@ async function session (i) {
       out.pointer = body.pointer && body.pointer.type
       if (dragsFile) fs.appendFileSync(dragsFile, JSON.stringify({ generator: 'osmouse-' + (pathKind || 'minjerk'), settings: { hz: Number(hz), seed: Number(seed), i }, points: body.points }) + '\n')
     }
-    Object.assign(out, judged(offset))
+    Object.assign(out, judged(logFile, offset) || {})
     return out
   } finally {
     await browser.close().catch(() => {})
